@@ -1,0 +1,23 @@
+//! berth: a runc-compatible OCI container runtime.
+//!
+//! The modules follow the container lifecycle: `cli` parses commands and
+//! calls into `container` (state directory, lock, status) and `process` (the
+//! single clone3 setup path and the parent/child protocol); the child sets up
+//! `rootfs`, `capabilities`, `rlimits`, `seccomp` and the `tty`, and the
+//! runtime runs `hooks` at the points the runtime-spec names.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod logging;
+pub mod process;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod sys;
+pub mod tty;
+
+pub use error::{Context, Error, Result};
