@@ -1,1 +1,147 @@
-//! (being written)
+//! `process.capabilities`: parsed in the parent, applied in the init with
+//! one capset(2) for effective/permitted/inheritable, prctl for the bounding
+//! and ambient sets.
+
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+use crate::error::{Context, Error, Result};
+
+/// Capability sets as bitmasks (bit N = capability N).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+fn mask_of(set: &Option<Capabilities>) -> Result<u64> {
+    let mut mask = 0u64;
+    for cap in set.iter().flatten() {
+        let name = serde_json::to_value(cap)?;
+        let name = name.as_str().unwrap_or_default();
+        let c: caps::Capability = name
+            .parse()
+            .map_err(|_| Error::msg(format!("unknown capability {name}")))?;
+        mask |= c.bitmask();
+    }
+    Ok(mask)
+}
+
+/// Absent capabilities mean none at all (runc's behaviour).
+pub fn parse(caps: Option<&LinuxCapabilities>) -> Result<CapSets> {
+    let Some(c) = caps else { return Ok(CapSets::default()) };
+    Ok(CapSets {
+        bounding: mask_of(c.bounding())?,
+        effective: mask_of(c.effective())?,
+        permitted: mask_of(c.permitted())?,
+        inheritable: mask_of(c.inheritable())?,
+        ambient: mask_of(c.ambient())?,
+    })
+}
+
+/// The highest capability this kernel knows.
+pub fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+fn names(mask: u64) -> String {
+    let mut out = Vec::new();
+    for c in caps::all() {
+        if mask & c.bitmask() != 0 {
+            out.push(c.to_string());
+        }
+    }
+    out.join(",")
+}
+
+impl CapSets {
+    /// Drop everything outside the bounding set; needs CAP_SETPCAP, so it
+    /// runs before the user switch.
+    pub fn drop_bounding(&self, last_cap: u8) -> Result<()> {
+        for cap in 0..=last_cap {
+            if self.bounding & (1u64 << cap) == 0 {
+                crate::sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong)
+                    .with_context(|| format!("drop capability {cap} from the bounding set"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Set effective, permitted and inheritable in one capset, then raise
+    /// the ambient set. Runs after the user switch (with PR_SET_KEEPCAPS).
+    pub fn apply(&self) -> Result<()> {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let split = |m: u64| (m as u32, (m >> 32) as u32);
+        let (e0, e1) = split(self.effective);
+        let (p0, p1) = split(self.permitted);
+        let (i0, i1) = split(self.inheritable);
+        let mut hdr = Header { version: 0x2008_0522, pid: 0 }; // _LINUX_CAPABILITY_VERSION_3
+        let data = [
+            Data { effective: e0, permitted: p0, inheritable: i0 },
+            Data { effective: e1, permitted: p1, inheritable: i1 },
+        ];
+        // SAFETY: header and the two data structs have the kernel's v3
+        // layout and outlive the call.
+        let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
+        if r != 0 {
+            let e = Error::from(std::io::Error::last_os_error());
+            let mut what = format!(
+                "set capabilities (effective {}; permitted {}; inheritable {})",
+                names(self.effective),
+                names(self.permitted),
+                names(self.inheritable)
+            );
+            if (self.effective | self.permitted | self.inheritable) & caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0 {
+                what.push_str(" [CAP_SYS_RESOURCE requested: is it in the runtime's own bounding set?]");
+            }
+            return Err(e.context(what));
+        }
+        for cap in 0..64u64 {
+            if self.ambient & (1 << cap) != 0 {
+                // SAFETY: integer-only prctl.
+                let r = unsafe {
+                    libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap, 0, 0)
+                };
+                if r != 0 {
+                    return Err(Error::from(std::io::Error::last_os_error())
+                        .context(format!("raise ambient capability {}", names(1 << cap))));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_into_masks() {
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_KILL","CAP_CHOWN"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}"#,
+        )
+        .unwrap();
+        let s = parse(Some(&c)).unwrap();
+        assert_eq!(s.bounding, (1 << 5) | 1); // CAP_KILL = 5, CAP_CHOWN = 0
+        assert_eq!(s.effective, 1 << 5);
+        assert_eq!(s.ambient, 0);
+        assert_eq!(parse(None).unwrap(), CapSets::default());
+    }
+}

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod container;
 pub mod error;
 pub mod hooks;
+pub mod lifecycle;
 pub mod logging;
 pub mod process;
 pub mod rootfs;

@@ -1,1 +1,156 @@
-//! (being written)
+//! Thin wrappers over the syscalls nix does not cover. Each returns
+//! `io::Result` and holds the only `unsafe` for its call.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `struct clone_args` from linux/sched.h (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// Fork-like clone3: returns 0 in the child, the child's pid in the parent.
+/// With `CLONE_PIDFD` the pidfd is stored through `args.pidfd`.
+///
+/// # Safety
+/// The caller must be single-threaded (the child gets a copy of only the
+/// calling thread) and `args` must not ask for a shared VM or a new stack.
+pub unsafe fn clone3(args: &mut CloneArgs) -> io::Result<libc::pid_t> {
+    // SAFETY: args points to a live, correctly sized clone_args; the caller
+    // guarantees the fork-like use (no CLONE_VM, no stack).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    check(ret).map(|r| r as libc::pid_t)
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; a null siginfo means "as kill(2) would".
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Close every fd from `first` up (close_range(2), one syscall).
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(|_| ())
+}
+
+/// Mark every fd from `first` up close-on-exec (close_range with CLOEXEC).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+    })
+    .map(|_| ())
+}
+
+pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall; fd is a live namespace fd.
+    check(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long).map(|_| ())
+}
+
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::unshare(flags) } as libc::c_long).map(|_| ())
+}
+
+pub fn prctl(op: libc::c_int, a: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the prctl ops we use take integer arguments only.
+    check(unsafe { libc::prctl(op, a, 0, 0, 0) } as libc::c_long).map(|_| ())
+}
+
+/// execve that only returns on failure.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> io::Error {
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings
+    // that the caller keeps alive across the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Reset every signal to its default disposition and unblock all: the
+/// runtime ignores SIGPIPE (Rust's default) and `run` blocks signals, and
+/// neither may leak into the container's process.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always sound; errors (invalid
+        // signal numbers reserved by libc) are irrelevant here.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised set; sigprocmask has no other effects.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and
+/// the state letter of `pid`; None when the process does not exist.
+pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, u8)> {
+    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    let end = data.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&data[end + 2..]).ok()?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.as_bytes().first().copied()?;
+    // `state` was field 3; start time is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_of_self_is_running() {
+        let (start, state) = proc_stat(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert_eq!(state, b'R');
+        assert!(proc_stat(i32::MAX).is_none());
+    }
+}

@@ -52,3 +52,15 @@ impl Manager {
         Ok(())
     }
 }
+
+impl Manager {
+    /// The container is frozen (`paused`).
+    pub fn is_frozen(&self) -> bool {
+        false
+    }
+
+    /// Resume a frozen container.
+    pub fn thaw(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,2 +1,137 @@
-//! (being written)
-pub fn main() -> i32 { 0 }
+//! The command line: runc's global flags and commands, each command's
+//! arguments in its own file, all thin glue over `lifecycle`.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{logging, Result};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "berth: a fast, runc-compatible OCI container runtime")]
+#[command(disable_help_subcommand = true)]
+pub struct Cli {
+    /// Root directory for container state (keep it on a tmpfs).
+    #[arg(long, global = true, default_value = "/run/berth")]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd to manage cgroups (cgroupsPath as slice:prefix:name).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: auto, true or false.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
+    rootless: String,
+    /// Accepted for runc compatibility (checkpointing is not supported).
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container (its process waits for `start`).
+    Create(create::Args),
+    /// Start the user process of a created container.
+    Start(start::Args),
+    /// Print a container's state as JSON.
+    State(state::Args),
+    /// Send a signal to a container's init (default SIGTERM).
+    Kill(kill::Args),
+    /// Delete a container and the resources it holds.
+    Delete(delete::Args),
+    /// Create and start a container, then wait for it.
+    Run(run::RunArgs),
+    /// List containers.
+    #[command(alias = "ps-list")]
+    List(list::Args),
+    /// Write a default config.json.
+    Spec(spec::Args),
+}
+
+/// Global options commands need.
+pub struct Globals {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+/// Entry point: parse, run, report. Exit codes follow runc: 1 for errors
+/// and bad flags, 3 for an unknown command.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let json = cli.log_format == "json";
+    if let Err(e) = logging::init(cli.log.as_deref(), json, cli.debug) {
+        eprintln!("berth: {e}");
+        return 1;
+    }
+    let g = Globals { root: cli.root, systemd_cgroup: cli.systemd_cgroup };
+    let (name, id, res): (&str, Option<String>, Result<i32>) = match cli.command {
+        Command::Create(a) => ("create", Some(a.id.clone()), create::run(&g, a)),
+        Command::Start(a) => ("start", Some(a.id.clone()), start::run(&g, a)),
+        Command::State(a) => ("state", Some(a.id.clone()), state::run(&g, a)),
+        Command::Kill(a) => ("kill", Some(a.id.clone()), kill::run(&g, a)),
+        Command::Delete(a) => ("delete", Some(a.id.clone()), delete::run(&g, a)),
+        Command::Run(a) => ("run", Some(a.create.id.clone()), run::run(&g, a)),
+        Command::List(a) => ("list", None, list::run(&g, a)),
+        Command::Spec(a) => ("spec", None, spec::run(a)),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = match id {
+                Some(id) => format!("{name} {id}: {e}"),
+                None => format!("{name}: {e}"),
+            };
+            logging::error(&msg);
+            1
+        }
+    }
+}
+
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::InvalidSubcommand => {
+            let _ = e.print();
+            3
+        }
+        _ => {
+            let _ = e.print();
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

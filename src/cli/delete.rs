@@ -1,0 +1,22 @@
+use super::Globals;
+use crate::container::Container;
+use crate::{lifecycle, Result};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    pub force: bool,
+    pub id: String,
+}
+
+pub fn run(g: &Globals, a: Args) -> Result<i32> {
+    let c = match Container::load(&g.root, &a.id) {
+        Ok(c) => c,
+        // runc: `delete --force` of a missing container succeeds.
+        Err(e) if a.force && e.message() == "container does not exist" => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    lifecycle::delete(c, a.force)?;
+    Ok(0)
+}

@@ -1,0 +1,318 @@
+//! The container lifecycle in one place: create, start, kill, delete, state.
+//! The CLI commands are thin wrappers over these functions.
+//!
+//! Deviation from the runtime-spec, following runc because containerd
+//! relies on it: `delete` of a `created` container kills its init and
+//! deletes it instead of failing.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use oci_spec::runtime::Spec;
+
+use crate::container::{self, Container, State, Status, EXEC_FIFO};
+use crate::error::{Context, Error, Result};
+use crate::process::launch::{self, Launch, Launched};
+use crate::process::wait;
+use crate::{cgroups, hooks, logging, spec, sys};
+
+pub struct CreateOpts {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+    /// `run` driving the terminal itself: the end the init sends the pty
+    /// master on (instead of a --console-socket path).
+    pub console_fd: Option<OwnedFd>,
+    /// `run` or `create`: a terminal without a console socket is only
+    /// allowed when `run` proxies it.
+    pub detached: bool,
+}
+
+/// Load and minimally check `<bundle>/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let spec: Spec = serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
+    if !spec.version().starts_with("1.") {
+        crate::bail!("{}: unsupported ociVersion {:?}", path.display(), spec.version());
+    }
+    Ok(spec)
+}
+
+pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
+    container::validate_id(&o.id)?;
+    let bundle = std::fs::canonicalize(&o.bundle).with_context(|| format!("bundle {}", o.bundle.display()))?;
+    let spec = load_spec(&bundle)?;
+    let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| "rootfs".into());
+    let rootfs = std::fs::canonicalize(bundle.join(&root_path))
+        .with_context(|| format!("rootfs {}", bundle.join(&root_path).display()))?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal && o.console_socket.is_none() && o.console_fd.is_none() {
+        crate::bail!("cannot allocate tty if berth will detach without setting console socket");
+    }
+    if !terminal && o.console_socket.is_some() {
+        crate::bail!("cannot use console socket if berth will not detach or allocate tty");
+    }
+    if o.systemd_cgroup {
+        crate::bail!("--systemd-cgroup: the systemd cgroup driver is not implemented yet");
+    }
+    let _ = o.detached;
+    let console_socket = match (&o.console_socket, o.console_fd.take()) {
+        (_, Some(fd)) => Some(fd),
+        (Some(path), None) => {
+            let s = std::os::unix::net::UnixStream::connect(path)
+                .with_context(|| format!("connect to console socket {}", path.display()))?;
+            Some(OwnedFd::from(s))
+        }
+        (None, None) => None,
+    };
+    let cgroup = cgroups::Manager::new(
+        &o.id,
+        spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()),
+        o.systemd_cgroup,
+    )?;
+
+    let (dir, lock) = container::create_dir(&o.root, &o.id)?;
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: o.id.clone(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: logging::rfc3339_now(),
+        owner: owner_name(),
+        annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        hooks: spec.hooks().clone(),
+        cgroup,
+        own_pid_ns: spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|nss| {
+            nss.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+        }),
+    };
+    let res = (|| -> Result<Launched> {
+        state.cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+        let cgroup_fd = state.cgroup.clone_into_fd();
+        let launched = launch::launch(
+            Launch {
+                id: &o.id,
+                spec: &spec,
+                bundle: &bundle,
+                rootfs: &rootfs,
+                state_dir: &dir,
+                lock_fd: lock.raw_fd(),
+                console_socket,
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                preserve_fds: o.preserve_fds,
+                cgroup_fd,
+            },
+            &mut state,
+        )?;
+        if let Err(e) =
+            container::save_state(&dir, &state).and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
+        {
+            launch::kill_and_reap(&launched);
+            return Err(e);
+        }
+        Ok(launched)
+    })();
+    match res {
+        Ok(launched) => Ok((Container::from_parts(dir, state, lock), launched)),
+        Err(e) => {
+            let _ = state.cgroup.destroy();
+            let _ = container::remove_dir(&dir);
+            Err(e)
+        }
+    }
+}
+
+fn write_pid_file(path: Option<&Path>, pid: i32) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let path = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    // Decimal pid, no newline: the bytes runc writes and callers read.
+    container::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+}
+
+fn owner_name() -> String {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+        for line in passwd.lines() {
+            let mut f = line.split(':');
+            if let (Some(name), _, Some(id)) = (f.next(), f.next(), f.next()) {
+                if id.parse() == Ok(uid) {
+                    return name.to_string();
+                }
+            }
+        }
+    }
+    format!("#{uid}")
+}
+
+/// Release the init blocked on the exec fifo, then run poststart hooks.
+pub fn start(c: &Container) -> Result<()> {
+    match c.status() {
+        Status::Created => {}
+        Status::Stopped => crate::bail!("cannot start a container that has stopped"),
+        Status::Running => crate::bail!("cannot start an already running container"),
+        s => crate::bail!("cannot start a container in the {} state", s.as_str()),
+    }
+    let fifo_path = c.dir.join(EXEC_FIFO);
+    // Non-blocking open, then wait for the init's byte or its death: a dead
+    // init must not leave `start` hanging.
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo_path)
+        .context("open exec fifo")?;
+    let pidfd = sys::pidfd_open(c.state.pid).context("pidfd_open of the container init")?;
+    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::from(e).context("wait for the container init")),
+        }
+    }
+    let mut buf = [0u8; 1];
+    let n = nix::unistd::read(&fifo, &mut buf).unwrap_or(0);
+    if n != 1 {
+        crate::bail!("container init exited before it could be started");
+    }
+    let _ = std::fs::remove_file(&fifo_path);
+    if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
+        let json = serde_json::to_vec(&c.state.to_oci_json(Status::Running))?;
+        if let Err(e) = hooks::run("poststart", h, &json) {
+            // runtime-spec: a failing poststart hook is a warning only.
+            logging::warn(&e.to_string());
+        }
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Parse a signal as runc does: `TERM`, `SIGTERM`, `15`, `RTMIN+2`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=libc::SIGRTMAX()).contains(&n) {
+            return Ok(n);
+        }
+        crate::bail!("invalid signal {s:?}");
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(rt) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('+').and_then(|n| n.parse().ok()).unwrap_or(-1) };
+        let n = libc::SIGRTMIN() + off;
+        if off >= 0 && n <= libc::SIGRTMAX() {
+            return Ok(n);
+        }
+    } else if let Some(rt) = name.strip_prefix("RTMAX") {
+        let off: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('-').and_then(|n| n.parse().ok()).unwrap_or(-1) };
+        let n = libc::SIGRTMAX() - off;
+        if off >= 0 && n >= libc::SIGRTMIN() {
+            return Ok(n);
+        }
+    } else if let Ok(sig) = format!("SIG{name}").parse::<nix::sys::signal::Signal>() {
+        return Ok(sig as i32);
+    }
+    crate::bail!("invalid signal {s:?}")
+}
+
+pub fn kill(c: &Container, sig: i32, all: bool) -> Result<()> {
+    if c.status() == Status::Stopped {
+        crate::bail!("container not running");
+    }
+    if all {
+        for pid in container_pids(c)? {
+            let _ = signal_pid(pid, None, sig);
+        }
+        return Ok(());
+    }
+    signal_pid(c.state.pid, Some(c.state.start_time), sig)
+}
+
+/// Signal through a pidfd, after checking (on the pidfd's process) that the
+/// pid still belongs to the init we started.
+fn signal_pid(pid: i32, start_time: Option<u64>, sig: i32) -> Result<()> {
+    let pidfd = sys::pidfd_open(pid).map_err(|_| Error::msg("container not running"))?;
+    if let Some(t) = start_time {
+        if sys::proc_stat(pid).map(|s| s.0) != Some(t) {
+            crate::bail!("container not running");
+        }
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), sig).with_context(|| format!("send signal {sig} to {pid}"))
+}
+
+/// Every process of the container: from its cgroup when cgroups know it,
+/// else (own pid namespace) every host process in the init's namespace.
+fn container_pids(c: &Container) -> Result<Vec<i32>> {
+    let pids = c.state.cgroup.pids()?;
+    if !pids.is_empty() {
+        return Ok(pids);
+    }
+    let mut out = vec![c.state.pid];
+    if !c.state.own_pid_ns {
+        return Ok(out);
+    }
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid)).context("read the init's pid namespace")?;
+    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if pid != c.state.pid && std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns) {
+            out.push(pid);
+        }
+    }
+    Ok(out)
+}
+
+pub fn delete(c: Container, force: bool) -> Result<()> {
+    match c.status() {
+        Status::Stopped => {}
+        // runc deletes a created container (containerd relies on it).
+        Status::Created => wait::kill_and_wait(c.state.pid)?,
+        s if force => {
+            if s == Status::Paused {
+                let _ = c.state.cgroup.thaw();
+            }
+            for pid in container_pids(&c)? {
+                if pid != c.state.pid {
+                    let _ = signal_pid(pid, None, libc::SIGKILL);
+                }
+            }
+            wait::kill_and_wait(c.state.pid)?
+        }
+        s => crate::bail!("cannot delete container {} that is not stopped: {}", c.state.id, s.as_str()),
+    }
+    destroy(c)
+}
+
+/// Tear down a stopped container: poststop hooks, cgroups, state dir.
+pub fn destroy(c: Container) -> Result<()> {
+    if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        let json = serde_json::to_vec(&c.state.to_oci_json(Status::Stopped))?;
+        if let Err(e) = hooks::run("poststop", h, &json) {
+            logging::warn(&e.to_string());
+        }
+    }
+    c.state.cgroup.destroy()?;
+    c.remove_dir()
+}
+
+/// `spec`: write the default config.json into `bundle`.
+pub fn write_default_spec(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        crate::bail!("File {} exists. Remove it first", path.display());
+    }
+    let mut data = serde_json::to_vec_pretty(&spec::default_spec(rootless))?;
+    data.push(b'\n');
+    std::fs::write(&path, data).with_context(|| format!("write {}", path.display()))
+}

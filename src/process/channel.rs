@@ -1,0 +1,137 @@
+//! The parent↔init protocol: one SOCK_SEQPACKET socketpair, one message per
+//! step, a tag byte and an optional payload.
+//!
+//! ```text
+//! parent                        init (child)
+//!   clone3 ─────────────────────▶ born in its namespaces
+//!   uid/gid maps, cgroups
+//!   Go(state) ──────────────────▶ setup: rootfs, console...
+//!                  ◀──────────── Hooks        (only with prestart/createRuntime hooks)
+//!   run hooks; HooksDone(state) ▶ createContainer hooks, pivot_root, ...
+//!                  ◀──────────── Ready | Error(message)
+//! ```
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// parent → init: id maps and cgroups are in place, continue; payload
+    /// is the state JSON for createContainer/startContainer hooks (empty
+    /// when there are none).
+    Go(Vec<u8>),
+    /// init → parent: run prestart and createRuntime hooks now.
+    Hooks,
+    /// parent → init: hooks done; payload is the state JSON for the
+    /// createContainer hooks.
+    HooksDone(Vec<u8>),
+    /// init → parent: ready to exec once started.
+    Ready,
+    /// init → parent: setup failed with this message.
+    Error(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// (parent end, child end); both close-on-exec.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .context("socketpair for the init channel")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+const MAX_MSG: usize = 1 << 20;
+
+impl Channel {
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let mut buf = Vec::with_capacity(16);
+        match msg {
+            Msg::Go(state) => {
+                buf.push(b'G');
+                buf.extend_from_slice(state);
+            }
+            Msg::Hooks => buf.push(b'h'),
+            Msg::HooksDone(state) => {
+                buf.push(b'H');
+                buf.extend_from_slice(state);
+            }
+            Msg::Ready => buf.push(b'r'),
+            Msg::Error(m) => {
+                buf.push(b'e');
+                buf.extend_from_slice(m.as_bytes());
+            }
+        }
+        loop {
+            match send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::from(e).context("send on the init channel")),
+            }
+        }
+    }
+
+    /// The next message; `None` when the other side closed its end (died).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => break n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::from(e).context("receive on the init channel")),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let payload = &buf[1..n];
+        let msg = match buf[0] {
+            b'G' => Msg::Go(payload.to_vec()),
+            b'h' => Msg::Hooks,
+            b'H' => Msg::HooksDone(payload.to_vec()),
+            b'r' => Msg::Ready,
+            b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
+            t => return Err(Error::msg(format!("unexpected message tag {t:#x} on the init channel"))),
+        };
+        Ok(Some(msg))
+    }
+
+    /// Wait for exactly `want`; anything else is a protocol error.
+    pub fn expect(&self, want: &Msg) -> Result<()> {
+        match self.recv()? {
+            Some(ref m) if m == want => Ok(()),
+            Some(m) => Err(Error::msg(format!("expected {want:?} on the init channel, got {m:?}"))),
+            None => Err(Error::msg("the runtime closed the init channel")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let (a, b) = pair().unwrap();
+        for m in [
+            Msg::Go(Vec::new()),
+            Msg::Hooks,
+            Msg::HooksDone(b"{\"id\":\"x\"}".to_vec()),
+            Msg::Ready,
+            Msg::Error("mount proc on /proc: permission denied".into()),
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), Some(m));
+        }
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+}

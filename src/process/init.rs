@@ -1,0 +1,348 @@
+//! The container init: what runs in the child clone3 created, from birth to
+//! execve of the container's process. Every failure before `Ready` goes to
+//! the parent over the channel and becomes the error of `create`.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Hook, Spec};
+
+use super::channel::{Channel, Msg};
+use crate::capabilities::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::{hooks, rootfs, seccomp, sys, tty};
+
+/// Everything the init needs, prepared by the parent before clone3 so the
+/// child parses and allocates as little as possible.
+pub struct InitCtx<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub chan: Channel,
+    /// fds of the parent's that the child closes first thing: its end of
+    /// the channel and the state-dir lock.
+    pub close_first: [RawFd; 2],
+    /// O_PATH fd of the exec fifo, reopened for writing via /proc/self/fd.
+    pub exec_fifo: RawFd,
+    pub console_socket: Option<RawFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub user_join: Option<RawFd>,
+    /// Namespaces to unshare after joining `user_join`.
+    pub unshare_after_userns: i32,
+    pub new_cgroupns: bool,
+    pub userns: bool,
+    pub mountns: bool,
+    pub utsns: bool,
+    pub caps: CapSets,
+    pub last_cap: u8,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64, String)>,
+    pub seccomp: Option<seccomp::Filter>,
+    pub no_new_privs: bool,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    /// fds 0..keep_fds survive exec (stdio, LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
+}
+
+/// Run the init; never returns.
+pub fn run(ctx: InitCtx) -> ! {
+    for fd in ctx.close_first {
+        // SAFETY: these fds were inherited through clone3 and nothing else
+        // in this process uses them.
+        unsafe { libc::close(fd) };
+    }
+    let err = match setup(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if ctx.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+        eprintln!("berth init: {err}");
+    }
+    // SAFETY: _exit is always sound; skip atexit handlers of the parent's copy.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn setup(ctx: &InitCtx) -> Result<Never> {
+    // Die with the parent while it is still setting us up.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).context("set parent death signal")?;
+    let process = ctx.spec.process().as_ref();
+
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            let mut err = Error::from(e).context(format!("set oom_score_adj to {adj}"));
+            if adj < 0 {
+                err = err.context("(lowering oom_score_adj needs CAP_SYS_RESOURCE)");
+            }
+            err
+        })?;
+    }
+
+    if let Some(fd) = ctx.user_join {
+        // SAFETY: fd was opened by the parent and is inherited.
+        let ufd = unsafe { BorrowedFd::borrow_raw(fd) };
+        sys::setns(ufd, libc::CLONE_NEWUSER).context("join user namespace")?;
+        if ctx.unshare_after_userns != 0 {
+            sys::unshare(ctx.unshare_after_userns).context("unshare namespaces in the joined user namespace")?;
+        }
+    }
+
+    // Wait for the id maps and cgroup placement.
+    let state_json = match ctx.chan.recv()? {
+        Some(Msg::Go(state)) => state,
+        Some(m) => crate::bail!("expected the go-ahead from the runtime, got {m:?}"),
+        None => crate::bail!("the runtime went away during setup"),
+    };
+
+    if ctx.userns {
+        // Become root of the new user namespace (where uid 0 is mapped) so
+        // what setup creates belongs to the container's root.
+        // SAFETY: integer-only syscalls; failure leaves credentials unchanged.
+        unsafe {
+            libc::setresgid(0, 0, 0);
+            libc::setresuid(0, 0, 0);
+        }
+    }
+    if ctx.new_cgroupns {
+        // After cgroup placement, so the namespace is rooted at the
+        // container's own cgroup (on v1 it joins after clone3).
+        sys::unshare(libc::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
+    }
+    // SAFETY: setsid has no memory effects; the init leads its own session.
+    unsafe { libc::setsid() };
+
+    let rcfg = rootfs::RootfsConfig {
+        spec: ctx.spec,
+        rootfs: ctx.rootfs,
+        bundle: ctx.bundle,
+        userns: ctx.userns,
+        no_pivot: ctx.no_pivot,
+    };
+    if !ctx.mountns {
+        crate::bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
+    }
+    rootfs::prepare(&rcfg)?;
+
+    if let Some(sock) = ctx.console_socket {
+        let size = process.and_then(|p| p.console_size());
+        let (master, slave) = tty::open_pty(&ctx.rootfs.join("dev/pts"), size.as_ref())?;
+        rootfs::mount_console(&rcfg, slave.as_fd())?;
+        // SAFETY: the console socket fd is inherited from the parent.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+        tty::send_master(sock.as_fd(), master.as_fd()).context("send the console to --console-socket")?;
+        drop(master);
+        tty::attach_slave(slave)?;
+    }
+
+    let hooks = ctx.spec.hooks().as_ref();
+    let has = |h: Option<&Vec<Hook>>| h.is_some_and(|v| !v.is_empty());
+    let mut state_json = state_json;
+    if hooks.is_some_and(|h| has(h.prestart().as_ref()) || has(h.create_runtime().as_ref())) {
+        ctx.chan.send(&Msg::Hooks)?;
+        match ctx.chan.recv()? {
+            Some(Msg::HooksDone(s)) => state_json = s,
+            Some(m) => crate::bail!("expected hooks done from the runtime, got {m:?}"),
+            None => crate::bail!("the runtime went away while running hooks"),
+        }
+    }
+    if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
+        hooks::run("createContainer", h, &state_json)?;
+    }
+
+    rootfs::pivot(&rcfg)?;
+
+    if let Some(h) = ctx.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if !ctx.utsns {
+            crate::bail!("unable to set hostname without a private UTS namespace");
+        }
+        nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = ctx.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        if !ctx.utsns {
+            crate::bail!("unable to set domainname without a private UTS namespace");
+        }
+        // SAFETY: pointer and length describe the live string.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::from(std::io::Error::last_os_error()).context(format!("setdomainname {d:?}")));
+        }
+    }
+    if let Some(sysctl) = ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (key, value) in sysctl {
+            let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+            if key.contains("..") || key.contains('/') {
+                crate::bail!("sysctl {key:?}: invalid name");
+            }
+            std::fs::write(&path, value.as_bytes()).with_context(|| format!("write sysctl {key}={value}"))?;
+        }
+    }
+    rootfs::finalize(&rcfg)?;
+
+    for (res, soft, hard, name) in &ctx.rlimits {
+        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+        // SAFETY: lim is a valid rlimit struct.
+        if unsafe { libc::setrlimit(*res, &lim) } != 0 {
+            let mut e = Error::from(std::io::Error::last_os_error())
+                .context(format!("setrlimit {name} (soft {soft}, hard {hard})"));
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                e = e.context("(raising a hard limit needs CAP_SYS_RESOURCE)");
+            }
+            return Err(e);
+        }
+    }
+
+    if !ctx.no_new_keyring {
+        join_session_keyring(ctx.id);
+    }
+
+    if let Some(f) = ctx.seccomp.as_ref().filter(|_| !ctx.no_new_privs) {
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it
+        // before the capabilities go.
+        f.install().context("install seccomp filter")?;
+    }
+
+    switch_user(ctx)?;
+
+    if ctx.no_new_privs {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
+    }
+
+    if let Some(p) = process {
+        let cwd = p.cwd();
+        if !cwd.as_os_str().is_empty() {
+            nix::unistd::chdir(cwd)
+                .with_context(|| format!("chdir to cwd ({:?}) set in config.json failed", cwd.display().to_string()))?;
+        }
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    }
+
+    let exe = lookup_exec(ctx)?;
+    let mut argv: Vec<*const libc::c_char> = ctx.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = ctx.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    // Setup is done: from here the init must outlive `create`.
+    sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
+    ctx.chan.send(&Msg::Ready)?;
+
+    // Block until `start` opens the fifo for reading.
+    let fifo_path = format!("/proc/self/fd/{}", ctx.exec_fifo);
+    let fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo_path)
+        .context("open exec fifo")
+        .unwrap_or_else(|e| fatal(&e));
+    if let Err(e) = nix::unistd::write(&fifo, b"0") {
+        fatal(&Error::from(e).context("write exec fifo"));
+    }
+    drop(fifo);
+
+    if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
+        if let Err(e) = hooks::run("startContainer", h, &state_json) {
+            fatal(&e);
+        }
+    }
+    if let Some(f) = ctx.seccomp.as_ref().filter(|_| ctx.no_new_privs) {
+        // As late as possible: the filter need not allow what setup used.
+        if let Err(e) = f.install() {
+            fatal(&e.context("install seccomp filter"));
+        }
+    }
+    if let Err(e) = sys::cloexec_from(ctx.keep_fds) {
+        fatal(&Error::from(e).context("close inherited fds"));
+    }
+    sys::reset_signals();
+    let err = sys::execve(&exe, &argv, &envp);
+    fatal(&Error::from(err).context(format!("exec {:?}", exe)))
+}
+
+/// After `Ready` there is nobody to report to but stderr.
+fn fatal(e: &Error) -> ! {
+    eprintln!("berth init: {e}");
+    // SAFETY: _exit is always sound.
+    unsafe { libc::_exit(127) }
+}
+
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    if let Ok(name) = CString::new(id) {
+        // SAFETY: name is a valid C string for the duration of the call.
+        // A kernel without keyrings (ENOSYS) or a locked-down one is not
+        // an error, as in runc.
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    }
+}
+
+/// setgroups/setresgid/setresuid keeping capabilities, then the caps.
+fn switch_user(ctx: &InitCtx) -> Result<()> {
+    ctx.caps.drop_bounding(ctx.last_cap)?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).context("set keepcaps")?;
+    let (uid, gid, groups) = match ctx.spec.process().as_ref() {
+        Some(p) => (p.user().uid(), p.user().gid(), p.user().additional_gids().clone().unwrap_or_default()),
+        None => (0, 0, Vec::new()),
+    };
+    // SAFETY: groups points to groups.len() gids.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+        let e = std::io::Error::last_os_error();
+        // A rootless user namespace has setgroups denied; with no extra
+        // groups requested there is nothing to do.
+        if !(ctx.userns && groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
+            return Err(Error::from(e).context(format!("setgroups {groups:?}")));
+        }
+    }
+    // SAFETY: integer-only syscalls.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}")));
+    }
+    // SAFETY: integer-only syscalls.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}")));
+    }
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keepcaps")?;
+    ctx.caps.apply()
+}
+
+/// Resolve args[0] like execvp would, in the container's filesystem and
+/// with its PATH, so a missing binary fails `create` rather than `start`.
+fn lookup_exec(ctx: &InitCtx) -> Result<CString> {
+    let Some(arg0) = ctx.args.first() else {
+        crate::bail!("process.args must not be empty");
+    };
+    let name = arg0.to_bytes();
+    let executable = |p: &CStr| -> bool {
+        // SAFETY: p is a valid C string.
+        let ok = unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0;
+        ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes())).is_ok_and(|m| m.is_file())
+    };
+    if name.contains(&b'/') {
+        if executable(arg0) {
+            return Ok(arg0.clone());
+        }
+        let err = std::io::Error::last_os_error();
+        return Err(Error::from(err).context(format!("exec: {:?}", String::from_utf8_lossy(name))));
+    }
+    let path = ctx
+        .env
+        .iter()
+        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(|&b| b == b':') {
+        let dir = if dir.is_empty() { &b"."[..] } else { dir };
+        let mut full = Vec::with_capacity(dir.len() + name.len() + 1);
+        full.extend_from_slice(dir);
+        full.push(b'/');
+        full.extend_from_slice(name);
+        if let Ok(c) = CString::new(full) {
+            if executable(&c) {
+                return Ok(c);
+            }
+        }
+    }
+    crate::bail!("exec: {:?}: executable file not found in $PATH", String::from_utf8_lossy(name))
+}

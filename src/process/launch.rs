@@ -1,0 +1,266 @@
+//! The parent side of `create`: prepare everything, one clone3, then drive
+//! the init through the channel protocol until it is ready (or failed).
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{PosixRlimitType, Spec};
+
+use super::channel::{self, Msg};
+use super::init::{self, InitCtx};
+use super::namespaces::{self, Plan};
+use crate::container::{State, Status, EXEC_FIFO};
+use crate::error::{Context, Error, Result};
+use crate::{capabilities, hooks, seccomp, sys};
+
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub state_dir: &'a Path,
+    /// The state-dir lock, which the init must not keep.
+    pub lock_fd: RawFd,
+    /// Connected console socket (or `run`'s own socketpair end).
+    pub console_socket: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// v2: the leaf cgroup for CLONE_INTO_CGROUP.
+    pub cgroup_fd: Option<RawFd>,
+}
+
+pub struct Launched {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub start_time: u64,
+}
+
+/// Create the container init and take it to `Ready`. On error the init is
+/// killed and reaped; the caller removes the state dir and cgroups.
+pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
+    let linux = l.spec.linux().as_ref();
+    let plan = Plan::from_spec(linux)?;
+    validate_ids(&plan, l.spec)?;
+    if plan.user_join.is_some() && plan.new & libc::CLONE_NEWPID != 0 {
+        crate::bail!("a new pid namespace inside a joined user namespace is not supported");
+    }
+    let process = l.spec.process().as_ref();
+    let caps = capabilities::parse(process.and_then(|p| p.capabilities().as_ref()))?;
+    let rlimits = parse_rlimits(l.spec)?;
+    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s).context("seccomp")?),
+        None => None,
+    };
+    let (args, mut env) = process_strings(l.spec)?;
+    let listen = listen_fds();
+    if let Some(n) = listen {
+        env.push(cstring(format!("LISTEN_FDS={n}"))?);
+        env.push(cstring("LISTEN_PID=1".to_string())?);
+    }
+    let keep_fds = 3 + listen.unwrap_or(0) + l.preserve_fds;
+
+    // The exec fifo: the init blocks opening it for writing until `start`
+    // opens it for reading. The O_PATH fd lets the init reopen it after
+    // pivot_root through /proc/self/fd.
+    let fifo_path = l.state_dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(&fifo_path)
+        .context("open exec fifo")?;
+
+    let (parent_chan, child_chan) = channel::pair()?;
+    let ctx = InitCtx {
+        id: l.id,
+        spec: l.spec,
+        rootfs: l.rootfs,
+        bundle: l.bundle,
+        close_first: [parent_chan.raw_fd(), l.lock_fd],
+        chan: child_chan,
+        exec_fifo: fifo.as_raw_fd(),
+        console_socket: l.console_socket.as_ref().map(|s| s.as_raw_fd()),
+        no_pivot: l.no_pivot,
+        no_new_keyring: l.no_new_keyring,
+        user_join: plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()),
+        unshare_after_userns: if plan.user_join.is_some() {
+            plan.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)
+        } else {
+            0
+        },
+        new_cgroupns: plan.new & libc::CLONE_NEWCGROUP != 0,
+        userns: plan.has_userns(),
+        mountns: plan.has(libc::CLONE_NEWNS),
+        utsns: plan.has(libc::CLONE_NEWUTS),
+        caps,
+        last_cap: capabilities::last_cap(),
+        rlimits,
+        seccomp,
+        no_new_privs: process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
+        args,
+        env,
+        keep_fds,
+    };
+
+    let mut flags = libc::CLONE_PIDFD as u64;
+    if plan.user_join.is_none() {
+        // The cgroup namespace is unshared by the init once it sits in its
+        // cgroups; the time namespace was made by the parent (see
+        // namespaces::enter_for_clone).
+        flags |= (plan.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)) as u64;
+    }
+    let mut pidfd: RawFd = -1;
+    let mut args = sys::CloneArgs {
+        flags,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(cg) = l.cgroup_fd {
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cg as u64;
+    }
+
+    let saved = namespaces::enter_for_clone(&plan, linux)?;
+    // SAFETY: berth is single-threaded here (no threads are ever started
+    // before create), and the args ask for a fork-like clone.
+    let cloned = unsafe { sys::clone3(&mut args) };
+    match cloned {
+        Ok(0) => init::run(ctx),
+        _ => drop(ctx),
+    }
+    let restored = saved.restore();
+    let pid = cloned.with_context(|| format!("clone3 (flags {flags:#x})"))?;
+    // SAFETY: with CLONE_PIDFD the kernel stored a new fd we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let launched = Launched { pid, start_time: sys::proc_stat(pid).map(|s| s.0).unwrap_or(0), pidfd };
+    state.pid = pid;
+    state.start_time = launched.start_time;
+
+    let res = restored.and_then(|()| drive(&l, &plan, state, &parent_chan, pid));
+    if let Err(e) = res {
+        kill_and_reap(&launched);
+        return Err(e);
+    }
+    drop(fifo);
+    Ok(launched)
+}
+
+/// Parent's half of the protocol after clone3.
+fn drive(
+    l: &Launch,
+    plan: &Plan,
+    state: &State,
+    chan: &channel::Channel,
+    pid: i32,
+) -> Result<()> {
+    if plan.new & libc::CLONE_NEWUSER != 0 {
+        namespaces::write_id_maps(pid, l.spec.linux().as_ref())?;
+    }
+    if l.cgroup_fd.is_none() {
+        state.cgroup.add_pid(pid)?;
+    }
+    let hooks = l.spec.hooks().as_ref();
+    let needs_state = hooks.is_some_and(|h| {
+        h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+            || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let state_json = |status| serde_json::to_vec(&state.to_oci_json(status)).unwrap_or_default();
+    chan.send(&Msg::Go(if needs_state { state_json(Status::Creating) } else { Vec::new() }))?;
+    loop {
+        match chan.recv()? {
+            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Hooks) => {
+                let json = state_json(Status::Creating);
+                if let Some(h) = hooks {
+                    hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
+                    hooks::run("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &json)?;
+                }
+                chan.send(&Msg::HooksDone(json))?;
+            }
+            Some(Msg::Error(m)) => return Err(Error::msg(m)),
+            Some(m) => crate::bail!("unexpected {m:?} from the container init"),
+            None => crate::bail!("container init exited during setup"),
+        }
+    }
+}
+
+pub fn kill_and_reap(l: &Launched) {
+    let _ = sys::pidfd_send_signal(l.pidfd.as_fd(), libc::SIGKILL);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(l.pid), None);
+}
+
+fn validate_ids(plan: &Plan, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let has_maps = linux.is_some_and(|l| {
+        l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    });
+    if plan.new & libc::CLONE_NEWUSER != 0 && !has_maps {
+        crate::bail!("a new user namespace needs linux.uidMappings and linux.gidMappings");
+    }
+    if has_maps && plan.new & libc::CLONE_NEWUSER == 0 {
+        crate::bail!("user namespace mappings specified, but no new user namespace is requested");
+    }
+    Ok(())
+}
+
+fn cstring(s: String) -> Result<CString> {
+    CString::new(s).map_err(|e| Error::msg(format!("string with a NUL byte: {:?}", e.into_vec())))
+}
+
+fn process_strings(spec: &Spec) -> Result<(Vec<CString>, Vec<CString>)> {
+    let Some(p) = spec.process().as_ref() else {
+        crate::bail!("config.json: process is required");
+    };
+    let args = p.args().as_ref().filter(|a| !a.is_empty()).ok_or_else(|| Error::msg("process.args must not be empty"))?;
+    let args = args.iter().map(|a| cstring(a.clone())).collect::<Result<Vec<_>>>()?;
+    let env = p.env().iter().flatten().map(|e| cstring(e.clone())).collect::<Result<Vec<_>>>()?;
+    Ok((args, env))
+}
+
+/// Socket activation: fds passed by systemd (LISTEN_PID = our pid) go to
+/// the container as fds 3.. with LISTEN_PID=1.
+fn listen_fds() -> Option<u32> {
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    (pid == std::process::id()).then_some(fds)
+}
+
+type Rlimit = (libc::__rlimit_resource_t, u64, u64, String);
+
+fn parse_rlimits(spec: &Spec) -> Result<Vec<Rlimit>> {
+    let mut out = Vec::new();
+    let rl = spec.process().as_ref().and_then(|p| p.rlimits().as_ref());
+    for r in rl.into_iter().flatten() {
+        let name = serde_json::to_value(r.typ())?.as_str().unwrap_or_default().to_string();
+        let res = match r.typ() {
+            PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+            PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+            PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+            PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+            PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+            PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+            PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+            PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+            PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+            PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+            PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+            PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+            PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+            PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+            PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+            PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        };
+        if r.soft() > r.hard() {
+            crate::bail!("{name}: soft limit {} is above hard limit {}", r.soft(), r.hard());
+        }
+        out.push((res, r.soft(), r.hard(), name));
+    }
+    Ok(out)
+}

@@ -1,0 +1,180 @@
+//! Which namespaces the container gets new, which it joins by path, and the
+//! parent-side juggling clone3 needs for the joined ones.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+pub fn flag_of(t: LinuxNamespaceType) -> i32 {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+/// The name under /proc/PID/ns/.
+pub fn proc_name(flag: i32) -> &'static str {
+    match flag {
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWPID => "pid_for_children",
+        libc::CLONE_NEWNET => "net",
+        libc::CLONE_NEWTIME => "time_for_children",
+        _ => "?",
+    }
+}
+
+pub struct Join {
+    pub flag: i32,
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+#[derive(Default)]
+pub struct Plan {
+    /// CLONE_NEW* flags of the namespaces created new.
+    pub new: i32,
+    /// Namespaces joined by path, except the user namespace.
+    pub joins: Vec<Join>,
+    /// A user namespace joined by path.
+    pub user_join: Option<Join>,
+}
+
+impl Plan {
+    pub fn from_spec(linux: Option<&Linux>) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let mut seen = 0;
+        let namespaces = linux.and_then(|l| l.namespaces().as_ref());
+        for ns in namespaces.into_iter().flatten() {
+            let flag = flag_of(ns.typ());
+            if seen & flag != 0 {
+                crate::bail!("namespace {} is listed twice", ns.typ());
+            }
+            seen |= flag;
+            match ns.path() {
+                None => plan.new |= flag,
+                Some(p) if p.as_os_str().is_empty() => plan.new |= flag,
+                Some(p) => {
+                    let file = File::open(p)
+                        .with_context(|| format!("open {} namespace path {}", ns.typ(), p.display()))?;
+                    let join = Join { flag, fd: file.into(), path: p.clone() };
+                    if flag == libc::CLONE_NEWUSER {
+                        plan.user_join = Some(join);
+                    } else {
+                        plan.joins.push(join);
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// New or joined.
+    pub fn has(&self, flag: i32) -> bool {
+        self.new & flag != 0
+            || self.joins.iter().any(|j| j.flag == flag)
+            || (flag == libc::CLONE_NEWUSER && self.user_join.is_some())
+    }
+
+    pub fn has_userns(&self) -> bool {
+        self.has(libc::CLONE_NEWUSER)
+    }
+}
+
+/// The parent's own namespaces, saved before it enters the container's so it
+/// can return to them right after clone3.
+pub struct Saved(Vec<(i32, OwnedFd)>);
+
+impl Saved {
+    pub fn restore(self) -> Result<()> {
+        for (flag, fd) in self.0 {
+            sys::setns(fd.as_fd(), flag)
+                .with_context(|| format!("return to the runtime's {} namespace", proc_name(flag)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Enter the joined namespaces (and create a new time namespace with its
+/// offsets) in the parent, so that clone3 gives birth to the init inside
+/// them. The kernel forces this: a pid namespace can only be entered by
+/// being born into it; host-owned namespaces can no longer be joined once
+/// the init is in its new user namespace; and time offsets can only be
+/// written between `unshare(CLONE_NEWTIME)` and the first process entering
+/// it (clone3 with CLONE_NEWTIME would leave them unwritable: EACCES).
+pub fn enter_for_clone(plan: &Plan, linux: Option<&Linux>) -> Result<Saved> {
+    let mut saved = Vec::new();
+    let time_new = plan.new & libc::CLONE_NEWTIME != 0;
+    let res = (|| -> Result<()> {
+        for j in &plan.joins {
+            let own = File::open(format!("/proc/self/ns/{}", proc_name(j.flag)))
+                .with_context(|| format!("open own {} namespace", proc_name(j.flag)))?;
+            saved.push((j.flag, OwnedFd::from(own)));
+            sys::setns(j.fd.as_fd(), j.flag).with_context(|| {
+                format!("join {} namespace {}", proc_name(j.flag), j.path.display())
+            })?;
+        }
+        if time_new {
+            let own = File::open("/proc/self/ns/time_for_children").context("open own time namespace")?;
+            saved.push((libc::CLONE_NEWTIME, OwnedFd::from(own)));
+            sys::unshare(libc::CLONE_NEWTIME).context("unshare time namespace")?;
+            write_time_offsets(linux)?;
+        }
+        Ok(())
+    })();
+    let saved = Saved(saved);
+    if let Err(e) = res {
+        saved.restore()?;
+        return Err(e);
+    }
+    Ok(saved)
+}
+
+fn write_time_offsets(linux: Option<&Linux>) -> Result<()> {
+    let Some(offsets) = linux.and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            crate::bail!("timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+        }
+        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    std::fs::write("/proc/self/timens_offsets", text.as_bytes()).context("write time namespace offsets")
+}
+
+/// Write the init's uid_map and gid_map (the init waits until we are done).
+pub fn write_id_maps(pid: i32, linux: Option<&Linux>) -> Result<()> {
+    let Some(linux) = linux else { return Ok(()) };
+    for (file, maps) in [("uid_map", linux.uid_mappings()), ("gid_map", linux.gid_mappings())] {
+        let Some(maps) = maps.as_ref().filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let mut text = String::new();
+        for m in maps {
+            text.push_str(&format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()));
+        }
+        let path = format!("/proc/{pid}/{file}");
+        // One write: the kernel accepts a map only once, whole.
+        std::fs::write(&path, text.as_bytes()).map_err(|e| Error::from(e).context(format!("write {path}")))?;
+    }
+    Ok(())
+}
