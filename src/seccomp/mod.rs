@@ -1,23 +1,139 @@
 //! `linux.seccomp`: compiled to a BPF program in the parent (before clone3,
 //! so the child only installs it), installed right before exec.
+//!
+//! We generate the BPF ourselves (`compile.rs`, `bpf.rs`) rather than with
+//! seccompiler: seccompiler gives every rule of a filter one shared action
+//! (the spec has one per rule, plus errno values), knows one ABI per filter
+//! (Docker's profile lists x86_64, i386 and x32), and its install helpers
+//! always set no_new_privs and cannot pass SECCOMP_FILTER_FLAG_LOG or
+//! _SPEC_ALLOW, while the runtime must honour `noNewPrivileges: false`.
+
+mod bpf;
+mod compile;
+mod syscalls;
 
 use oci_spec::runtime::LinuxSeccomp;
 
 use crate::Result;
 
+pub use compile::{syscall_number, Abi};
+
+/// Actions `compile` accepts, as the runtime-spec spells them.
+pub const SUPPORTED_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+/// Argument comparison operators `compile` accepts.
+pub const SUPPORTED_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+
+/// Architectures the filter enforces on an x86_64 host. Others may be listed
+/// in a config; they cannot occur on this kernel and are ignored.
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"];
+
+/// seccomp(2) filter flags `compile` accepts.
+pub const SUPPORTED_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+];
+
+const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+
 /// A compiled filter, ready to install without allocating.
 pub struct Filter {
-    _private: (),
+    program: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
+}
+
+/// Why `Filter::try_install` failed, without allocating a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallError {
+    /// seccomp(2) failed with this errno (EACCES: neither no_new_privs nor
+    /// CAP_SYS_ADMIN; EINVAL: a flag this kernel does not know).
+    Errno(i32),
+    /// With SECCOMP_FILTER_FLAG_TSYNC: this thread could not be synchronized.
+    Tsync(i64),
 }
 
 /// Compile a runtime-spec seccomp config for the host architecture.
-pub fn compile(_config: &LinuxSeccomp) -> Result<Filter> {
-    crate::bail!("seccomp is not implemented yet")
+pub fn compile(config: &LinuxSeccomp) -> Result<Filter> {
+    let c = compile::compile(config)?;
+    Ok(Filter {
+        program: c.program,
+        flags: c.flags,
+    })
 }
 
 impl Filter {
     /// Install on the calling thread (seccomp(2) with the config's flags).
+    /// Allocates only to describe a failure.
     pub fn install(&self) -> Result<()> {
-        crate::bail!("seccomp is not implemented yet")
+        match self.try_install() {
+            Ok(()) => Ok(()),
+            Err(InstallError::Errno(e)) => {
+                Err(nix::errno::Errno::from_raw(e)).map_err(|e| {
+                    crate::Error::from(e).context("seccomp(SECCOMP_SET_MODE_FILTER)")
+                })
+            }
+            Err(InstallError::Tsync(tid)) => crate::bail!(
+                "seccomp(SECCOMP_SET_MODE_FILTER): thread {tid} cannot be synchronized (SECCOMP_FILTER_FLAG_TSYNC)"
+            ),
+        }
+    }
+
+    /// `install` that never allocates, for callers between clone and exec
+    /// that report errors themselves.
+    pub fn try_install(&self) -> std::result::Result<(), InstallError> {
+        let prog = libc::sock_fprog {
+            // `compile` caps programs at 4096 instructions.
+            len: self.program.len() as u16,
+            filter: self.program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `self.program`, which outlives the call;
+        // the kernel copies the program and does not write through the
+        // pointer. No other memory is touched.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            rc if rc > 0 => Err(InstallError::Tsync(rc)),
+            _ => Err(InstallError::Errno(
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL),
+            )),
+        }
+    }
+
+    /// The BPF program, for inspection and tests.
+    pub fn program(&self) -> &[libc::sock_filter] {
+        &self.program
+    }
+
+    /// The seccomp(2) flags `install` passes.
+    pub fn flags(&self) -> libc::c_ulong {
+        self.flags
     }
 }
