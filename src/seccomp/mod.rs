@@ -12,6 +12,9 @@ mod bpf;
 mod compile;
 mod syscalls;
 
+#[cfg(test)]
+mod compile_tests;
+
 use oci_spec::runtime::LinuxSeccomp;
 
 use crate::Result;
