@@ -103,8 +103,13 @@ fn errno_action_returns_the_configured_errno() {
             return 2;
         }
         let dir = c"/tmp/berth-seccomp-never-created";
-        if sys(libc::SYS_mkdirat, libc::AT_FDCWD as u64, dir.as_ptr() as u64, 0o755).1
-            != libc::ENOSYS
+        if sys(
+            libc::SYS_mkdirat,
+            libc::AT_FDCWD as u64,
+            dir.as_ptr() as u64,
+            0o755,
+        )
+        .1 != libc::ENOSYS
         {
             return 3;
         }

@@ -19,7 +19,7 @@ fn word(d: &Data, off: u32) -> u32 {
         4 => d.arch,
         16..=63 => {
             let i = ((off - 16) / 8) as usize;
-            if (off - 16) % 8 == 0 {
+            if (off - 16).is_multiple_of(8) {
                 d.args[i] as u32
             } else {
                 (d.args[i] >> 32) as u32
