@@ -152,6 +152,28 @@ fn default_errno_leaves_only_the_allow_list() {
 }
 
 #[test]
+fn syscalls_newer_than_the_profile_fail_with_enosys() {
+    // exit_group is 231; getppid (110) is older, openat2 (437) newer.
+    let f = filter(
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+        {"names":["exit_group"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    );
+    let end = in_child(|| {
+        if prepare_and_install(&f).is_err() {
+            return 1;
+        }
+        if sys(libc::SYS_getppid, 0, 0, 0).1 != libc::EPERM {
+            return 2;
+        }
+        if sys(libc::SYS_openat2, 0, 0, 0).1 != libc::ENOSYS {
+            return 3;
+        }
+        0
+    });
+    assert_eq!(end, End::Exit(0));
+}
+
+#[test]
 fn default_errno_ret_sets_the_default_errno() {
     let f = filter(
         r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[

@@ -10,6 +10,7 @@
 //! x86_64 section:
 //!   A = nr; nr >= 0x4000_0000 → x32 section (if SCMP_ARCH_X32 is listed,
 //!                                 else ret bad-arch action)
+//!   nr > newest syscall the profile names → ret ENOSYS (deny defaults only)
 //!   binary search on nr → leaves of `jeq nr` → `ret action` or rule bodies
 //!   ret default action
 //! ```
@@ -265,11 +266,30 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
                 None => asm.ret(RET_BAD_ARCH),
             }
         }
+        if denies(config.default_action()) {
+            if let Some(newest) = table.keys().next_back() {
+                // Newer than anything the profile names: the author could not
+                // have meant to deny it, and ENOSYS lets libc fall back.
+                asm.jump(BPF_JGT, *newest, Target::Next, Target::Skip(1));
+                asm.ret(RET_ERRNO | libc::ENOSYS as u32);
+            }
+        }
         emit_section(&mut asm, abi, &table, default);
     }
 
     let program = asm.finish()?;
     Ok(Compiled { program, flags })
+}
+
+/// Whether unnamed syscalls are refused by default, so that syscalls newer
+/// than the profile get ENOSYS instead (what runc does, so glibc's
+/// fallbacks for e.g. clone3 or faccessat2 work under old profiles).
+fn denies(default: LinuxSeccompAction) -> bool {
+    use LinuxSeccompAction::*;
+    matches!(
+        default,
+        ScmpActErrno | ScmpActKill | ScmpActKillThread | ScmpActKillProcess | ScmpActTrap
+    )
 }
 
 /// What a syscall's `jeq` leads to.
