@@ -548,3 +548,38 @@ fn x32_syscall_numbers_do_not_bypass_the_filter() {
     });
     assert_eq!(end, End::Exit(0));
 }
+
+#[test]
+fn this_kernel_supports_every_flag_berth_accepts() {
+    // Kernels since 4.17 know all three.
+    let mut flags = seccomp::kernel_supported_flags();
+    flags.sort_unstable();
+    let mut want = seccomp::SUPPORTED_FLAGS.to_vec();
+    want.sort_unstable();
+    assert_eq!(flags, want);
+    let end = in_child(|| {
+        let _ = seccomp::kernel_supported_flags();
+        // No filter was installed: reading our own seccomp mode gives 0.
+        // SAFETY: PR_GET_SECCOMP takes no pointers.
+        unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) }
+    });
+    assert_eq!(end, End::Exit(0));
+}
+
+#[test]
+fn install_failure_carries_the_syscall_in_its_message() {
+    let f = filter(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#);
+    // Checked in the child, reported through the exit code: the error text
+    // is built after fork, which glibc's fork-safe malloc allows.
+    let end = in_child(|| {
+        // SAFETY: plain syscall on the calling process.
+        if unsafe { libc::setresuid(65534, 65534, 65534) } != 0 {
+            return 1;
+        }
+        match f.install() {
+            Err(e) if e.message() == "seccomp(SECCOMP_SET_MODE_FILTER): permission denied" => 0,
+            _ => 2,
+        }
+    });
+    assert_eq!(end, End::Exit(0));
+}

@@ -27,7 +27,16 @@ use oci_spec::runtime::{
 
 use super::bpf::{Asm, Label, Target, BPF_JEQ, BPF_JGE, BPF_JGT};
 use super::syscalls;
-use crate::Result;
+use crate::{Context, Result};
+
+/// `seccomp syscalls[3] (mount, umount2)`, short even for huge allow lists.
+fn rule_name(index: usize, names: &[String]) -> String {
+    let mut shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        shown.push_str(&format!(", … {} more", names.len() - 3));
+    }
+    format!("seccomp syscalls[{index}] ({shown})")
+}
 
 pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 pub(crate) const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -111,17 +120,17 @@ pub(crate) struct Compiled {
     pub(crate) flags: libc::c_ulong,
 }
 
-fn action_ret(action: LinuxSeccompAction, errno_ret: Option<u32>, what: &str) -> Result<u32> {
+fn action_ret(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<u32> {
     use LinuxSeccompAction::*;
     let data = |errno: Option<u32>| -> Result<u32> {
         let e = errno.unwrap_or(libc::EPERM as u32);
         if e > 0xffff {
-            crate::bail!("{what}: errnoRet {e} does not fit in SECCOMP_RET_DATA (16 bits)");
+            crate::bail!("errnoRet {e} does not fit in SECCOMP_RET_DATA (16 bits)");
         }
         Ok(e)
     };
     if errno_ret.is_some() && !matches!(action, ScmpActErrno | ScmpActTrace) {
-        crate::bail!("{what}: errnoRet is only valid with SCMP_ACT_ERRNO and SCMP_ACT_TRACE");
+        crate::bail!("errnoRet is only valid with SCMP_ACT_ERRNO and SCMP_ACT_TRACE");
     }
     Ok(match action {
         ScmpActKill | ScmpActKillThread => RET_KILL_THREAD,
@@ -132,7 +141,7 @@ fn action_ret(action: LinuxSeccompAction, errno_ret: Option<u32>, what: &str) ->
         ScmpActLog => RET_LOG,
         ScmpActAllow => RET_ALLOW,
         ScmpActNotify => crate::bail!(
-            "{what}: SCMP_ACT_NOTIFY is not supported (berth has no seccomp notify agent support)"
+            "SCMP_ACT_NOTIFY is not supported (berth has no seccomp notify agent support)"
         ),
     })
 }
@@ -152,10 +161,10 @@ fn flags_bits(flags: &[LinuxSeccompFilterFlag]) -> Result<libc::c_ulong> {
     Ok(bits)
 }
 
-fn cond(arg: &LinuxSeccompArg, what: &str) -> Result<Cond> {
+fn cond(arg: &LinuxSeccompArg) -> Result<Cond> {
     let index = arg.index();
     if index > 5 {
-        crate::bail!("{what}: argument index {index} out of range (0-5)");
+        crate::bail!("argument index {index} out of range (0-5)");
     }
     Ok(Cond {
         index: index as u32,
@@ -189,11 +198,8 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
             "seccomp defaultErrnoRet is only valid with SCMP_ACT_ERRNO and SCMP_ACT_TRACE"
         );
     }
-    let default = action_ret(
-        config.default_action(),
-        config.default_errno_ret(),
-        "seccomp defaultAction",
-    )?;
+    let default = action_ret(config.default_action(), config.default_errno_ret())
+        .context("seccomp defaultAction")?;
 
     let mut abis = vec![Abi::X86_64];
     for a in config.architectures().as_deref().unwrap_or_default() {
@@ -217,15 +223,16 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
         .iter()
         .enumerate()
     {
-        let what = format!("seccomp syscalls[{i}] ({})", sc.names().join(","));
-        let ret = action_ret(sc.action(), sc.errno_ret(), &what)?;
+        let what = || rule_name(i, sc.names());
+        let ret = action_ret(sc.action(), sc.errno_ret()).with_context(what)?;
         let conds = sc
             .args()
             .as_deref()
             .unwrap_or_default()
             .iter()
-            .map(|a| cond(a, &what))
-            .collect::<Result<Vec<_>>>()?;
+            .map(cond)
+            .collect::<Result<Vec<_>>>()
+            .with_context(what)?;
         for (abi, table) in tables.iter_mut() {
             for name in sc.names() {
                 if let Some(nr) = syscall_number(*abi, name) {

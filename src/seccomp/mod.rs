@@ -58,10 +58,47 @@ pub const SUPPORTED_FLAGS: &[&str] = &[
 
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 
+/// The subset of `SUPPORTED_FLAGS` the running kernel accepts, for the
+/// `features` command. Probes with a NULL program: the kernel checks flags
+/// (EINVAL) before reading the program (EFAULT), so nothing is installed.
+pub fn kernel_supported_flags() -> Vec<&'static str> {
+    let flags = [
+        ("SECCOMP_FILTER_FLAG_LOG", compile::FLAG_LOG),
+        ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", compile::FLAG_SPEC_ALLOW),
+        ("SECCOMP_FILTER_FLAG_TSYNC", compile::FLAG_TSYNC),
+    ];
+    flags
+        .into_iter()
+        .filter(|(_, bit)| {
+            // SAFETY: a NULL program pointer is never dereferenced by us;
+            // the kernel rejects it with EFAULT after validating the flags.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    SECCOMP_SET_MODE_FILTER,
+                    *bit,
+                    std::ptr::null::<libc::sock_fprog>(),
+                )
+            };
+            rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// A compiled filter, ready to install without allocating.
 pub struct Filter {
     program: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("instructions", &self.program.len())
+            .field("flags", &self.flags)
+            .finish()
+    }
 }
 
 /// Why `Filter::try_install` failed, without allocating a message.
@@ -89,11 +126,8 @@ impl Filter {
     pub fn install(&self) -> Result<()> {
         match self.try_install() {
             Ok(()) => Ok(()),
-            Err(InstallError::Errno(e)) => {
-                Err(nix::errno::Errno::from_raw(e)).map_err(|e| {
-                    crate::Error::from(e).context("seccomp(SECCOMP_SET_MODE_FILTER)")
-                })
-            }
+            Err(InstallError::Errno(e)) => Err(crate::Error::from(nix::errno::Errno::from_raw(e))
+                .context("seccomp(SECCOMP_SET_MODE_FILTER)")),
             Err(InstallError::Tsync(tid)) => crate::bail!(
                 "seccomp(SECCOMP_SET_MODE_FILTER): thread {tid} cannot be synchronized (SECCOMP_FILTER_FLAG_TSYNC)"
             ),
