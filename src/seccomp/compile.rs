@@ -29,15 +29,6 @@ use super::bpf::{Asm, Label, Target, BPF_JEQ, BPF_JGE, BPF_JGT};
 use super::syscalls;
 use crate::{Context, Result};
 
-/// `seccomp syscalls[3] (mount, umount2)`, short even for huge allow lists.
-fn rule_name(index: usize, names: &[String]) -> String {
-    let mut shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > 3 {
-        shown.push_str(&format!(", … {} more", names.len() - 3));
-    }
-    format!("seccomp syscalls[{index}] ({shown})")
-}
-
 pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 pub(crate) const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
@@ -172,6 +163,15 @@ fn cond(arg: &LinuxSeccompArg) -> Result<Cond> {
         value: arg.value(),
         value_two: arg.value_two().unwrap_or(0),
     })
+}
+
+/// `seccomp syscalls[3] (mount, umount2)`, short even for huge allow lists.
+fn rule_name(index: usize, names: &[String]) -> String {
+    let mut shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        shown.push_str(&format!(", … {} more", names.len() - 3));
+    }
+    format!("seccomp syscalls[{index}] ({shown})")
 }
 
 /// Per-ABI rules, keyed by syscall number, in the order they are tried.
