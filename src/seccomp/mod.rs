@@ -7,6 +7,20 @@
 //! (Docker's profile lists x86_64, i386 and x32), and its install helpers
 //! always set no_new_privs and cannot pass SECCOMP_FILTER_FLAG_LOG or
 //! _SPEC_ALLOW, while the runtime must honour `noNewPrivileges: false`.
+//!
+//! Behaviour callers see (libseccomp/runc semantics unless noted):
+//! - x86_64 is always filtered; i386 (`int 0x80`) and x32 (nr with bit 30)
+//!   follow the rules by their own numbers when listed in `architectures`,
+//!   and are killed (SECCOMP_RET_KILL_THREAD, libseccomp's bad-arch default)
+//!   when not, so they can never bypass the filter.
+//! - Syscall names unknown for an ABI are skipped.
+//! - For one syscall, rules with `args` are tried in config order and the
+//!   first rule without `args` is the fallback, so a catch-all never hides
+//!   a specific rule; `args` within one rule are ANDed.
+//! - With a refusing default action, syscalls numbered above the newest one
+//!   the profile names get ENOSYS, as in runc.
+//! - SCMP_ACT_NOTIFY, `listenerPath` and WAIT_KILLABLE_RECV are rejected by
+//!   `compile`, as is errnoRet outside ERRNO/TRACE or above 0xffff.
 
 mod bpf;
 mod compile;
