@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use nix::sys::stat::Mode;
@@ -68,6 +68,9 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     // pivot_root through /proc/self/fd.
     let fifo_path = l.state_dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
+    // Writable by anyone (not subject to our umask): the init opens it
+    // after switching to the container's user, possibly in a user namespace.
+    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622)).context("chmod exec fifo")?;
     let fifo = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH)
