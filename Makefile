@@ -23,7 +23,7 @@ build:
 
 # Runs a real container: a busybox bundle built from Debian's busybox-static.
 demo: deps build
-	@scripts/demo.sh $(RELEASE)/berth
+	@scripts/demo.sh $(CURDIR)/$(RELEASE)/berth
 
 test: deps build
 	$(CARGO) test --release --workspace -- --test-threads=2
