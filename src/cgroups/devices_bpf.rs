@@ -85,6 +85,7 @@ pub fn compile(rules: &[Rule]) -> Vec<Insn> {
         if let Some(m) = r.minor {
             checks.push(insn(JMP_JNE_K, 5, 0, 0, m as i32));
         }
+        let unconditional = checks.is_empty();
         checks.push(insn(ALU64_MOV_K, 0, 0, 0, i32::from(r.allow)));
         checks.push(insn(JMP_EXIT, 0, 0, 0, 0));
         let len = checks.len();
@@ -95,6 +96,11 @@ pub fn compile(rules: &[Rule]) -> Vec<Insn> {
             }
         }
         prog.extend(checks);
+        if unconditional {
+            // Matches everything: earlier rules and the default are dead
+            // code, which the verifier rejects.
+            return prog;
+        }
     }
     prog.push(insn(ALU64_MOV_K, 0, 0, 0, 0));
     prog.push(insn(JMP_EXIT, 0, 0, 0, 0));
