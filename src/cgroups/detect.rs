@@ -72,11 +72,9 @@ pub fn from_proc(mountinfo: &str, self_cgroup: &str) -> Result<Layout> {
         }
         let mount_point = PathBuf::from(unescape(fields[4]));
         match rfields[0] {
-            "cgroup2" => {
-                // Prefer the canonical locations if several exist.
-                if unified_mount.is_none() || mount_point == Path::new(CGROUP_ROOT) {
-                    unified_mount = Some(mount_point);
-                }
+            // Prefer the canonical location if several exist.
+            "cgroup2" if unified_mount.is_none() || mount_point == Path::new(CGROUP_ROOT) => {
+                unified_mount = Some(mount_point);
             }
             "cgroup" => {
                 for opt in rfields[2].split(',') {

@@ -15,7 +15,8 @@ pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     match fs::write(&path, value) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound && dir.is_dir() => Err(Error::msg(format!(
+        // cgroupfs answers EACCES, not ENOENT, for a file it does not have.
+        Err(_) if dir.is_dir() && !path.exists() => Err(Error::msg(format!(
             "write {value:?} to {}: not supported on this host (no such file)",
             path.display()
         ))),

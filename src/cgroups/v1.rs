@@ -258,6 +258,14 @@ fn memory(m: &Manager, mem: &oci_spec::runtime::LinuxMemory, update: bool) -> Re
     }
     if let Some(k) = mem.kernel() {
         write(dir, "memory.kmem.limit_in_bytes", &limit_str_v1(k))?;
+        // Since Linux 5.16 the file is still there but writes are ignored.
+        let got = fsio::read_trim(dir, "memory.kmem.limit_in_bytes")?;
+        if k >= 0 && got.parse::<i64>().ok() != Some(k) {
+            bail!(
+                "memory.kernel not supported on this host: {} ignores writes (reads {got})",
+                dir.join("memory.kmem.limit_in_bytes").display()
+            );
+        }
     }
     if let Some(k) = mem.kernel_tcp() {
         write(dir, "memory.kmem.tcp.limit_in_bytes", &limit_str_v1(k))?;

@@ -23,8 +23,7 @@ pub struct TestCgroup {
 
 impl TestCgroup {
     pub fn new(name: &str, res: Option<LinuxResources>) -> TestCgroup {
-        let t = Self::try_new(name, res).expect("create test cgroup");
-        t
+        Self::try_new(name, res).expect("create test cgroup")
     }
 
     pub fn try_new(name: &str, res: Option<LinuxResources>) -> berth::Result<TestCgroup> {
