@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo=${CARGO:-cargo}
-tests=(cgroups_effects cgroups_v2)
+tests=(cgroups_v2 cgroups_effects cgroups_events)
 args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 bins=$($cargo test --no-run --message-format=json "${args[@]}" \

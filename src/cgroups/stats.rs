@@ -261,16 +261,9 @@ fn limit(dir: &Path, f: &str) -> u64 {
 fn cpuset(dir: &Path, prefix: &str) -> CpuSet {
     let f = |n: &str| format!("{prefix}{n}");
     CpuSet {
-        cpus: parse_list(
-            &fsio::read(dir, &f("cpus.effective"))
-                .or_else(|_| fsio::read(dir, &f("effective_cpus")))
-                .unwrap_or_default(),
-        ),
-        mems: parse_list(
-            &fsio::read(dir, &f("mems.effective"))
-                .or_else(|_| fsio::read(dir, &f("effective_mems")))
-                .unwrap_or_default(),
-        ),
+        // The configured sets, as runc reports them (empty = inherited).
+        cpus: parse_list(&fsio::read(dir, &f("cpus")).unwrap_or_default()),
+        mems: parse_list(&fsio::read(dir, &f("mems")).unwrap_or_default()),
         cpu_exclusive: num(dir, &f("cpu_exclusive")),
         mem_hardwall: num(dir, &f("mem_hardwall")),
         mem_exclusive: num(dir, &f("mem_exclusive")),
@@ -369,23 +362,23 @@ pub fn v1(m: &Manager) -> Result<Stats> {
     }
     if let Some(d) = m.v1_dirs.get("blkio") {
         let b = &mut s.blkio;
-        // Prefer the CFQ/BFQ figures, fall back to the throttle layer's.
-        let pick = |a: &str, t: &str| {
-            let v = blkio_entries(d, a);
-            if v.is_empty() {
-                blkio_entries(d, t)
-            } else {
-                v
+        // Prefer the scheduler's figures (BFQ, then CFQ), then the
+        // throttle layer's, like runc.
+        let pick = |name: &str| {
+            for f in [
+                format!("blkio.bfq.{name}"),
+                format!("blkio.{name}"),
+                format!("blkio.throttle.{name}"),
+            ] {
+                let v = blkio_entries(d, &f);
+                if !v.is_empty() {
+                    return v;
+                }
             }
+            Vec::new()
         };
-        b.io_service_bytes_recursive = pick(
-            "blkio.io_service_bytes_recursive",
-            "blkio.throttle.io_service_bytes_recursive",
-        );
-        b.io_serviced_recursive = pick(
-            "blkio.io_serviced_recursive",
-            "blkio.throttle.io_serviced_recursive",
-        );
+        b.io_service_bytes_recursive = pick("io_service_bytes_recursive");
+        b.io_serviced_recursive = pick("io_serviced_recursive");
         b.io_queued_recursive = blkio_entries(d, "blkio.io_queued_recursive");
         b.io_service_time_recursive = blkio_entries(d, "blkio.io_service_time_recursive");
         b.io_wait_time_recursive = blkio_entries(d, "blkio.io_wait_time_recursive");
