@@ -268,3 +268,67 @@ fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn ps_lists_exactly_the_container_processes() {
+    let cg = TestCgroup::new("ps", None);
+    let c = spawn(&cg, || {
+        // SAFETY: sleep until killed.
+        unsafe { libc::pause() };
+        0
+    });
+    let pids = cg.m.pids().unwrap();
+    assert_eq!(pids, vec![c.pid]);
+    assert_eq!(
+        berth::cgroups::ps::json(&pids).unwrap(),
+        format!("[{}]", c.pid)
+    );
+    let t = berth::cgroups::ps::table(&pids, &["-ef".to_string()]).unwrap();
+    let rows: Vec<&str> = t.lines().collect();
+    assert_eq!(rows.len(), 2, "{t}");
+    assert!(rows[0].contains("PID"));
+    assert_eq!(
+        rows[1].split_whitespace().nth(1),
+        Some(c.pid.to_string().as_str())
+    );
+}
+
+#[test]
+fn delete_force_kills_everything_and_removes_the_cgroups() {
+    let cg = TestCgroup::new("force", None);
+    let mut kids: Vec<Child> = (0..3)
+        .map(|_| {
+            spawn(&cg, || loop {
+                // SAFETY: sleep until killed.
+                unsafe { libc::pause() };
+            })
+        })
+        .collect();
+    cg.m.freeze().unwrap();
+    let dirs: Vec<_> =
+        cg.m.v1_dirs
+            .values()
+            .chain(cg.m.unified_dir.iter())
+            .cloned()
+            .collect();
+    // Reap concurrently: on v1 the cgroup only empties once zombies go.
+    let pids: Vec<i32> = kids.iter().map(|k| k.pid).collect();
+    let reaper = std::thread::spawn(move || {
+        pids.iter()
+            .map(|&p| {
+                let mut st = 0;
+                // SAFETY: waiting for our own child into a local.
+                unsafe { libc::waitpid(p, &mut st, 0) };
+                libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL
+            })
+            .collect::<Vec<bool>>()
+    });
+    cg.m.destroy_force().unwrap();
+    assert_eq!(reaper.join().unwrap(), vec![true; 3]);
+    for k in &mut kids {
+        k.forget();
+    }
+    for d in &dirs {
+        assert!(!d.exists(), "{} still there", d.display());
+    }
+}

@@ -310,3 +310,68 @@ fn update_options_apply_to_a_live_container() {
     );
     assert_eq!(read(cg.m.v1_dir("pids").unwrap(), "pids.max"), "12");
 }
+
+#[test]
+fn disable_oom_killer_leaves_the_process_waiting_instead_of_killed() {
+    if !on_v1() {
+        return;
+    }
+    let cg = TestCgroup::new(
+        "nooomkill",
+        Some(res(
+            r#"{"memory":{"limit":16777216,"swap":16777216,"disableOOMKiller":true}}"#,
+        )),
+    );
+    let mem = cg.m.v1_dir("memory").unwrap().to_path_buf();
+    let mut c = spawn(&cg, || touch_memory(64 << 20));
+    assert_eq!(
+        c.wait_timeout(std::time::Duration::from_millis(1500)),
+        None,
+        "killed despite disableOOMKiller"
+    );
+    let oom = read(&mem, "memory.oom_control");
+    assert!(oom.contains("oom_kill_disable 1"), "{oom}");
+    assert!(oom.contains("under_oom 1"), "{oom}");
+    assert_eq!(cg.m.oom_kill_count().unwrap(), 0);
+    // Raising the limit lets it finish.
+    cg.m.update(&res(r#"{"memory":{"limit":134217728,"swap":134217728}}"#))
+        .unwrap();
+    assert_eq!(
+        c.wait_timeout(std::time::Duration::from_secs(20)),
+        Some(Exit::Code(0))
+    );
+}
+
+#[test]
+fn realtime_runtime_and_period_are_set() {
+    if !on_v1() {
+        return;
+    }
+    let cpu = &detect::layout().unwrap().v1_mounts["cpu"];
+    if !cpu.join("cpu.rt_runtime_us").exists() {
+        let e = TestCgroup::try_new("rt", Some(res(r#"{"cpu":{"realtimeRuntime":1000}}"#)))
+            .err()
+            .unwrap();
+        assert!(e.message().contains("cpu.rt_runtime_us"), "{e}");
+        return;
+    }
+    let cg = TestCgroup::new(
+        "rt",
+        Some(res(
+            r#"{"cpu":{"realtimePeriod":500000,"realtimeRuntime":10000}}"#,
+        )),
+    );
+    let d = cg.m.v1_dir("cpu").unwrap();
+    assert_eq!(read(d, "cpu.rt_period_us"), "500000");
+    assert_eq!(read(d, "cpu.rt_runtime_us"), "10000");
+    // A SCHED_FIFO process is allowed in a cgroup with an RT budget.
+    let mut c = spawn(&cg, || {
+        let p = libc::sched_param { sched_priority: 1 };
+        // SAFETY: setting our own scheduler with a valid param.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+            return std::io::Error::last_os_error().raw_os_error().unwrap_or(1);
+        }
+        0
+    });
+    assert_eq!(c.wait(), Exit::Code(0));
+}

@@ -9,13 +9,21 @@
 //! Files: `detect` (host layout), `v1`/`v2` (the two drivers), `devices*`
 //! (device rules, v1 files and the v2 eBPF filter), `resources` (v1↔v2
 //! conversions), `stats` (runc's `events` JSON), `update` (the `update`
-//! command's flags), `systemd` (the `slice:prefix:name` path form).
+//! command's flags and the `events` loop), `ps` (`ps` output), `systemd`
+//! (the `slice:prefix:name` path form).
+//!
+//! Commands map onto it as: `pause`/`resume` = `freeze`/`thaw` (state
+//! `paused` while `freezer_state` is `Frozen`); `update` = `update` with
+//! `update::UpdateOptions::to_resources` or `update::resources_from_json`;
+//! `ps` = `pids` + `ps::table`/`ps::json`; `kill --all` = `kill_all`;
+//! `events` = `update::events`; `delete --force` = `destroy_force`.
 
 pub mod detect;
 pub mod devices;
 pub mod devices_bpf;
 pub mod devices_v1;
 pub mod fsio;
+pub mod ps;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
@@ -219,6 +227,15 @@ impl Manager {
         } else {
             v1::destroy(self)
         }
+    }
+
+    /// `delete --force`: kill everything inside, wait for it to be gone,
+    /// then remove the cgroups.
+    pub fn destroy_force(&self) -> Result<()> {
+        let _ = self.thaw();
+        self.kill_all(libc::SIGKILL)?;
+        self.wait_empty(Duration::from_secs(10))?;
+        self.destroy()
     }
 
     /// `pause`: stop every task, returning once the kernel says frozen.

@@ -187,6 +187,11 @@ impl Child {
         }
     }
 
+    /// Someone else reaped it.
+    pub fn forget(&mut self) {
+        self.reaped = true;
+    }
+
     /// Wait at most `t`; `None` if still running.
     pub fn wait_timeout(&mut self, t: Duration) -> Option<Exit> {
         let end = Instant::now() + t;
