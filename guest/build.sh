@@ -9,8 +9,13 @@ mkdir -p "$cache"
 cd "$cache"
 
 if [ ! -f vmlinux ] || [ ! -d pkg/lib/modules ]; then
-	pkgname=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
-	[ -n "$pkgname" ] || { echo "cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
+	resolve() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}' || true; }
+	pkgname=$(resolve)
+	if [ -z "$pkgname" ]; then
+		apt-get update -qq >&2
+		pkgname=$(resolve)
+	fi
+	[ -n "$pkgname" ] || { echo "guest: cannot resolve the linux-image-amd64 package" >&2; exit 1; }
 	if ! ls "${pkgname}"_*.deb >/dev/null 2>&1; then
 		echo "guest: downloading $pkgname" >&2
 		apt-get download "$pkgname" >&2

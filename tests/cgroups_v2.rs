@@ -263,3 +263,164 @@ fn sigkill_uses_cgroup_kill() {
         assert_eq!(k.wait(), Exit::Signal(libc::SIGKILL));
     }
 }
+
+/// A loop device over a file in /tmp (the guest's tmpfs), detached on drop.
+struct Loop {
+    dev: std::fs::File,
+    path: String,
+    rdev: (u32, u32),
+}
+
+impl Loop {
+    fn new(size: u64) -> Loop {
+        use std::os::unix::fs::MetadataExt;
+        let ctl = std::fs::File::open("/dev/loop-control").expect("open /dev/loop-control");
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a number.
+        let n = unsafe { libc::ioctl(ctl.as_raw_fd(), 0x4C82) };
+        assert!(
+            n >= 0,
+            "LOOP_CTL_GET_FREE: {}",
+            std::io::Error::last_os_error()
+        );
+        let backing_path = format!("/tmp/berth-loop-{}", std::process::id());
+        let backing = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&backing_path)
+            .unwrap();
+        backing.set_len(size).unwrap();
+        let path = format!("/dev/loop{n}");
+        let dev = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        // SAFETY: LOOP_SET_FD with an open fd of the backing file.
+        let r = unsafe { libc::ioctl(dev.as_raw_fd(), 0x4C00, backing.as_raw_fd()) };
+        assert_eq!(r, 0, "LOOP_SET_FD: {}", std::io::Error::last_os_error());
+        let _ = std::fs::remove_file(&backing_path);
+        let rdev = std::fs::metadata(&path).unwrap().rdev();
+        Loop {
+            dev,
+            path,
+            rdev: (libc::major(rdev), libc::minor(rdev)),
+        }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        // SAFETY: LOOP_CLR_FD on our loop device.
+        unsafe { libc::ioctl(self.dev.as_raw_fd(), 0x4C01) };
+    }
+}
+
+/// Child body: read `bytes` from `path` with O_DIRECT; 0 on success.
+fn direct_read(path: &std::ffi::CStr, bytes: usize) -> i32 {
+    const CHUNK: usize = 64 << 10;
+    // SAFETY: an aligned anonymous buffer, reads stay within it.
+    unsafe {
+        let buf = libc::mmap(
+            std::ptr::null_mut(),
+            CHUNK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if buf == libc::MAP_FAILED {
+            return 2;
+        }
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECT);
+        if fd < 0 {
+            return 3;
+        }
+        let mut done = 0;
+        while done < bytes {
+            if libc::read(fd, buf, CHUNK) != CHUNK as isize {
+                return 4;
+            }
+            done += CHUNK;
+        }
+    }
+    0
+}
+
+#[test]
+fn io_max_throttles_reads_from_a_device() {
+    if !on_v2() {
+        return;
+    }
+    let lo = Loop::new(16 << 20);
+    let path = std::ffi::CString::new(lo.path.clone()).unwrap();
+    let (maj, min) = lo.rdev;
+    // Block devices are outside the default allow-list.
+    let allow = format!(
+        r#""devices":[{{"allow":true,"type":"b","major":{maj},"minor":{min},"access":"r"}}]"#
+    );
+    let free = TestCgroup::new("io-free", Some(res(&format!("{{{allow}}}"))));
+    let t = std::time::Instant::now();
+    let mut c = spawn(&free, || direct_read(&path, 3 << 20));
+    assert_eq!(c.wait(), Exit::Code(0));
+    let unthrottled = t.elapsed();
+    let cg = TestCgroup::new(
+        "io",
+        Some(res(&format!(
+            r#"{{{allow},"blockIO":{{"throttleReadBpsDevice":[{{"major":{maj},"minor":{min},"rate":1048576}}]}}}}"#
+        ))),
+    );
+    assert!(read(&cg, "io.max").contains(&format!("{maj}:{min} rbps=1048576")));
+    let t = std::time::Instant::now();
+    let mut c = spawn(&cg, || direct_read(&path, 3 << 20));
+    assert_eq!(c.wait(), Exit::Code(0));
+    let throttled = t.elapsed();
+    // 3 MiB at 1 MiB/s: about 2-3 s (the first slice is allowed at once).
+    assert!(
+        throttled >= std::time::Duration::from_millis(1500) && throttled > unthrottled * 2,
+        "throttled read took {throttled:?}, unthrottled {unthrottled:?}"
+    );
+    let st = cg.m.stats().unwrap();
+    let read_bytes: u64 = st
+        .blkio
+        .io_service_bytes_recursive
+        .iter()
+        .filter(|e| e.major == u64::from(maj) && e.minor == u64::from(min) && e.op == "Read")
+        .map(|e| e.value)
+        .sum();
+    assert!(
+        read_bytes >= 3 << 20,
+        "io.stat shows {read_bytes} bytes read"
+    );
+}
+
+#[test]
+fn nested_absolute_paths_get_controllers_at_every_level() {
+    if !on_v2() {
+        return;
+    }
+    let top = format!("/berth-nest-{}", std::process::id());
+    let m = berth::cgroups::Manager::new("nest", Some(&format!("{top}/a/b")), false).unwrap();
+    let root = m.unified_mount.clone().unwrap();
+    let r = std::panic::catch_unwind(|| {
+        m.create(Some(&res(
+            r#"{"pids":{"limit":3},"memory":{"limit":33554432}}"#,
+        )))
+        .unwrap();
+        let leaf = m.unified().unwrap().to_path_buf();
+        assert_eq!(leaf, root.join(top.trim_start_matches('/')).join("a/b"));
+        let cg = TestCgroup { m: m.clone() };
+        let mut c = spawn(&cg, || fork_until_refused(50));
+        assert_eq!(c.wait(), Exit::Code(2));
+        assert_eq!(read(&cg, "memory.max"), "33554432");
+    });
+    // TestCgroup removed the leaf; the parents are ours to remove.
+    for d in [format!("{top}/a"), top.clone()] {
+        let _ = std::fs::remove_dir(root.join(d.trim_start_matches('/')));
+    }
+    assert!(!root.join(top.trim_start_matches('/')).exists());
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
+}

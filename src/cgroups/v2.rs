@@ -31,8 +31,9 @@ pub fn create(m: &Manager, res: Option<&LinuxResources>) -> Result<()> {
         .ok_or_else(|| Error::msg("cgroup2 mount point unknown"))?;
     let created = fsio::mkdir_all(dir)?;
     let r = (|| {
-        let parent = dir.parent().unwrap_or(root);
-        let wanted = detect::v2_controllers(parent)?;
+        // Everything the tree offers at the top; each level passes on what
+        // it can (enabling top-down fills in the next level's list).
+        let wanted = detect::v2_controllers(root)?;
         enable_down_to(root, dir, &wanted)?;
         match res {
             Some(r) => apply(m, r, false),
