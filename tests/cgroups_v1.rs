@@ -375,3 +375,31 @@ fn realtime_runtime_and_period_are_set() {
     });
     assert_eq!(c.wait(), Exit::Code(0));
 }
+
+#[test]
+fn unified_keys_go_to_the_cgroup2_companion_on_hybrid() {
+    if !on_v1() {
+        return;
+    }
+    let l = detect::layout().unwrap();
+    let json = r#"{"unified":{"cgroup.max.descendants":"2"}}"#;
+    if l.mode != Mode::Hybrid {
+        let e = TestCgroup::try_new("unified", Some(res(json)))
+            .err()
+            .unwrap();
+        assert!(e.message().contains("no cgroup2 hierarchy"), "{e}");
+        return;
+    }
+    let cg = TestCgroup::new("unified", Some(res(json)));
+    let u = cg.m.unified_dir.clone().unwrap();
+    assert_eq!(read(&u, "cgroup.max.descendants"), "2");
+    // The limit holds: a third sub-cgroup cannot be made.
+    fs::create_dir(u.join("s1")).unwrap();
+    fs::create_dir(u.join("s2")).unwrap();
+    let e = fs::create_dir(u.join("s3")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "{e}");
+    let e =
+        cg.m.update(&res(r#"{"unified":{"../cgroup.procs":"1"}}"#))
+            .unwrap_err();
+    assert!(e.message().contains("not a cgroup file name"), "{e}");
+}
