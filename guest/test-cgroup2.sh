@@ -11,10 +11,13 @@ for t in "${tests[@]}"; do args+=(--test "$t"); done
 bins=$($cargo test --no-run --message-format=json "${args[@]}" \
 	| jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable // empty')
 [ -n "$bins" ] || { echo "no test binaries built" >&2; exit 1; }
-cmd="cd '$root'"
+# Every binary runs even if an earlier one fails; the status is the worst.
+# BERTH_TEST_ARGS (e.g. --nocapture, a test name) is passed to each binary.
+cmd="cd '$root' || exit 1; rc=0"
 for b in $bins; do
-	cmd+=" && echo '== $(basename "$b")' && '$b' --test-threads=1"
+	cmd+="; echo '== $(basename "$b")'; '$b' --test-threads=1 ${BERTH_TEST_ARGS:-} || rc=1"
 done
+cmd+="; exit \$rc"
 set +e
 "$root/guest/run.sh" "$cmd"
 rc=$?

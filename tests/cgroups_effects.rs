@@ -120,6 +120,7 @@ fn pause_stops_progress_and_resume_restores_it() {
     let a = sh.get(0);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sh.get(0), a, "counter moved while frozen");
+    eprintln!("figure: counter held at {a} for 300 ms while frozen");
     cg.m.thaw().unwrap();
     assert_eq!(cg.m.freezer_state().unwrap(), FreezerState::Thawed);
     wait_until(|| sh.get(0) > a + 1000, "counter to move after thaw");
@@ -136,6 +137,7 @@ fn cpu_quota_caps_cpu_time() {
     std::thread::sleep(Duration::from_millis(1400));
     let used = cpu_seconds(c.pid);
     assert_eq!(c.wait(), Exit::Code(0));
+    eprintln!("figure: 1.5 s of spinning under a 10% quota used {used:.3} s of CPU");
     // 10% of 1.5 s is 0.15 s; allow for scheduler slack.
     assert!(used <= 0.4, "child used {used}s of CPU under a 10% quota");
     let st = cg.m.stats().unwrap();

@@ -376,6 +376,9 @@ fn io_max_throttles_reads_from_a_device() {
     let mut c = spawn(&cg, || direct_read(&path, 3 << 20));
     assert_eq!(c.wait(), Exit::Code(0));
     let throttled = t.elapsed();
+    eprintln!(
+        "figure: 3 MiB O_DIRECT read: {unthrottled:?} unthrottled, {throttled:?} at rbps=1MiB/s"
+    );
     // 3 MiB at 1 MiB/s: about 2-3 s (the first slice is allowed at once).
     assert!(
         throttled >= std::time::Duration::from_millis(1500) && throttled > unthrottled * 2,
