@@ -171,19 +171,21 @@ impl Manager {
 
     /// Create the cgroups and apply `resources`. Nothing is left behind on error.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let resources = resources.map(resources::normalize);
         if self.is_v2() {
-            v2::create(self, resources)
+            v2::create(self, resources.as_ref())
         } else {
-            v1::create(self, resources)
+            v1::create(self, resources.as_ref())
         }
     }
 
     /// Change the limits of a live container (`berth update`).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let resources = resources::normalize(resources);
         if self.is_v2() {
-            v2::apply(self, resources, true)
+            v2::apply(self, &resources, true)
         } else {
-            v1::apply(self, resources, true)
+            v1::apply(self, &resources, true)
         }
     }
 

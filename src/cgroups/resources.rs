@@ -1,6 +1,8 @@
 //! Conversions between the runtime-spec's (cgroup v1 shaped) values and
 //! cgroup v2 files, and checks shared by both drivers.
 
+use oci_spec::runtime::LinuxResources;
+
 use crate::{bail, Result};
 
 /// `cpu.shares` (2..262144, default 1024) → `cpu.weight` (1..10000,
@@ -58,6 +60,53 @@ pub fn swap_to_v2(swap: Option<i64>, limit: Option<i64>) -> Result<Option<i64>> 
             Ok(Some(s - limit))
         }
     }
+}
+
+/// The spec's zero values that mean "not set" (as runc reads them): a zero
+/// memory limit, CPU shares, quota or period, realtime values, pids limit or
+/// block I/O weight, and empty cpuset strings. Returned as `None` so the
+/// drivers leave those files alone instead of writing a 0 the kernel would
+/// take literally (a memory limit of 0 bytes).
+pub fn normalize(r: &LinuxResources) -> LinuxResources {
+    let nz_i = |v: Option<i64>| v.filter(|&x| x != 0);
+    let nz_u = |v: Option<u64>| v.filter(|&x| x != 0);
+    let mut r = r.clone();
+    if let Some(m) = r.memory_mut() {
+        let (l, res, sw, k, kt) = (
+            m.limit(),
+            m.reservation(),
+            m.swap(),
+            m.kernel(),
+            m.kernel_tcp(),
+        );
+        m.set_limit(nz_i(l));
+        m.set_reservation(nz_i(res));
+        m.set_swap(nz_i(sw));
+        m.set_kernel(nz_i(k));
+        m.set_kernel_tcp(nz_i(kt));
+    }
+    if let Some(c) = r.cpu_mut() {
+        let (sh, q, p) = (c.shares(), c.quota(), c.period());
+        let (rp, rr) = (c.realtime_period(), c.realtime_runtime());
+        let cpus = c.cpus().clone().filter(|s| !s.is_empty());
+        let mems = c.mems().clone().filter(|s| !s.is_empty());
+        c.set_shares(nz_u(sh));
+        c.set_quota(nz_i(q));
+        c.set_period(nz_u(p));
+        c.set_realtime_period(nz_u(rp));
+        c.set_realtime_runtime(nz_i(rr));
+        c.set_cpus(cpus);
+        c.set_mems(mems);
+    }
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(b) = r.block_io_mut() {
+        let (w, lw) = (b.weight(), b.leaf_weight());
+        b.set_weight(w.filter(|&w| w != 0));
+        b.set_leaf_weight(lw.filter(|&w| w != 0));
+    }
+    r
 }
 
 /// `-1` (or any negative) is "no limit".
@@ -240,6 +289,25 @@ mod tests {
         assert!(check_unified_key("../memory.max").is_err());
         assert!(check_unified_key("memory").is_err());
         assert!(check_unified_key("a/b.c").is_err());
+    }
+
+    #[test]
+    fn zero_values_mean_unset() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":0,"reservation":5},"cpu":{"shares":0,"quota":0,"cpus":""},
+                "pids":{"limit":0},"blockIO":{"weight":0}}"#,
+        )
+        .unwrap();
+        let n = normalize(&r);
+        let m = n.memory().as_ref().unwrap();
+        assert_eq!((m.limit(), m.reservation()), (None, Some(5)));
+        let c = n.cpu().as_ref().unwrap();
+        assert_eq!(
+            (c.shares(), c.quota(), c.cpus().as_deref()),
+            (None, None, None)
+        );
+        assert!(n.pids().is_none());
+        assert_eq!(n.block_io().as_ref().unwrap().weight(), None);
     }
 
     #[test]
