@@ -403,3 +403,34 @@ fn unified_keys_go_to_the_cgroup2_companion_on_hybrid() {
             .unwrap_err();
     assert!(e.message().contains("not a cgroup file name"), "{e}");
 }
+
+#[test]
+fn per_device_weight_needs_bfq_on_that_device() {
+    if !on_v1() {
+        return;
+    }
+    let disk = a_disk();
+    let (maj, min) = disk.split_once(':').unwrap();
+    let json = format!(
+        r#"{{"blockIO":{{"weight":300,"weightDevice":[{{"major":{maj},"minor":{min},"weight":200}}]}}}}"#
+    );
+    let name = fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .find(|e| read(&e.path(), "dev") == disk)
+        .unwrap()
+        .path();
+    let sched = read(&name, "queue/scheduler");
+    match TestCgroup::try_new("wdev", Some(res(&json))) {
+        Ok(cg) => {
+            assert!(sched.contains("[bfq]"), "accepted without BFQ ({sched})");
+            let d = cg.m.v1_dir("blkio").unwrap();
+            assert!(read(d, "blkio.bfq.weight").contains("300"));
+            assert!(read(d, "blkio.bfq.weight_device").contains(&format!("{disk} 200")));
+        }
+        Err(e) => {
+            assert!(!sched.contains("[bfq]"), "{e}");
+            assert!(e.message().contains("weight_device"), "{e}");
+        }
+    }
+}
