@@ -1,4 +1,2 @@
 //! (being written)
-pub fn main() -> i32 {
-    0
-}
+pub fn main() -> i32 { 0 }
