@@ -323,6 +323,24 @@ fn disable_oom_killer_leaves_the_process_waiting_instead_of_killed() {
         )),
     );
     let mem = cg.m.v1_dir("memory").unwrap().to_path_buf();
+    // `events` hears about the OOM condition although nothing is killed.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (m, d) = (cg.m.clone(), done.clone());
+    let watcher = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut running = || !d.load(std::sync::atomic::Ordering::SeqCst);
+        berth::cgroups::update::events(
+            &m,
+            "x",
+            std::time::Duration::from_secs(60),
+            false,
+            &mut out,
+            &mut running,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let mut c = spawn(&cg, || touch_memory(64 << 20));
     assert_eq!(
         c.wait_timeout(std::time::Duration::from_millis(1500)),
@@ -333,6 +351,12 @@ fn disable_oom_killer_leaves_the_process_waiting_instead_of_killed() {
     assert!(oom.contains("oom_kill_disable 1"), "{oom}");
     assert!(oom.contains("under_oom 1"), "{oom}");
     assert_eq!(cg.m.oom_kill_count().unwrap(), 0);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = watcher.join().unwrap();
+    assert!(
+        out.lines().any(|l| l == r#"{"type":"oom","id":"x"}"#),
+        "no oom event in:\n{out}"
+    );
     // Raising the limit lets it finish.
     cg.m.update(&res(r#"{"memory":{"limit":134217728,"swap":134217728}}"#))
         .unwrap();

@@ -23,6 +23,7 @@ pub mod devices;
 pub mod devices_bpf;
 pub mod devices_v1;
 pub mod fsio;
+pub mod oom;
 pub mod ps;
 pub mod resources;
 pub mod stats;

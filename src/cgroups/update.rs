@@ -172,20 +172,35 @@ pub fn events(
         return emit(out, &Event::stats(id, m.stats()?));
     }
     let mut ooms = m.oom_kill_count().unwrap_or(0);
+    // Without a notifier (no memory controller) the kill counter is polled.
+    let watcher = super::oom::OomWatcher::new(m).ok();
     let tick = Duration::from_millis(100).min(interval.max(Duration::from_millis(1)));
     let mut since_stats = interval;
     while running() {
-        let now = m.oom_kill_count().unwrap_or(ooms);
-        if now > ooms {
-            emit(out, &Event::oom(id))?;
-        }
-        ooms = now;
         if since_stats >= interval {
             emit(out, &Event::stats(id, m.stats()?))?;
             since_stats = Duration::ZERO;
         }
-        std::thread::sleep(tick);
+        let notified = match &watcher {
+            Some(w) => w.wait(tick)?,
+            None => {
+                std::thread::sleep(tick);
+                false
+            }
+        };
         since_stats += tick;
+        let now = m.oom_kill_count().unwrap_or(ooms);
+        // v1 notifies once per OOM condition, also with the OOM killer
+        // disabled (nothing killed); v2 and polling go by the kill counter.
+        let oom = if watcher.is_some() && m.mode != Some(super::Mode::Unified) {
+            notified
+        } else {
+            now > ooms
+        };
+        if oom {
+            emit(out, &Event::oom(id))?;
+        }
+        ooms = now;
     }
     // A last look: an OOM kill is often what ended the container.
     if m.oom_kill_count().unwrap_or(ooms) > ooms {
