@@ -25,8 +25,11 @@ build:
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(RELEASE)/berth
 
+# Everything: unit and integration tests on this host (cgroup v1), then the
+# cgroup suite again on cgroup v2 in the guest.
 test: deps build
 	$(CARGO) test --release --workspace -- --test-threads=2
+	guest/test-cgroup2.sh
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.

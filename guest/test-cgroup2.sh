@@ -8,7 +8,7 @@ cargo=${CARGO:-cargo}
 tests=(cgroups_v2 cgroups_effects cgroups_events)
 args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
-bins=$($cargo test --no-run --message-format=json "${args[@]}" \
+bins=$($cargo test --release --no-run --message-format=json "${args[@]}" \
 	| jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable // empty')
 [ -n "$bins" ] || { echo "no test binaries built" >&2; exit 1; }
 # Every binary runs even if an earlier one fails; the status is the worst.

@@ -5,7 +5,7 @@
 //! relies on it: `delete` of a `created` container kills its init and
 //! deletes it instead of failing.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -98,7 +98,8 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
     };
     let res = (|| -> Result<Launched> {
         state.cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
-        let cgroup_fd = state.cgroup.clone_into_fd();
+        let leaf = state.cgroup.open_leaf()?;
+        let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
         let launched = launch::launch(
             Launch {
                 id: &o.id,
@@ -232,6 +233,9 @@ pub fn kill(c: &Container, sig: i32, all: bool) -> Result<()> {
         crate::bail!("container not running");
     }
     if all {
+        if !c.state.cgroup.pids()?.is_empty() {
+            return c.state.cgroup.kill_all(sig);
+        }
         for pid in container_pids(c)? {
             let _ = signal_pid(pid, None, sig);
         }

@@ -82,6 +82,12 @@ fn hugetlb_is_driven_through_the_unified_tree_on_hybrid() {
     }
     let root = l.unified_mount.clone().unwrap();
     let before = read(&root, "cgroup.subtree_control");
+    if !before.split_whitespace().any(|c| c == "hugetlb") {
+        // Enabling it would reconfigure the host's cgroups, which tests must
+        // never do; the cgroup v2 guest covers hugetlb limits.
+        eprintln!("skipped: hugetlb is not enabled in the host's cgroup2 root");
+        return;
+    }
     let r = std::panic::catch_unwind(|| {
         let cg = TestCgroup::new(
             "hugetlb",
@@ -101,10 +107,6 @@ fn hugetlb_is_driven_through_the_unified_tree_on_hybrid() {
         let e = bad.err().expect("3MB pages do not exist");
         assert!(e.message().contains("hugetlb.3MB.max"), "{e}");
     });
-    // Leave the host's cgroup2 root as it was, even when the test failed.
-    if !before.split_whitespace().any(|c| c == "hugetlb") {
-        fs::write(root.join("cgroup.subtree_control"), "-hugetlb").unwrap();
-    }
     if let Err(p) = r {
         std::panic::resume_unwind(p);
     }

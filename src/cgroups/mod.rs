@@ -477,11 +477,6 @@ mod tests {
 impl Manager {
     /// The container is frozen (`paused`).
     pub fn is_frozen(&self) -> bool {
-        false
-    }
-
-    /// Resume a frozen container.
-    pub fn thaw(&self) -> Result<()> {
-        Ok(())
+        matches!(self.freezer_state(), Ok(FreezerState::Frozen))
     }
 }
