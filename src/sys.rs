@@ -150,7 +150,7 @@ mod tests {
     fn proc_stat_of_self_is_running() {
         let (start, state) = proc_stat(std::process::id() as i32).unwrap();
         assert!(start > 0);
-        assert_eq!(state, b'R');
+        assert!(state != b'Z' && state != b'X');
         assert!(proc_stat(i32::MAX).is_none());
     }
 }

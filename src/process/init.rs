@@ -34,6 +34,9 @@ pub struct InitCtx<'a> {
     /// Namespaces to unshare after joining `user_join`.
     pub unshare_after_userns: i32,
     pub new_cgroupns: bool,
+    /// New or joined cgroup namespace.
+    pub cgroupns: bool,
+    pub cgroup: &'a crate::cgroups::Manager,
     pub userns: bool,
     pub mountns: bool,
     pub utsns: bool,
@@ -121,7 +124,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         rootfs: ctx.rootfs,
         bundle: ctx.bundle,
         userns: ctx.userns,
+        cgroupns: ctx.cgroupns,
         no_pivot: ctx.no_pivot,
+        cgroup: ctx.cgroup,
     };
     if !ctx.mountns {
         crate::bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");

@@ -78,6 +78,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         .context("open exec fifo")?;
 
     let (parent_chan, child_chan) = channel::pair()?;
+    let cgroup = state.cgroup.clone();
     let ctx = InitCtx {
         id: l.id,
         spec: l.spec,
@@ -96,6 +97,8 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
             0
         },
         new_cgroupns: plan.new & libc::CLONE_NEWCGROUP != 0,
+        cgroupns: plan.has(libc::CLONE_NEWCGROUP),
+        cgroup: &cgroup,
         userns: plan.has_userns(),
         mountns: plan.has(libc::CLONE_NEWNS),
         utsns: plan.has(libc::CLONE_NEWUTS),
@@ -174,7 +177,14 @@ fn drive(
             || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
     });
     let state_json = |status| serde_json::to_vec(&state.to_oci_json(status)).unwrap_or_default();
-    chan.send(&Msg::Go(if needs_state { state_json(Status::Creating) } else { Vec::new() }))?;
+    let go = Msg::Go(if needs_state { state_json(Status::Creating) } else { Vec::new() });
+    if let Err(e) = chan.send(&go) {
+        // The init may have failed before reading: its error is queued.
+        return Err(match chan.recv() {
+            Ok(Some(Msg::Error(m))) => Error::msg(m),
+            _ => e,
+        });
+    }
     loop {
         match chan.recv()? {
             Some(Msg::Ready) => return Ok(()),
@@ -184,7 +194,12 @@ fn drive(
                     hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
                     hooks::run("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &json)?;
                 }
-                chan.send(&Msg::HooksDone(json))?;
+                if let Err(e) = chan.send(&Msg::HooksDone(json)) {
+                    return Err(match chan.recv() {
+                        Ok(Some(Msg::Error(m))) => Error::msg(m),
+                        _ => e,
+                    });
+                }
             }
             Some(Msg::Error(m)) => return Err(Error::msg(m)),
             Some(m) => crate::bail!("unexpected {m:?} from the container init"),

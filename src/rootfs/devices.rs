@@ -1,0 +1,129 @@
+//! Device nodes in the container's /dev: runc's defaults plus
+//! `linux.devices`, created with mknod, or bind-mounted from the host inside
+//! a user namespace (where mknod is not allowed); then the /dev symlinks.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+
+use super::mounts::cpath;
+use super::resolve::{self, Kind};
+use crate::error::{Context, Error, Result};
+
+pub struct Device {
+    pub path: PathBuf,
+    pub kind: u32,
+    pub major: i64,
+    pub minor: i64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// runc's default devices: every container gets these.
+fn defaults() -> Vec<Device> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .into_iter()
+        .map(|(n, ma, mi)| Device { path: Path::new("/dev").join(n), kind: libc::S_IFCHR, major: ma, minor: mi, mode: 0o666, uid: 0, gid: 0 })
+        .collect()
+}
+
+fn from_spec(d: &LinuxDevice) -> Result<Device> {
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+        LinuxDeviceType::B => libc::S_IFBLK,
+        LinuxDeviceType::P => libc::S_IFIFO,
+        LinuxDeviceType::A => crate::bail!("device {}: type 'a' is only valid in cgroup rules", d.path().display()),
+    };
+    Ok(Device {
+        path: d.path().clone(),
+        kind,
+        major: d.major(),
+        minor: d.minor(),
+        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+    })
+}
+
+/// The defaults not overridden by the spec, then the spec's devices.
+pub fn wanted(spec_devices: Option<&Vec<LinuxDevice>>) -> Result<Vec<Device>> {
+    let mut out: Vec<Device> = Vec::new();
+    let spec: Vec<Device> = spec_devices.into_iter().flatten().map(from_spec).collect::<Result<_>>()?;
+    for d in defaults() {
+        if !spec.iter().any(|s| s.path == d.path) {
+            out.push(d);
+        }
+    }
+    out.extend(spec);
+    Ok(out)
+}
+
+pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
+    if !d.path.starts_with("/dev") {
+        crate::bail!("device {}: not under /dev", d.path.display());
+    }
+    let what = || format!("create device {}", d.path.display());
+    if userns {
+        // A bind of the host's node: the kernel refuses mknod here.
+        let target = resolve::ensure(root, &d.path, Kind::File).with_context(what)?;
+        let host = if d.kind == libc::S_IFIFO { return Err(Error::msg(format!("{}: fifos cannot be bound from the host", what()))) } else { &d.path };
+        return mount(Some(host), resolve::proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .with_context(|| format!("bind host device {}", host.display()));
+    }
+    let rel = resolve::relative(&d.path);
+    let parent_rel = rel.parent().unwrap_or(Path::new(""));
+    let name = rel.file_name().ok_or_else(|| Error::msg(format!("{}: no file name", what())))?;
+    resolve::ensure(root, &Path::new("/").join(parent_rel), Kind::Dir).with_context(what)?;
+    let parent = resolve::open_in_root(root, parent_rel, libc::O_PATH | libc::O_DIRECTORY).with_context(what)?;
+    let cname = cpath(Path::new(name))?;
+    let dev = libc::makedev(d.major as u32, d.minor as u32);
+    loop {
+        // SAFETY: parent is a directory fd; cname is a valid C string.
+        let r = unsafe { libc::mknodat(parent.as_raw_fd(), cname.as_ptr(), d.kind | d.mode, dev) };
+        if r == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            // Replace whatever the image had there (never following it).
+            // SAFETY: as above.
+            if unsafe { libc::unlinkat(parent.as_raw_fd(), cname.as_ptr(), 0) } == 0 {
+                continue;
+            }
+        }
+        return Err(Error::from(e).context(what()));
+    }
+    // SAFETY: as above; mknod's mode is filtered by the umask, set it exactly.
+    unsafe {
+        if libc::fchmodat(parent.as_raw_fd(), cname.as_ptr(), d.mode, 0) != 0
+            || libc::fchownat(parent.as_raw_fd(), cname.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW) != 0
+        {
+            return Err(Error::from(std::io::Error::last_os_error()).context(format!("chmod/chown {}", d.path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// /dev/fd, stdin/out/err, ptmx and (if the host has it) core.
+pub fn symlinks(root: BorrowedFd) -> Result<()> {
+    resolve::ensure(root, Path::new("/dev"), Kind::Dir)?;
+    let dev = resolve::open_in_root(root, Path::new("dev"), libc::O_PATH | libc::O_DIRECTORY).context("open /dev")?;
+    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        let (t, n) = (cpath(Path::new(target))?, cpath(Path::new(name))?);
+        // SAFETY: dev is a directory fd; both are valid C strings.
+        if unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(Error::from(e).context(format!("symlink /dev/{name}")));
+            }
+        }
+    }
+    Ok(())
+}
