@@ -31,7 +31,9 @@ fn mask_of(set: &Option<Capabilities>) -> Result<u64> {
 
 /// Absent capabilities mean none at all (runc's behaviour).
 pub fn parse(caps: Option<&LinuxCapabilities>) -> Result<CapSets> {
-    let Some(c) = caps else { return Ok(CapSets::default()) };
+    let Some(c) = caps else {
+        return Ok(CapSets::default());
+    };
     Ok(CapSets {
         bounding: mask_of(c.bounding())?,
         effective: mask_of(c.effective())?,
@@ -91,10 +93,21 @@ impl CapSets {
         let (e0, e1) = split(self.effective);
         let (p0, p1) = split(self.permitted);
         let (i0, i1) = split(self.inheritable);
-        let mut hdr = Header { version: 0x2008_0522, pid: 0 }; // _LINUX_CAPABILITY_VERSION_3
+        let mut hdr = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        }; // _LINUX_CAPABILITY_VERSION_3
         let data = [
-            Data { effective: e0, permitted: p0, inheritable: i0 },
-            Data { effective: e1, permitted: p1, inheritable: i1 },
+            Data {
+                effective: e0,
+                permitted: p0,
+                inheritable: i0,
+            },
+            Data {
+                effective: e1,
+                permitted: p1,
+                inheritable: i1,
+            },
         ];
         // SAFETY: header and the two data structs have the kernel's v3
         // layout and outlive the call.
@@ -107,8 +120,13 @@ impl CapSets {
                 names(self.permitted),
                 names(self.inheritable)
             );
-            if (self.effective | self.permitted | self.inheritable) & caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0 {
-                what.push_str(" [CAP_SYS_RESOURCE requested: is it in the runtime's own bounding set?]");
+            if (self.effective | self.permitted | self.inheritable)
+                & caps::Capability::CAP_SYS_RESOURCE.bitmask()
+                != 0
+            {
+                what.push_str(
+                    " [CAP_SYS_RESOURCE requested: is it in the runtime's own bounding set?]",
+                );
             }
             return Err(e.context(what));
         }
@@ -116,7 +134,13 @@ impl CapSets {
             if self.ambient & (1 << cap) != 0 {
                 // SAFETY: integer-only prctl.
                 let r = unsafe {
-                    libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap, 0, 0)
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        cap,
+                        0,
+                        0,
+                    )
                 };
                 if r != 0 {
                     return Err(Error::from(std::io::Error::last_os_error())

@@ -39,21 +39,35 @@ pub struct CreateOpts {
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let spec: Spec = serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
+    let spec: Spec =
+        serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
     if !spec.version().starts_with("1.") {
-        crate::bail!("{}: unsupported ociVersion {:?}", path.display(), spec.version());
+        crate::bail!(
+            "{}: unsupported ociVersion {:?}",
+            path.display(),
+            spec.version()
+        );
     }
     Ok(spec)
 }
 
 pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
     container::validate_id(&o.id)?;
-    let bundle = std::fs::canonicalize(&o.bundle).with_context(|| format!("bundle {}", o.bundle.display()))?;
+    let bundle = std::fs::canonicalize(&o.bundle)
+        .with_context(|| format!("bundle {}", o.bundle.display()))?;
     let spec = load_spec(&bundle)?;
-    let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| "rootfs".into());
+    let root_path = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| "rootfs".into());
     let rootfs = std::fs::canonicalize(bundle.join(&root_path))
         .with_context(|| format!("rootfs {}", bundle.join(&root_path).display()))?;
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     if terminal && o.console_socket.is_none() && o.console_fd.is_none() {
         crate::bail!("cannot allocate tty if berth will detach without setting console socket");
     }
@@ -75,7 +89,10 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
     };
     let cgroup = cgroups::Manager::new(
         &o.id,
-        spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()),
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.to_str()),
         o.systemd_cgroup,
     )?;
 
@@ -89,15 +106,28 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
         rootfs: rootfs.clone(),
         created: logging::rfc3339_now(),
         owner: owner_name(),
-        annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        annotations: spec
+            .annotations()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         hooks: spec.hooks().clone(),
         cgroup,
-        own_pid_ns: spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|nss| {
-            nss.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
-        }),
+        own_pid_ns: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|nss| {
+                nss.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+                })
+            }),
     };
     let res = (|| -> Result<Launched> {
-        state.cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+        state
+            .cgroup
+            .create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
         let leaf = state.cgroup.open_leaf()?;
         let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
         let launched = launch::launch(
@@ -116,8 +146,8 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
             },
             &mut state,
         )?;
-        if let Err(e) =
-            container::save_state(&dir, &state).and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
+        if let Err(e) = container::save_state(&dir, &state)
+            .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
         {
             launch::kill_and_reap(&launched);
             return Err(e);
@@ -136,7 +166,11 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
 
 fn write_pid_file(path: Option<&Path>, pid: i32) -> Result<()> {
     let Some(path) = path else { return Ok(()) };
-    let path = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
     // Decimal pid, no newline: the bytes runc writes and callers read.
     container::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
 }
@@ -174,7 +208,10 @@ pub fn start(c: &Container) -> Result<()> {
         .open(&fifo_path)
         .context("open exec fifo")?;
     let pidfd = sys::pidfd_open(c.state.pid).context("pidfd_open of the container init")?;
-    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [
+        PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+    ];
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => break,
@@ -211,13 +248,25 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('+').and_then(|n| n.parse().ok()).unwrap_or(-1) };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.strip_prefix('+')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(-1)
+        };
         let n = libc::SIGRTMIN() + off;
         if off >= 0 && n <= libc::SIGRTMAX() {
             return Ok(n);
         }
     } else if let Some(rt) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('-').and_then(|n| n.parse().ok()).unwrap_or(-1) };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.strip_prefix('-')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(-1)
+        };
         let n = libc::SIGRTMAX() - off;
         if off >= 0 && n >= libc::SIGRTMIN() {
             return Ok(n);
@@ -253,7 +302,8 @@ fn signal_pid(pid: i32, start_time: Option<u64>, sig: i32) -> Result<()> {
             crate::bail!("container not running");
         }
     }
-    sys::pidfd_send_signal(pidfd.as_fd(), sig).with_context(|| format!("send signal {sig} to {pid}"))
+    sys::pidfd_send_signal(pidfd.as_fd(), sig)
+        .with_context(|| format!("send signal {sig} to {pid}"))
 }
 
 /// Every process of the container: from its cgroup when cgroups know it,
@@ -267,10 +317,15 @@ fn container_pids(c: &Container) -> Result<Vec<i32>> {
     if !c.state.own_pid_ns {
         return Ok(out);
     }
-    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid)).context("read the init's pid namespace")?;
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid))
+        .context("read the init's pid namespace")?;
     for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        if pid != c.state.pid && std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid != c.state.pid
+            && std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns)
+        {
             out.push(pid);
         }
     }
@@ -293,7 +348,11 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
             }
             wait::kill_and_wait(c.state.pid)?
         }
-        s => crate::bail!("cannot delete container {} that is not stopped: {}", c.state.id, s.as_str()),
+        s => crate::bail!(
+            "cannot delete container {} that is not stopped: {}",
+            c.state.id,
+            s.as_str()
+        ),
     }
     destroy(c)
 }

@@ -27,7 +27,9 @@ pub fn init(path: Option<&Path>, json: bool, debug: bool) -> crate::Result<()> {
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| crate::Error::from(e).context(format!("open log file {}", p.display())))?,
+                .map_err(|e| {
+                    crate::Error::from(e).context(format!("open log file {}", p.display()))
+                })?,
         ),
         None => None,
     };
@@ -64,7 +66,8 @@ fn write(level: &str, msg: &str, to_stderr: bool) {
         return;
     };
     let line = if logger.json {
-        let mut s = serde_json::json!({ "level": level, "msg": msg, "time": rfc3339_now() }).to_string();
+        let mut s =
+            serde_json::json!({ "level": level, "msg": msg, "time": rfc3339_now() }).to_string();
         s.push('\n');
         s
     } else {
@@ -84,7 +87,9 @@ fn write(level: &str, msg: &str, to_stderr: bool) {
 
 /// Current UTC time as RFC 3339 with nanoseconds.
 pub fn rfc3339_now() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 

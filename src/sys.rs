@@ -80,7 +80,12 @@ pub fn close_from(first: u32) -> io::Result<()> {
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
     check(unsafe {
-        libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
     })
     .map(|_| ())
 }
@@ -101,7 +106,11 @@ pub fn prctl(op: libc::c_int, a: libc::c_ulong) -> io::Result<()> {
 }
 
 /// execve that only returns on failure.
-pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> io::Error {
+pub fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
     // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings
     // that the caller keeps alive across the call.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };

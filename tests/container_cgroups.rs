@@ -36,11 +36,27 @@ fn container_is_limited_in_its_own_cgroups_which_delete_removes() {
     rt.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     let dirs = cgroup_dirs(pid);
-    let mem = dirs.iter().find(|d| d.starts_with("/sys/fs/cgroup/memory")).expect("memory cgroup");
+    let mem = dirs
+        .iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/memory"))
+        .expect("memory cgroup");
     assert!(mem.ends_with(&id), "{mem:?}");
-    assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), "67108864");
-    let pids = dirs.iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).expect("pids cgroup");
-    assert_eq!(std::fs::read_to_string(pids.join("pids.max")).unwrap().trim(), "32");
+    assert_eq!(
+        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        "67108864"
+    );
+    let pids = dirs
+        .iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .expect("pids cgroup");
+    assert_eq!(
+        std::fs::read_to_string(pids.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "32"
+    );
     rt.ok(&["delete", "--force", &id]);
     common::reap(pid as i32);
     for d in &dirs {
@@ -58,7 +74,14 @@ fn failed_create_leaves_no_cgroup() {
     b.edit(|s| s["linux"]["resources"]["pids"] = json!({"limit": 16}));
     rt.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let pids_path = own.lines().find(|l| l.contains(":pids:")).unwrap().rsplit(':').next().unwrap().to_string();
+    let pids_path = own
+        .lines()
+        .find(|l| l.contains(":pids:"))
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     // Relative cgroupsPath default: <our own pids cgroup>/<id>.
     let p = std::path::PathBuf::from(format!("/sys/fs/cgroup/pids{pids_path}")).join(&id);
     assert!(!p.exists(), "{p:?} left behind");
@@ -72,9 +95,18 @@ fn kill_all_signals_every_process() {
     rt.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     let dirs = cgroup_dirs(pid);
-    let pids_dir = dirs.iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).unwrap().clone();
+    let pids_dir = dirs
+        .iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .unwrap()
+        .clone();
     for _ in 0..200 {
-        if std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap().lines().count() >= 3 {
+        if std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 3
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -82,11 +114,20 @@ fn kill_all_signals_every_process() {
     rt.ok(&["kill", "--all", &id, "KILL"]);
     rt.wait_status(&id, "stopped");
     for _ in 0..200 {
-        if std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap().trim().is_empty() {
+        if std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+            .unwrap()
+            .trim()
+            .is_empty()
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap().trim(), "");
+    assert_eq!(
+        std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+            .unwrap()
+            .trim(),
+        ""
+    );
     common::reap(pid as i32);
 }

@@ -23,7 +23,12 @@ fn run_propagates_exit_status_and_signals() {
     // Without a pid namespace of its own (as pid 1 it could not SIGKILL
     // itself), the shell dies of the signal: run reports 128 + 9.
     let mut b = Bundle::new(&["/bin/sh", "-c", "kill -9 $$"]);
-    b.edit(|s| s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid"));
+    b.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid")
+    });
     assert_eq!(rt.run(&b, "t-sig").0, 128 + 9);
 }
 
@@ -41,11 +46,21 @@ fn create_start_kill_delete_transitions() {
     let rt = Runtime::berth();
     let b = Bundle::new(&["/bin/sleep", "1000"]);
     let pid_file = b.dir.join("init.pid");
-    rt.ok(&["create", "--bundle", b.dir.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), "t-life"]);
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "t-life",
+    ]);
     let st = rt.state("t-life");
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], "t-life");
-    assert_eq!(st["bundle"], b.dir.canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(
+        st["bundle"],
+        b.dir.canonicalize().unwrap().to_str().unwrap()
+    );
     // The pid file holds the decimal pid with no newline, as runc writes it.
     let pid_text = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(pid_text, st["pid"].to_string());
@@ -54,7 +69,10 @@ fn create_start_kill_delete_transitions() {
     rt.ok(&["start", "t-life"]);
     assert_eq!(rt.status("t-life"), "running");
     let err = rt.fails(&["start", "t-life"]);
-    assert!(err.contains("cannot start an already running container"), "{err}");
+    assert!(
+        err.contains("cannot start an already running container"),
+        "{err}"
+    );
     let err = rt.fails(&["delete", "t-life"]);
     assert!(err.contains("is not stopped: running"), "{err}");
 
@@ -64,7 +82,10 @@ fn create_start_kill_delete_transitions() {
     let err = rt.fails(&["kill", "t-life"]);
     assert!(err.contains("container not running"), "{err}");
     let err = rt.fails(&["start", "t-life"]);
-    assert!(err.contains("cannot start a container that has stopped"), "{err}");
+    assert!(
+        err.contains("cannot start a container that has stopped"),
+        "{err}"
+    );
     rt.ok(&["delete", "t-life"]);
     assert!(!exists(&rt.root.join("t-life")));
     let err = rt.fails(&["state", "t-life"]);
@@ -75,18 +96,32 @@ fn create_start_kill_delete_transitions() {
 fn delete_of_created_container_kills_it_like_runc() {
     let rt = Runtime::berth();
     let b = Bundle::new(&["/bin/sleep", "1000"]);
-    rt.ok(&["create", "--bundle", b.dir.to_str().unwrap(), "t-delcreated"]);
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "t-delcreated",
+    ]);
     let pid = rt.state("t-delcreated")["pid"].as_i64().unwrap();
     rt.ok(&["delete", "t-delcreated"]);
     common::reap(pid as i32);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "init {pid} survived delete");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "init {pid} survived delete"
+    );
 }
 
 #[test]
 fn delete_force_kills_running_container() {
     let rt = Runtime::berth();
     let b = Bundle::new(&["/bin/sleep", "1000"]);
-    rt.ok(&["run", "--detach", "--bundle", b.dir.to_str().unwrap(), "t-force"]);
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "t-force",
+    ]);
     assert_eq!(rt.status("t-force"), "running");
     let pid = rt.state("t-force")["pid"].as_i64().unwrap() as i32;
     rt.ok(&["delete", "--force", "t-force"]);
@@ -99,7 +134,11 @@ fn delete_force_kills_running_container() {
 #[test]
 fn kill_accepts_names_with_and_without_sig_and_numbers() {
     let rt = Runtime::berth();
-    let b = Bundle::new(&["/bin/sh", "-c", "trap 'exit 7' USR1; trap 'exit 8' HUP; while true; do sleep 0.05; done"]);
+    let b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "trap 'exit 7' USR1; trap 'exit 8' HUP; while true; do sleep 0.05; done",
+    ]);
     for (i, sig) in ["USR1", "SIGUSR1", "10"].iter().enumerate() {
         let id = format!("t-kill{i}");
         rt.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
@@ -116,7 +155,10 @@ fn unknown_container_errors_say_does_not_exist() {
     for cmd in ["state", "start", "kill", "delete"] {
         let out = rt.run_cmd(&[cmd, "nope"]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("container does not exist"), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("container does not exist"),
+            "{cmd}"
+        );
     }
 }
 
@@ -145,7 +187,10 @@ fn duplicate_id_is_refused_and_original_untouched() {
 fn usage_errors_use_runc_exit_codes() {
     let rt = Runtime::berth();
     assert_eq!(rt.run_cmd(&["no-such-command"]).status.code(), Some(3));
-    assert_eq!(rt.run_cmd(&["state", "--bogus", "x"]).status.code(), Some(1));
+    assert_eq!(
+        rt.run_cmd(&["state", "--bogus", "x"]).status.code(),
+        Some(1)
+    );
     assert_eq!(rt.run_cmd(&["start"]).status.code(), Some(1));
     assert_eq!(rt.run_cmd(&["--version"]).status.code(), Some(0));
 }
@@ -154,7 +199,11 @@ fn usage_errors_use_runc_exit_codes() {
 fn malformed_config_is_a_clear_error_with_no_state_left() {
     let rt = Runtime::berth();
     let b = Bundle::new(&["/bin/true"]);
-    std::fs::write(b.dir.join("config.json"), b"{ \"ociVersion\": \"1.2.0\", \"process\": ").unwrap();
+    std::fs::write(
+        b.dir.join("config.json"),
+        b"{ \"ociVersion\": \"1.2.0\", \"process\": ",
+    )
+    .unwrap();
     let err = rt.fails(&["create", "--bundle", b.dir.to_str().unwrap(), "t-bad"]);
     assert!(err.contains("config.json"), "{err}");
     assert!(!exists(&rt.root.join("t-bad")));
@@ -173,7 +222,14 @@ fn missing_executable_fails_create_not_start() {
 fn json_log_gets_exactly_one_error_object() {
     let rt = Runtime::berth();
     let log = std::env::temp_dir().join(common::unique("berth-log"));
-    let out = rt.run_cmd(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", "nope"]);
+    let out = rt.run_cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);
@@ -181,7 +237,10 @@ fn json_log_gets_exactly_one_error_object() {
     assert_eq!(lines.len(), 1, "{text}");
     let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(v["level"], "error");
-    assert!(v["msg"].as_str().unwrap().contains("container does not exist"));
+    assert!(v["msg"]
+        .as_str()
+        .unwrap()
+        .contains("container does not exist"));
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
 }
 
@@ -198,7 +257,13 @@ fn concurrent_operations_on_one_id_never_corrupt_state() {
             2 => vec!["kill", "t-conc", "0"],
             _ => vec!["list"],
         };
-        children.push(rt.cmd(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap());
+        children.push(
+            rt.cmd(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
     }
     for mut c in children {
         c.wait().unwrap();
@@ -226,9 +291,12 @@ fn spec_writes_default_config_and_refuses_to_overwrite() {
     std::fs::create_dir_all(&dir).unwrap();
     let rt = Runtime::berth();
     rt.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(v["root"]["path"], "rootfs");
-    assert!(rt.fails(&["spec", "--bundle", dir.to_str().unwrap()]).contains("exists"));
+    assert!(rt
+        .fails(&["spec", "--bundle", dir.to_str().unwrap()])
+        .contains("exists"));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,13 +30,20 @@ fn hostname_domainname_env_cwd() {
     assert_eq!(code, 0, "{err}");
     // env: PATH, FOO, and the PWD/SHLVL the shell adds.
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(&lines[..4], &["box1", "example.org", "bar baz", "/tmp"], "{out}");
+    assert_eq!(
+        &lines[..4],
+        &["box1", "example.org", "bar baz", "/tmp"],
+        "{out}"
+    );
 }
 
 #[test]
 fn user_groups_and_umask() {
     let (code, out, err) = sh(
-        |s| s["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63}),
+        |s| {
+            s["process"]["user"] =
+                json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63})
+        },
         "id -u; id -g; id -G; umask",
     );
     assert_eq!(code, 0, "{err}");
@@ -106,7 +113,9 @@ fn rlimit_above_hard_limit_fails_clearly_without_cap_sys_resource() {
         .unwrap();
     let want = cur.saturating_mul(2).min(1 << 30);
     let (code, _, err) = sh(
-        |s| s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": want, "hard": want}]),
+        |s| {
+            s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": want, "hard": want}])
+        },
         "true",
     );
     if has_sys_resource {
@@ -114,7 +123,10 @@ fn rlimit_above_hard_limit_fails_clearly_without_cap_sys_resource() {
         return;
     }
     assert_ne!(code, 0);
-    assert!(err.contains("setrlimit RLIMIT_NOFILE") && err.contains("operation not permitted"), "{err}");
+    assert!(
+        err.contains("setrlimit RLIMIT_NOFILE") && err.contains("operation not permitted"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,11 +134,14 @@ fn cap_sys_resource_request_fails_clearly() {
     let (code, _, err) = sh(
         |s| {
             let caps = json!(["CAP_SYS_RESOURCE"]);
-            s["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+            s["process"]["capabilities"] =
+                json!({"bounding": caps, "effective": caps, "permitted": caps});
         },
         "true",
     );
-    let has = std::fs::read_to_string("/proc/self/status").unwrap().contains("CapBnd:\t000001ffffffffff");
+    let has = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .contains("CapBnd:\t000001ffffffffff");
     if has {
         eprintln!("skipped: this host has CAP_SYS_RESOURCE");
         return;
@@ -142,12 +157,18 @@ fn negative_oom_score_adj_fails_clearly() {
         eprintln!("skipped: this host allows lowering oom_score_adj");
         return;
     }
-    assert!(err.contains("oom_score_adj") && err.contains("-997"), "{err}");
+    assert!(
+        err.contains("oom_score_adj") && err.contains("-997"),
+        "{err}"
+    );
 }
 
 #[test]
 fn positive_oom_score_adj_is_applied() {
-    let (code, out, err) = sh(|s| s["process"]["oomScoreAdj"] = json!(500), "cat /proc/self/oom_score_adj");
+    let (code, out, err) = sh(
+        |s| s["process"]["oomScoreAdj"] = json!(500),
+        "cat /proc/self/oom_score_adj",
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "500");
 }
@@ -160,22 +181,35 @@ fn sysctl_is_written_in_the_container_namespace() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "1\n1234\n");
-    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap().trim(), "1234");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni")
+            .unwrap()
+            .trim(),
+        "1234"
+    );
 }
 
 #[test]
 fn user_namespace_maps_ids() {
     let (code, out, err) = sh(
         |s| {
-            s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            s["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
             s["root"]["readonly"] = json!(false);
         },
         "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map",
     );
     assert_eq!(code, 0, "{err}");
-    let norm: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let norm: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     assert_eq!(norm, ["0", "0 100000 65536", "0 100000 65536"], "{out}");
 }
 
@@ -183,7 +217,10 @@ fn user_namespace_maps_ids() {
 fn time_namespace_offsets_apply() {
     let (code, out, err) = sh(
         |s| {
-            s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "time"}));
             s["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400 * 400, "nanosecs": 0}, "monotonic": {"secs": 3600}});
         },
         "cat /proc/uptime; cat /proc/self/timens_offsets",
@@ -200,7 +237,11 @@ fn joins_namespaces_by_path() {
     let a = Bundle::new(&["/bin/sleep", "1000"]);
     rt.ok(&["run", "-d", "--bundle", a.dir.to_str().unwrap(), "t-ns-a"]);
     let pid = rt.state("t-ns-a")["pid"].as_i64().unwrap();
-    let mut b = Bundle::new(&["/bin/sh", "-c", "for n in net uts ipc; do readlink /proc/self/ns/$n; done; hostname"]);
+    let mut b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "for n in net uts ipc; do readlink /proc/self/ns/$n; done; hostname",
+    ]);
     b.edit(|s| {
         s["hostname"] = json!(null);
         for ns in s["linux"]["namespaces"].as_array_mut().unwrap() {
@@ -215,13 +256,27 @@ fn joins_namespaces_by_path() {
     assert_eq!(code, 0, "{err}");
     let want: Vec<String> = ["net", "uts", "ipc"]
         .iter()
-        .map(|n| std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned())
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let got: Vec<&str> = out.lines().take(3).collect();
     assert_eq!(got, want);
-    assert_eq!(out.lines().nth(3), Some("berth"), "hostname of the joined uts namespace");
+    assert_eq!(
+        out.lines().nth(3),
+        Some("berth"),
+        "hostname of the joined uts namespace"
+    );
     // The runtime itself went back to its own namespaces.
-    assert_ne!(std::fs::read_link("/proc/self/ns/net").unwrap().to_string_lossy(), want[0]);
+    assert_ne!(
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy(),
+        want[0]
+    );
 }
 
 #[test]
@@ -240,14 +295,22 @@ fn joins_pid_namespace_by_path() {
     });
     let (code, out, err) = rt.run(&b, "t-pid-b");
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "1", "the sleeping init of the first container is visible");
+    assert_eq!(
+        out.trim(),
+        "1",
+        "the sleeping init of the first container is visible"
+    );
 }
 
 #[test]
 fn preserve_fds_and_listen_fds_pass_through() {
     use std::os::unix::process::CommandExt;
     let rt = Runtime::berth();
-    let b = Bundle::new(&["/bin/sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3; cat <&4; ls /proc/self/fd | wc -l"]);
+    let b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "echo $LISTEN_FDS $LISTEN_PID; cat <&3; cat <&4; ls /proc/self/fd | wc -l",
+    ]);
     let f3 = b.dir.join("three");
     let f4 = b.dir.join("four");
     std::fs::write(&f3, "fd3\n").unwrap();
@@ -262,8 +325,17 @@ fn preserve_fds_and_listen_fds_pass_through() {
         b.dir.display()
     );
     rt.created.borrow_mut().push("t-fds".into());
-    let out = std::process::Command::new("/bin/sh").arg("-c").arg(script).process_group(0).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .process_group(0)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "1 1");
@@ -286,5 +358,8 @@ fn seccomp_errno_rule_applies() {
         "mkdir /tmp/x 2>&1; echo rc=$?",
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("Permission denied") && out.contains("rc=1"), "{out}");
+    assert!(
+        out.contains("Permission denied") && out.contains("rc=1"),
+        "{out}"
+    );
 }

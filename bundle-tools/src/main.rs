@@ -1,1 +1,4 @@
-fn main() { eprintln!("berth-bundle: not built yet (issue 4)"); std::process::exit(1) }
+fn main() {
+    eprintln!("berth-bundle: not built yet (issue 4)");
+    std::process::exit(1)
+}

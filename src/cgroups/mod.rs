@@ -402,6 +402,13 @@ fn join_cg(mount: &Path, rel: &str) -> PathBuf {
     p
 }
 
+impl Manager {
+    /// The container is frozen (`paused`).
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.freezer_state(), Ok(FreezerState::Frozen))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,12 +478,5 @@ mod tests {
         let s = serde_json::to_string(&m).unwrap();
         let back: Manager = serde_json::from_str(&s).unwrap();
         assert_eq!(m, back);
-    }
-}
-
-impl Manager {
-    /// The container is frozen (`paused`).
-    pub fn is_frozen(&self) -> bool {
-        matches!(self.freezer_state(), Ok(FreezerState::Frozen))
     }
 }

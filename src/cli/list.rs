@@ -35,10 +35,23 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut table = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+    let mut table = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
     for r in &rows {
-        let s = |k: &str| r[k].as_str().map(String::from).unwrap_or_else(|| r[k].to_string());
-        table.push(vec![s("id"), s("pid"), s("status"), s("bundle"), s("created"), s("owner")]);
+        let s = |k: &str| {
+            r[k].as_str()
+                .map(String::from)
+                .unwrap_or_else(|| r[k].to_string())
+        };
+        table.push(vec![
+            s("id"),
+            s("pid"),
+            s("status"),
+            s("bundle"),
+            s("created"),
+            s("owner"),
+        ]);
     }
     print!("{}", format_table(&table));
     Ok(0)
@@ -48,8 +61,15 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
 /// runc's list prints them (the last column unpadded).
 fn format_table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, |r| r.len());
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(12)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
         for (c, cell) in r.iter().enumerate() {
@@ -68,7 +88,10 @@ fn format_table(rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn table_pads_like_runc() {
-        let t = super::format_table(&[vec!["ID".into(), "PID".into()], vec!["a-long-container-id".into(), "1".into()]]);
+        let t = super::format_table(&[
+            vec!["ID".into(), "PID".into()],
+            vec!["a-long-container-id".into(), "1".into()],
+        ]);
         assert_eq!(t, "ID                    PID\na-long-container-id   1\n");
     }
 }

@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use crate::{logging, Result};
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "berth: a fast, runc-compatible OCI container runtime")]
+#[command(
+    name = "berth",
+    version,
+    about = "berth: a fast, runc-compatible OCI container runtime"
+)]
 #[command(disable_help_subcommand = true)]
 pub struct Cli {
     /// Root directory for container state (keep it on a tmpfs).
@@ -84,7 +88,10 @@ pub fn main() -> i32 {
         eprintln!("berth: {e}");
         return 1;
     }
-    let g = Globals { root: cli.root, systemd_cgroup: cli.systemd_cgroup };
+    let g = Globals {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
     let (name, id, res): (&str, Option<String>, Result<i32>) = match cli.command {
         Command::Create(a) => ("create", Some(a.id.clone()), create::run(&g, a)),
         Command::Start(a) => ("start", Some(a.id.clone()), start::run(&g, a)),
@@ -111,7 +118,9 @@ pub fn main() -> i32 {
 fn usage_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             0
         }

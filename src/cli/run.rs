@@ -29,7 +29,10 @@ fn forwarded() -> SigSet {
     let mut set = SigSet::empty();
     for sig in Signal::iterator() {
         use Signal::*;
-        if !matches!(sig, SIGKILL | SIGSTOP | SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP | SIGSYS | SIGABRT) {
+        if !matches!(
+            sig,
+            SIGKILL | SIGSTOP | SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP | SIGSYS | SIGABRT
+        ) {
             set.add(sig);
         }
     }
@@ -45,12 +48,22 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<i32> {
     if !a.detach {
         signals.thread_block().context("block signals")?;
     }
-    let bundle_spec = lifecycle::load_spec(&std::fs::canonicalize(&opts.bundle).unwrap_or(opts.bundle.clone()))?;
-    let terminal = bundle_spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let bundle_spec =
+        lifecycle::load_spec(&std::fs::canonicalize(&opts.bundle).unwrap_or(opts.bundle.clone()))?;
+    let terminal = bundle_spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     let mut console_rx: Option<OwnedFd> = None;
     if terminal && opts.console_socket.is_none() && !a.detach {
-        let (ours, theirs) =
-            socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).context("socketpair for the console")?;
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("socketpair for the console")?;
         opts.console_fd = Some(theirs);
         console_rx = Some(ours);
     }
@@ -73,7 +86,10 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<i32> {
     };
     let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
     loop {
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -96,7 +112,8 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<i32> {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig);
         }
     }
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(launched.pid), None).context("waitpid")?;
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(launched.pid), None)
+        .context("waitpid")?;
     if let Some(p) = proxy {
         p.finish();
     }

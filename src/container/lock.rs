@@ -19,7 +19,8 @@ impl Lock {
     }
 
     pub fn acquire(dir: &Path) -> Result<Lock> {
-        let file = File::open(dir).map_err(|e| Error::from(e).context(format!("open {}", dir.display())))?;
+        let file = File::open(dir)
+            .map_err(|e| Error::from(e).context(format!("open {}", dir.display())))?;
         loop {
             // SAFETY: flock on a valid, owned fd.
             let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };

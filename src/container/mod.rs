@@ -67,15 +67,25 @@ impl Container {
         let data = match fs::read(dir.join(STATE_FILE)) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
-            Err(e) => return Err(Error::from(e).context(format!("read {}/{STATE_FILE}", dir.display()))),
+            Err(e) => {
+                return Err(Error::from(e).context(format!("read {}/{STATE_FILE}", dir.display())))
+            }
         };
         let state: State = serde_json::from_slice(&data)
             .with_context(|| format!("parse {}/{STATE_FILE}", dir.display()))?;
-        Ok(Container { dir, state, _lock: lock })
+        Ok(Container {
+            dir,
+            state,
+            _lock: lock,
+        })
     }
 
     pub fn from_parts(dir: PathBuf, state: State, lock: Lock) -> Container {
-        Container { dir, state, _lock: lock }
+        Container {
+            dir,
+            state,
+            _lock: lock,
+        }
     }
 
     /// The status, derived from the kernel rather than trusted from disk.
@@ -110,7 +120,10 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
 /// Write `path` so that readers see the old content or the new, never a
 /// partial file: write a sibling temp file, then rename over.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = fs::OpenOptions::new()

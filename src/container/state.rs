@@ -84,7 +84,11 @@ impl State {
     /// The runtime-spec state object plus runc's extra fields, as `state`
     /// prints it and hooks receive it on stdin.
     pub fn to_oci_json(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         let v = OciState {
             oci_version: &self.oci_version,
             id: &self.id,

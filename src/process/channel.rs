@@ -40,8 +40,13 @@ pub struct Channel {
 
 /// (parent end, child end); both close-on-exec.
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .context("socketpair for the init channel")?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the init channel")?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -99,7 +104,11 @@ impl Channel {
             b'H' => Msg::HooksDone(payload.to_vec()),
             b'r' => Msg::Ready,
             b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
-            t => return Err(Error::msg(format!("unexpected message tag {t:#x} on the init channel"))),
+            t => {
+                return Err(Error::msg(format!(
+                    "unexpected message tag {t:#x} on the init channel"
+                )))
+            }
         };
         Ok(Some(msg))
     }
@@ -108,7 +117,9 @@ impl Channel {
     pub fn expect(&self, want: &Msg) -> Result<()> {
         match self.recv()? {
             Some(ref m) if m == want => Ok(()),
-            Some(m) => Err(Error::msg(format!("expected {want:?} on the init channel, got {m:?}"))),
+            Some(m) => Err(Error::msg(format!(
+                "expected {want:?} on the init channel, got {m:?}"
+            ))),
             None => Err(Error::msg("the runtime closed the init channel")),
         }
     }

@@ -62,7 +62,11 @@ pub fn run(ctx: InitCtx) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if ctx.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+    if ctx
+        .chan
+        .send(&Msg::Error(err.message().to_string()))
+        .is_err()
+    {
         eprintln!("berth init: {err}");
     }
     // SAFETY: _exit is always sound; skip atexit handlers of the parent's copy.
@@ -73,7 +77,8 @@ enum Never {}
 
 fn setup(ctx: &InitCtx) -> Result<Never> {
     // Die with the parent while it is still setting us up.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).context("set parent death signal")?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .context("set parent death signal")?;
     let process = ctx.spec.process().as_ref();
 
     if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
@@ -91,7 +96,8 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         let ufd = unsafe { BorrowedFd::borrow_raw(fd) };
         sys::setns(ufd, libc::CLONE_NEWUSER).context("join user namespace")?;
         if ctx.unshare_after_userns != 0 {
-            sys::unshare(ctx.unshare_after_userns).context("unshare namespaces in the joined user namespace")?;
+            sys::unshare(ctx.unshare_after_userns)
+                .context("unshare namespaces in the joined user namespace")?;
         }
     }
 
@@ -129,7 +135,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         cgroup: ctx.cgroup,
     };
     if !ctx.mountns {
-        crate::bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
+        crate::bail!(
+            "a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)"
+        );
     }
     rootfs::prepare(&rcfg)?;
 
@@ -139,7 +147,8 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         rootfs::mount_console(&rcfg, slave.as_fd())?;
         // SAFETY: the console socket fd is inherited from the parent.
         let sock = unsafe { OwnedFd::from_raw_fd(sock) };
-        tty::send_master(sock.as_fd(), master.as_fd()).context("send the console to --console-socket")?;
+        tty::send_master(sock.as_fd(), master.as_fd())
+            .context("send the console to --console-socket")?;
         drop(master);
         tty::attach_slave(slave)?;
     }
@@ -173,7 +182,8 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         }
         // SAFETY: pointer and length describe the live string.
         if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(Error::from(std::io::Error::last_os_error()).context(format!("setdomainname {d:?}")));
+            return Err(Error::from(std::io::Error::last_os_error())
+                .context(format!("setdomainname {d:?}")));
         }
     }
     if let Some(sysctl) = ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -182,13 +192,17 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
             if key.contains("..") || key.contains('/') {
                 crate::bail!("sysctl {key:?}: invalid name");
             }
-            std::fs::write(&path, value.as_bytes()).with_context(|| format!("write sysctl {key}={value}"))?;
+            std::fs::write(&path, value.as_bytes())
+                .with_context(|| format!("write sysctl {key}={value}"))?;
         }
     }
     rootfs::finalize(&rcfg)?;
 
     for (res, soft, hard, name) in &ctx.rlimits {
-        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
         // SAFETY: lim is a valid rlimit struct.
         if unsafe { libc::setrlimit(*res, &lim) } != 0 {
             let mut e = Error::from(std::io::Error::last_os_error())
@@ -219,8 +233,12 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if let Some(p) = process {
         let cwd = p.cwd();
         if !cwd.as_os_str().is_empty() {
-            nix::unistd::chdir(cwd)
-                .with_context(|| format!("chdir to cwd ({:?}) set in config.json failed", cwd.display().to_string()))?;
+            nix::unistd::chdir(cwd).with_context(|| {
+                format!(
+                    "chdir to cwd ({:?}) set in config.json failed",
+                    cwd.display().to_string()
+                )
+            })?;
         }
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
@@ -289,7 +307,11 @@ fn switch_user(ctx: &InitCtx) -> Result<()> {
     ctx.caps.drop_bounding(ctx.last_cap)?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).context("set keepcaps")?;
     let (uid, gid, groups) = match ctx.spec.process().as_ref() {
-        Some(p) => (p.user().uid(), p.user().gid(), p.user().additional_gids().clone().unwrap_or_default()),
+        Some(p) => (
+            p.user().uid(),
+            p.user().gid(),
+            p.user().additional_gids().clone().unwrap_or_default(),
+        ),
         None => (0, 0, Vec::new()),
     };
     // SAFETY: groups points to groups.len() gids.
@@ -303,11 +325,15 @@ fn switch_user(ctx: &InitCtx) -> Result<()> {
     }
     // SAFETY: integer-only syscalls.
     if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-        return Err(Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}")));
+        return Err(
+            Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}"))
+        );
     }
     // SAFETY: integer-only syscalls.
     if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-        return Err(Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}")));
+        return Err(
+            Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}"))
+        );
     }
     sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keepcaps")?;
     ctx.caps.apply()
@@ -323,7 +349,8 @@ fn lookup_exec(ctx: &InitCtx) -> Result<CString> {
     let executable = |p: &CStr| -> bool {
         // SAFETY: p is a valid C string.
         let ok = unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0;
-        ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes())).is_ok_and(|m| m.is_file())
+        ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
+            .is_ok_and(|m| m.is_file())
     };
     if name.contains(&b'/') {
         if executable(arg0) {
@@ -349,5 +376,8 @@ fn lookup_exec(ctx: &InitCtx) -> Result<CString> {
             }
         }
     }
-    crate::bail!("exec: {:?}: executable file not found in $PATH", String::from_utf8_lossy(name))
+    crate::bail!(
+        "exec: {:?}: executable file not found in $PATH",
+        String::from_utf8_lossy(name)
+    )
 }

@@ -70,7 +70,8 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).context("create exec fifo")?;
     // Writable by anyone (not subject to our umask): the init opens it
     // after switching to the container's user, possibly in a user namespace.
-    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622)).context("chmod exec fifo")?;
+    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+        .context("chmod exec fifo")?;
     let fifo = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH)
@@ -144,7 +145,11 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     let pid = cloned.with_context(|| format!("clone3 (flags {flags:#x})"))?;
     // SAFETY: with CLONE_PIDFD the kernel stored a new fd we now own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    let launched = Launched { pid, start_time: sys::proc_stat(pid).map(|s| s.0).unwrap_or(0), pidfd };
+    let launched = Launched {
+        pid,
+        start_time: sys::proc_stat(pid).map(|s| s.0).unwrap_or(0),
+        pidfd,
+    };
     state.pid = pid;
     state.start_time = launched.start_time;
 
@@ -158,13 +163,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
 }
 
 /// Parent's half of the protocol after clone3.
-fn drive(
-    l: &Launch,
-    plan: &Plan,
-    state: &State,
-    chan: &channel::Channel,
-    pid: i32,
-) -> Result<()> {
+fn drive(l: &Launch, plan: &Plan, state: &State, chan: &channel::Channel, pid: i32) -> Result<()> {
     if plan.new & libc::CLONE_NEWUSER != 0 {
         namespaces::write_id_maps(pid, l.spec.linux().as_ref())?;
     }
@@ -177,7 +176,11 @@ fn drive(
             || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
     });
     let state_json = |status| serde_json::to_vec(&state.to_oci_json(status)).unwrap_or_default();
-    let go = Msg::Go(if needs_state { state_json(Status::Creating) } else { Vec::new() });
+    let go = Msg::Go(if needs_state {
+        state_json(Status::Creating)
+    } else {
+        Vec::new()
+    });
     if let Err(e) = chan.send(&go) {
         // The init may have failed before reading: its error is queued.
         return Err(match chan.recv() {
@@ -192,7 +195,11 @@ fn drive(
                 let json = state_json(Status::Creating);
                 if let Some(h) = hooks {
                     hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
-                    hooks::run("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &json)?;
+                    hooks::run(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or(&[]),
+                        &json,
+                    )?;
                 }
                 if let Err(e) = chan.send(&Msg::HooksDone(json)) {
                     return Err(match chan.recv() {
@@ -236,9 +243,21 @@ fn process_strings(spec: &Spec) -> Result<(Vec<CString>, Vec<CString>)> {
     let Some(p) = spec.process().as_ref() else {
         crate::bail!("config.json: process is required");
     };
-    let args = p.args().as_ref().filter(|a| !a.is_empty()).ok_or_else(|| Error::msg("process.args must not be empty"))?;
-    let args = args.iter().map(|a| cstring(a.clone())).collect::<Result<Vec<_>>>()?;
-    let env = p.env().iter().flatten().map(|e| cstring(e.clone())).collect::<Result<Vec<_>>>()?;
+    let args = p
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Error::msg("process.args must not be empty"))?;
+    let args = args
+        .iter()
+        .map(|a| cstring(a.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let env = p
+        .env()
+        .iter()
+        .flatten()
+        .map(|e| cstring(e.clone()))
+        .collect::<Result<Vec<_>>>()?;
     Ok((args, env))
 }
 
@@ -256,7 +275,10 @@ fn parse_rlimits(spec: &Spec) -> Result<Vec<Rlimit>> {
     let mut out = Vec::new();
     let rl = spec.process().as_ref().and_then(|p| p.rlimits().as_ref());
     for r in rl.into_iter().flatten() {
-        let name = serde_json::to_value(r.typ())?.as_str().unwrap_or_default().to_string();
+        let name = serde_json::to_value(r.typ())?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let res = match r.typ() {
             PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
             PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
@@ -276,7 +298,11 @@ fn parse_rlimits(spec: &Spec) -> Result<Vec<Rlimit>> {
             PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
         };
         if r.soft() > r.hard() {
-            crate::bail!("{name}: soft limit {} is above hard limit {}", r.soft(), r.hard());
+            crate::bail!(
+                "{name}: soft limit {} is above hard limit {}",
+                r.soft(),
+                r.hard()
+            );
         }
         out.push((res, r.soft(), r.hard(), name));
     }

@@ -69,9 +69,14 @@ impl Plan {
                 None => plan.new |= flag,
                 Some(p) if p.as_os_str().is_empty() => plan.new |= flag,
                 Some(p) => {
-                    let file = File::open(p)
-                        .with_context(|| format!("open {} namespace path {}", ns.typ(), p.display()))?;
-                    let join = Join { flag, fd: file.into(), path: p.clone() };
+                    let file = File::open(p).with_context(|| {
+                        format!("open {} namespace path {}", ns.typ(), p.display())
+                    })?;
+                    let join = Join {
+                        flag,
+                        fd: file.into(),
+                        path: p.clone(),
+                    };
                     if flag == libc::CLONE_NEWUSER {
                         plan.user_join = Some(join);
                     } else {
@@ -102,8 +107,9 @@ pub struct Saved(Vec<(i32, OwnedFd)>);
 impl Saved {
     pub fn restore(self) -> Result<()> {
         for (flag, fd) in self.0 {
-            sys::setns(fd.as_fd(), flag)
-                .with_context(|| format!("return to the runtime's {} namespace", proc_name(flag)))?;
+            sys::setns(fd.as_fd(), flag).with_context(|| {
+                format!("return to the runtime's {} namespace", proc_name(flag))
+            })?;
         }
         Ok(())
     }
@@ -129,7 +135,8 @@ pub fn enter_for_clone(plan: &Plan, linux: Option<&Linux>) -> Result<Saved> {
             })?;
         }
         if time_new {
-            let own = File::open("/proc/self/ns/time_for_children").context("open own time namespace")?;
+            let own =
+                File::open("/proc/self/ns/time_for_children").context("open own time namespace")?;
             saved.push((libc::CLONE_NEWTIME, OwnedFd::from(own)));
             sys::unshare(libc::CLONE_NEWTIME).context("unshare time namespace")?;
             write_time_offsets(linux)?;
@@ -153,28 +160,42 @@ fn write_time_offsets(linux: Option<&Linux>) -> Result<()> {
         if clock != "monotonic" && clock != "boottime" {
             crate::bail!("timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
         }
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
     if text.is_empty() {
         return Ok(());
     }
-    std::fs::write("/proc/self/timens_offsets", text.as_bytes()).context("write time namespace offsets")
+    std::fs::write("/proc/self/timens_offsets", text.as_bytes())
+        .context("write time namespace offsets")
 }
 
 /// Write the init's uid_map and gid_map (the init waits until we are done).
 pub fn write_id_maps(pid: i32, linux: Option<&Linux>) -> Result<()> {
     let Some(linux) = linux else { return Ok(()) };
-    for (file, maps) in [("uid_map", linux.uid_mappings()), ("gid_map", linux.gid_mappings())] {
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
         let Some(maps) = maps.as_ref().filter(|m| !m.is_empty()) else {
             continue;
         };
         let mut text = String::new();
         for m in maps {
-            text.push_str(&format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()));
+            text.push_str(&format!(
+                "{} {} {}\n",
+                m.container_id(),
+                m.host_id(),
+                m.size()
+            ));
         }
         let path = format!("/proc/{pid}/{file}");
         // One write: the kernel accepts a map only once, whole.
-        std::fs::write(&path, text.as_bytes()).map_err(|e| Error::from(e).context(format!("write {path}")))?;
+        std::fs::write(&path, text.as_bytes())
+            .map_err(|e| Error::from(e).context(format!("write {path}")))?;
     }
     Ok(())
 }

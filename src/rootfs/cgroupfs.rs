@@ -16,34 +16,73 @@ use super::resolve::{self, Kind};
 use crate::cgroups::{self, Manager, Mode};
 use crate::error::{Context, Result};
 
-pub fn mount_cgroup(root: BorrowedFd, dest: &Path, opts: &Options, cg: &Manager, cgroupns: bool) -> Result<()> {
+pub fn mount_cgroup(
+    root: BorrowedFd,
+    dest: &Path,
+    opts: &Options,
+    cg: &Manager,
+    cgroupns: bool,
+) -> Result<()> {
     let what = format!("cgroup on {}", dest.display());
     let layout = cgroups::detect::layout()?;
     let target = resolve::ensure(root, dest, Kind::Dir).with_context(|| format!("mount {what}"))?;
-    let base_flags = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let base_flags = opts.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     if layout.mode == Mode::Unified {
         if cgroupns {
-            return mount(Some("cgroup2"), resolve::proc_fd_path(&target).as_str(), Some("cgroup2"), opts.flags, None::<&str>)
-                .with_context(|| format!("mount {what}"));
+            return mount(
+                Some("cgroup2"),
+                resolve::proc_fd_path(&target).as_str(),
+                Some("cgroup2"),
+                opts.flags,
+                None::<&str>,
+            )
+            .with_context(|| format!("mount {what}"));
         }
-        let src = cg.unified_dir.clone().unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+        let src = cg
+            .unified_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
         drop(target);
         return bind_ro(root, &src, dest, opts, &what);
     }
-    mount(Some("tmpfs"), resolve::proc_fd_path(&target).as_str(), Some("tmpfs"), base_flags, Some("mode=755"))
-        .with_context(|| format!("mount tmpfs for {what}"))?;
+    mount(
+        Some("tmpfs"),
+        resolve::proc_fd_path(&target).as_str(),
+        Some("tmpfs"),
+        base_flags,
+        Some("mode=755"),
+    )
+    .with_context(|| format!("mount tmpfs for {what}"))?;
     // Group controllers by hierarchy (cpu and cpuacct may share one).
     let mut hierarchies: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
     for (ctrl, mnt) in &layout.v1_mounts {
-        hierarchies.entry(mnt.as_path()).or_default().push(ctrl.as_str());
+        hierarchies
+            .entry(mnt.as_path())
+            .or_default()
+            .push(ctrl.as_str());
     }
     for (mnt, ctrls) in &hierarchies {
-        let Some(name) = mnt.file_name() else { continue };
-        let Some(src) = ctrls.iter().find_map(|c| cg.v1_dirs.get(*c)) else { continue };
+        let Some(name) = mnt.file_name() else {
+            continue;
+        };
+        let Some(src) = ctrls.iter().find_map(|c| cg.v1_dirs.get(*c)) else {
+            continue;
+        };
         let sub = dest.join(name);
-        bind_ro(root, src, &sub, opts, &format!("cgroup {} on {}", src.display(), sub.display()))?;
+        bind_ro(
+            root,
+            src,
+            &sub,
+            opts,
+            &format!("cgroup {} on {}", src.display(), sub.display()),
+        )?;
         // Co-mounted controllers: `cpu -> cpu,cpuacct`, as on the host.
-        let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH | libc::O_DIRECTORY)?;
+        let top = resolve::open_in_root(
+            root,
+            &resolve::relative(dest),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )?;
         for c in ctrls {
             let c = c.trim_start_matches("name=");
             if Path::new(c) != Path::new(name) {
@@ -53,12 +92,24 @@ pub fn mount_cgroup(root: BorrowedFd, dest: &Path, opts: &Options, cg: &Manager,
     }
     if let Some(u) = &cg.unified_dir {
         let sub = dest.join("unified");
-        bind_ro(root, u, &sub, opts, &format!("cgroup {} on {}", u.display(), sub.display()))?;
+        bind_ro(
+            root,
+            u,
+            &sub,
+            opts,
+            &format!("cgroup {} on {}", u.display(), sub.display()),
+        )?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)?;
-        mount(None::<&str>, resolve::proc_fd_path(&top).as_str(), None::<&str>, MsFlags::MS_REMOUNT | base_flags | MsFlags::MS_RDONLY, Some("mode=755"))
-            .with_context(|| format!("remount {what} read-only"))?;
+        mount(
+            None::<&str>,
+            resolve::proc_fd_path(&top).as_str(),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | base_flags | MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )
+        .with_context(|| format!("remount {what} read-only"))?;
     }
     Ok(())
 }
@@ -67,9 +118,17 @@ pub fn mount_cgroup(root: BorrowedFd, dest: &Path, opts: &Options, cg: &Manager,
 /// restricting flags.
 fn bind_ro(root: BorrowedFd, src: &Path, dest: &Path, opts: &Options, what: &str) -> Result<()> {
     let t = resolve::ensure(root, dest, Kind::Dir).with_context(|| format!("mount {what}"))?;
-    mount(Some(src), resolve::proc_fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .with_context(|| format!("mount {what}"))?;
-    let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH).with_context(|| format!("reopen {}", dest.display()))?;
-    let flags = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY);
+    mount(
+        Some(src),
+        resolve::proc_fd_path(&t).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("mount {what}"))?;
+    let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
+        .with_context(|| format!("reopen {}", dest.display()))?;
+    let flags = opts.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY);
     mounts::remount_bind(&resolve::proc_fd_path(&top), flags, false, what)
 }

@@ -24,10 +24,25 @@ pub struct Device {
 
 /// runc's default devices: every container gets these.
 fn defaults() -> Vec<Device> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(n, ma, mi)| Device { path: Path::new("/dev").join(n), kind: libc::S_IFCHR, major: ma, minor: mi, mode: 0o666, uid: 0, gid: 0 })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(n, ma, mi)| Device {
+        path: Path::new("/dev").join(n),
+        kind: libc::S_IFCHR,
+        major: ma,
+        minor: mi,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 fn from_spec(d: &LinuxDevice) -> Result<Device> {
@@ -35,7 +50,10 @@ fn from_spec(d: &LinuxDevice) -> Result<Device> {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
         LinuxDeviceType::P => libc::S_IFIFO,
-        LinuxDeviceType::A => crate::bail!("device {}: type 'a' is only valid in cgroup rules", d.path().display()),
+        LinuxDeviceType::A => crate::bail!(
+            "device {}: type 'a' is only valid in cgroup rules",
+            d.path().display()
+        ),
     };
     Ok(Device {
         path: d.path().clone(),
@@ -51,7 +69,11 @@ fn from_spec(d: &LinuxDevice) -> Result<Device> {
 /// The defaults not overridden by the spec, then the spec's devices.
 pub fn wanted(spec_devices: Option<&Vec<LinuxDevice>>) -> Result<Vec<Device>> {
     let mut out: Vec<Device> = Vec::new();
-    let spec: Vec<Device> = spec_devices.into_iter().flatten().map(from_spec).collect::<Result<_>>()?;
+    let spec: Vec<Device> = spec_devices
+        .into_iter()
+        .flatten()
+        .map(from_spec)
+        .collect::<Result<_>>()?;
     for d in defaults() {
         if !spec.iter().any(|s| s.path == d.path) {
             out.push(d);
@@ -69,15 +91,31 @@ pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
     if userns {
         // A bind of the host's node: the kernel refuses mknod here.
         let target = resolve::ensure(root, &d.path, Kind::File).with_context(what)?;
-        let host = if d.kind == libc::S_IFIFO { return Err(Error::msg(format!("{}: fifos cannot be bound from the host", what()))) } else { &d.path };
-        return mount(Some(host), resolve::proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .with_context(|| format!("bind host device {}", host.display()));
+        let host = if d.kind == libc::S_IFIFO {
+            return Err(Error::msg(format!(
+                "{}: fifos cannot be bound from the host",
+                what()
+            )));
+        } else {
+            &d.path
+        };
+        return mount(
+            Some(host),
+            resolve::proc_fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind host device {}", host.display()));
     }
     let rel = resolve::relative(&d.path);
     let parent_rel = rel.parent().unwrap_or(Path::new(""));
-    let name = rel.file_name().ok_or_else(|| Error::msg(format!("{}: no file name", what())))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| Error::msg(format!("{}: no file name", what())))?;
     resolve::ensure(root, &Path::new("/").join(parent_rel), Kind::Dir).with_context(what)?;
-    let parent = resolve::open_in_root(root, parent_rel, libc::O_PATH | libc::O_DIRECTORY).with_context(what)?;
+    let parent = resolve::open_in_root(root, parent_rel, libc::O_PATH | libc::O_DIRECTORY)
+        .with_context(what)?;
     let cname = cpath(Path::new(name))?;
     let dev = libc::makedev(d.major as u32, d.minor as u32);
     loop {
@@ -99,9 +137,16 @@ pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
     // SAFETY: as above; mknod's mode is filtered by the umask, set it exactly.
     unsafe {
         if libc::fchmodat(parent.as_raw_fd(), cname.as_ptr(), d.mode, 0) != 0
-            || libc::fchownat(parent.as_raw_fd(), cname.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW) != 0
+            || libc::fchownat(
+                parent.as_raw_fd(),
+                cname.as_ptr(),
+                d.uid,
+                d.gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) != 0
         {
-            return Err(Error::from(std::io::Error::last_os_error()).context(format!("chmod/chown {}", d.path.display())));
+            return Err(Error::from(std::io::Error::last_os_error())
+                .context(format!("chmod/chown {}", d.path.display())));
         }
     }
     Ok(())
@@ -110,8 +155,15 @@ pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
 /// /dev/fd, stdin/out/err, ptmx and (if the host has it) core.
 pub fn symlinks(root: BorrowedFd) -> Result<()> {
     resolve::ensure(root, Path::new("/dev"), Kind::Dir)?;
-    let dev = resolve::open_in_root(root, Path::new("dev"), libc::O_PATH | libc::O_DIRECTORY).context("open /dev")?;
-    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")];
+    let dev = resolve::open_in_root(root, Path::new("dev"), libc::O_PATH | libc::O_DIRECTORY)
+        .context("open /dev")?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ];
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }

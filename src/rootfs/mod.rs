@@ -37,7 +37,10 @@ pub struct RootfsConfig<'a> {
 }
 
 fn propagation(spec: &Spec) -> Result<Option<MsFlags>> {
-    let p = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref());
+    let p = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref());
     Ok(Some(match p {
         None | Some("") => return Ok(None),
         Some("shared") => MsFlags::MS_SHARED,
@@ -53,7 +56,8 @@ fn propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 }
 
 fn open_root(rootfs: &Path) -> Result<OwnedFd> {
-    let f = std::fs::File::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?;
+    let f =
+        std::fs::File::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?;
     Ok(f.into())
 }
 
@@ -63,11 +67,18 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
     // Nothing we mount may propagate back to the host: slave (or the
     // requested propagation) recursively from / first.
     let prop = propagation(cfg.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).context("set propagation of / in the container's mount namespace")?;
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .context("set propagation of / in the container's mount namespace")?;
     // pivot_root needs the rootfs to be a mount point whose parent is not shared.
     make_parent_private(cfg.rootfs)?;
-    mount(Some(cfg.rootfs), cfg.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .with_context(|| format!("bind mount rootfs {}", cfg.rootfs.display()))?;
+    mount(
+        Some(cfg.rootfs),
+        cfg.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mount rootfs {}", cfg.rootfs.display()))?;
     let root = open_root(cfg.rootfs)?;
 
     let mut dev_is_bind = false;
@@ -79,7 +90,13 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
         }
         if typ == "cgroup" || typ == "cgroup2" {
             let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]))?;
-            cgroupfs::mount_cgroup(root.as_fd(), m.destination(), &opts, cfg.cgroup, cfg.cgroupns)?;
+            cgroupfs::mount_cgroup(
+                root.as_fd(),
+                m.destination(),
+                &opts,
+                cfg.cgroup,
+                cfg.cgroupns,
+            )?;
             continue;
         }
         mounts::mount_entry(root.as_fd(), m, cfg.bundle, cfg.userns)?;
@@ -95,7 +112,8 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
 
 /// The mount holding `path`'s parent must not be shared for pivot_root.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let mut best: Option<(&str, bool)> = None;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -104,12 +122,22 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         }
         let mp = f[4];
         if rootfs.starts_with(mp) && best.is_none_or(|(b, _)| mp.len() > b.len()) {
-            let shared = f[6..].iter().take_while(|x| **x != "-").any(|x| x.starts_with("shared:"));
+            let shared = f[6..]
+                .iter()
+                .take_while(|x| **x != "-")
+                .any(|x| x.starts_with("shared:"));
             best = Some((mp, shared));
         }
     }
     if let Some((mp, true)) = best {
-        mount(None::<&str>, mp, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).with_context(|| format!("make {mp} private"))?;
+        mount(
+            None::<&str>,
+            mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| format!("make {mp} private"))?;
     }
     Ok(())
 }
@@ -117,28 +145,51 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 /// Bind the pty slave onto `<rootfs>/dev/console`.
 pub fn mount_console(cfg: &RootfsConfig, slave: BorrowedFd) -> Result<()> {
     let root = open_root(cfg.rootfs)?;
-    let target = resolve::ensure(root.as_fd(), Path::new("/dev/console"), Kind::File).context("create /dev/console")?;
+    let target = resolve::ensure(root.as_fd(), Path::new("/dev/console"), Kind::File)
+        .context("create /dev/console")?;
     let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
-    mount(Some(src.as_str()), resolve::proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .context("bind the console onto /dev/console")
+    mount(
+        Some(src.as_str()),
+        resolve::proc_fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .context("bind the console onto /dev/console")
 }
 
 /// pivot_root into the rootfs (or move + chroot with `no_pivot`).
 pub fn pivot(cfg: &RootfsConfig) -> Result<()> {
     if cfg.no_pivot {
-        nix::unistd::chdir(cfg.rootfs).with_context(|| format!("chdir {}", cfg.rootfs.display()))?;
-        mount(Some(cfg.rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).context("move the rootfs onto /")?;
+        nix::unistd::chdir(cfg.rootfs)
+            .with_context(|| format!("chdir {}", cfg.rootfs.display()))?;
+        mount(
+            Some(cfg.rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .context("move the rootfs onto /")?;
         nix::unistd::chroot(".").context("chroot into the rootfs")?;
         return nix::unistd::chdir("/").context("chdir /");
     }
     let old = std::fs::File::open("/").context("open old root")?;
-    let new = std::fs::File::open(cfg.rootfs).with_context(|| format!("open {}", cfg.rootfs.display()))?;
+    let new = std::fs::File::open(cfg.rootfs)
+        .with_context(|| format!("open {}", cfg.rootfs.display()))?;
     nix::unistd::fchdir(&new).context("chdir into the rootfs")?;
     // pivot_root(".", "."): the old root ends up stacked on the new one;
     // detach it from there without propagating the unmount to the host.
     nix::unistd::pivot_root(".", ".").context("pivot_root")?;
     nix::unistd::fchdir(&old).context("chdir into the old root")?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).context("make the old root rslave")?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context("make the old root rslave")?;
     umount2(".", MntFlags::MNT_DETACH).context("unmount the old root")?;
     nix::unistd::chdir("/").context("chdir /")
 }
@@ -146,23 +197,44 @@ pub fn pivot(cfg: &RootfsConfig) -> Result<()> {
 /// After pivot_root: `readonlyPaths`, `maskedPaths`, `root.readonly`.
 pub fn finalize(cfg: &RootfsConfig) -> Result<()> {
     let linux = cfg.spec.linux().as_ref();
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         readonly_path(p, cfg.userns)?;
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         mask_path(p)?;
     }
-    if cfg.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if cfg
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         mounts::remount_bind("/", MsFlags::MS_RDONLY, cfg.userns, "/ read-only")?;
     }
     if let Some(prop) = propagation(cfg.spec)? {
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).context("set rootfsPropagation on /")?;
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .context("set rootfsPropagation on /")?;
     }
     Ok(())
 }
 
 fn readonly_path(p: &str, userns: bool) -> Result<()> {
-    match mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
         Ok(()) => {}
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::from(e).context(format!("bind readonly path {p}"))),
@@ -181,9 +253,21 @@ fn mask_path(p: &str) -> Result<()> {
         Err(e) => return Err(Error::from(e).context(format!("masked path {p}"))),
     };
     let r = if is_dir {
-        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
     } else {
-        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
     };
     r.with_context(|| format!("mask {p}"))
 }

@@ -135,7 +135,9 @@ pub fn parse(opts: &[String]) -> Result<Options> {
             "rnosymfollow" => attr(&mut o, MOUNT_ATTR_NOSYMFOLLOW, 0),
             "rsymfollow" => attr(&mut o, 0, MOUNT_ATTR_NOSYMFOLLOW),
             "tmpcopyup" => o.tmpcopyup = true,
-            "idmap" | "ridmap" => crate::bail!("mount option {opt}: idmapped mounts are not supported yet"),
+            "idmap" | "ridmap" => {
+                crate::bail!("mount option {opt}: idmapped mounts are not supported yet")
+            }
             other => o.data.push(other.to_string()),
         }
     }
@@ -145,7 +147,9 @@ pub fn parse(opts: &[String]) -> Result<Options> {
 /// Flags the kernel locks on a mount made in a less privileged user
 /// namespace: a remount inside a user namespace must keep them.
 fn locked_flags(path: &str) -> MsFlags {
-    let Ok(st) = nix::sys::statvfs::statvfs(path) else { return MsFlags::empty() };
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
     use nix::sys::statvfs::FsFlags;
     let f = st.flags();
     let mut out = MsFlags::empty();
@@ -172,8 +176,14 @@ pub fn remount_bind(path: &str, flags: MsFlags, userns: bool, what: &str) -> Res
     if userns {
         f |= locked_flags(path) & !MsFlags::MS_RDONLY;
     }
-    mount(None::<&str>, path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | f, None::<&str>)
-        .with_context(|| format!("remount {what} with its options"))
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | f,
+        None::<&str>,
+    )
+    .with_context(|| format!("remount {what} with its options"))
 }
 
 pub fn set_propagation(path: &str, props: &[MsFlags], what: &str) -> Result<()> {
@@ -192,7 +202,12 @@ fn mount_setattr(fd: BorrowedFd, set: u64, clr: u64, what: &str) -> Result<()> {
         propagation: u64,
         userns_fd: u64,
     }
-    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let empty = c"";
     // SAFETY: fd is a live fd; attr is a correctly sized mount_attr.
     let r = unsafe {
@@ -206,7 +221,8 @@ fn mount_setattr(fd: BorrowedFd, set: u64, clr: u64, what: &str) -> Result<()> {
         )
     };
     if r != 0 {
-        return Err(Error::from(std::io::Error::last_os_error()).context(format!("mount_setattr on {what}")));
+        return Err(Error::from(std::io::Error::last_os_error())
+            .context(format!("mount_setattr on {what}")));
     }
     Ok(())
 }
@@ -225,12 +241,23 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
             s.clone()
         }
     });
-    let what = format!("{} on {}", source.as_deref().unwrap_or(Path::new(typ)).display(), dest.display());
+    let what = format!(
+        "{} on {}",
+        source.as_deref().unwrap_or(Path::new(typ)).display(),
+        dest.display()
+    );
     if opts.tmpcopyup {
         crate::bail!("mount {what}: tmpcopyup is not supported yet");
     }
     let kind = match &source {
-        Some(s) if bind && !std::fs::metadata(s).with_context(|| format!("mount {what}: source"))?.is_dir() => Kind::File,
+        Some(s)
+            if bind
+                && !std::fs::metadata(s)
+                    .with_context(|| format!("mount {what}: source"))?
+                    .is_dir() =>
+        {
+            Kind::File
+        }
         _ => Kind::Dir,
     };
     let target = resolve::ensure(root, dest, kind).with_context(|| format!("mount {what}"))?;
@@ -239,13 +266,22 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
     let data = (!data.is_empty()).then_some(data.as_str());
 
     if bind {
-        let src = source.as_deref().ok_or_else(|| Error::msg(format!("mount {what}: bind mount without source")))?;
+        let src = source
+            .as_deref()
+            .ok_or_else(|| Error::msg(format!("mount {what}: bind mount without source")))?;
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(Some(src), target_path.as_str(), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-            .with_context(|| format!("mount {what}"))?;
+        mount(
+            Some(src),
+            target_path.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .with_context(|| format!("mount {what}"))?;
         // The fd still names the covered directory; reopen to reach the
         // new mount for the remount and propagation changes.
-        let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH).with_context(|| format!("reopen {}", dest.display()))?;
+        let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
+            .with_context(|| format!("reopen {}", dest.display()))?;
         let top_path = resolve::proc_fd_path(&top);
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
@@ -260,8 +296,14 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
             // In a user namespace without its own network namespace the
             // kernel refuses sysfs: bind the host's, read-only (as runc).
             if typ == "sysfs" && userns && e == nix::errno::Errno::EPERM {
-                mount(Some("/sys"), target_path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .with_context(|| format!("bind /sys on {}", dest.display()))?;
+                mount(
+                    Some("/sys"),
+                    target_path.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .with_context(|| format!("bind /sys on {}", dest.display()))?;
                 let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)?;
                 let top_path = resolve::proc_fd_path(&top);
                 remount_bind(&top_path, flags | MsFlags::MS_RDONLY, userns, &what)?;
@@ -269,7 +311,8 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
             }
             return Err(Error::from(e).context(format!("mount {what}")));
         }
-        let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH).with_context(|| format!("reopen {}", dest.display()))?;
+        let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
+            .with_context(|| format!("reopen {}", dest.display()))?;
         let top_path = resolve::proc_fd_path(&top);
         finish(&top, &top_path, &opts, &what)
     }
@@ -285,7 +328,8 @@ fn finish(top: &OwnedFd, top_path: &str, opts: &Options, what: &str) -> Result<(
 
 /// `CString` of a path for raw syscalls.
 pub fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::msg(format!("path with a NUL byte: {}", p.display())))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::msg(format!("path with a NUL byte: {}", p.display())))
 }
 
 #[cfg(test)]
@@ -298,8 +342,12 @@ mod tests {
 
     #[test]
     fn options_map_to_flags_propagation_attrs_and_data() {
-        let o = p(&["rbind", "ro", "nosuid", "rslave", "rnoexec", "size=64k", "mode=755"]);
-        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        let o = p(&[
+            "rbind", "ro", "nosuid", "rslave", "rnoexec", "size=64k", "mode=755",
+        ]);
+        assert!(o.flags.contains(
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        ));
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.attr_set, MOUNT_ATTR_NOEXEC);
         assert_eq!(o.data, vec!["size=64k", "mode=755"]);

@@ -23,13 +23,28 @@ struct OpenHow {
 
 /// openat2 relative to `root` as if it were `/`.
 pub fn open_in_root(root: BorrowedFd, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-    let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
     loop {
         // SAFETY: c and how are valid for the call; size matches the struct.
         let fd = unsafe {
-            libc::syscall(libc::SYS_openat2, root.as_raw_fd(), c.as_ptr(), &mut how as *mut OpenHow, std::mem::size_of::<OpenHow>())
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &mut how as *mut OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
         };
         if fd >= 0 {
             // SAFETY: the kernel returned a new fd that we now own.
@@ -46,7 +61,9 @@ pub fn open_in_root(root: BorrowedFd, rel: &Path, flags: i32) -> io::Result<Owne
 /// A container path as components relative to its root (`/a/../b` → `b`
 /// is left to the kernel: we only strip the leading `/`).
 pub fn relative(p: &Path) -> PathBuf {
-    p.components().filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_))).collect()
+    p.components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+        .collect()
 }
 
 pub enum Kind {
@@ -68,7 +85,8 @@ pub fn ensure(root: BorrowedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
     let comps: Vec<_> = rel.components().collect();
     let mut prefix = PathBuf::new();
     for (i, comp) in comps.iter().enumerate() {
-        let parent = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY).with_context(what)?;
+        let parent =
+            open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY).with_context(what)?;
         prefix.push(comp);
         match open_in_root(root, &prefix, libc::O_PATH) {
             Ok(_) => continue,
@@ -78,12 +96,22 @@ pub fn ensure(root: BorrowedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
         let Component::Normal(name) = comp else {
             return Err(Error::msg(format!("{}: cannot create {:?}", what(), comp)));
         };
-        let cname = CString::new(name.as_bytes()).map_err(|_| Error::msg(format!("{}: NUL in path", what())))?;
+        let cname = CString::new(name.as_bytes())
+            .map_err(|_| Error::msg(format!("{}: NUL in path", what())))?;
         let last = i + 1 == comps.len();
         // SAFETY: parent is a directory fd, cname a valid C string.
         let r = unsafe {
             if last && matches!(kind, Kind::File) {
-                let fd = libc::openat(parent.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644);
+                let fd = libc::openat(
+                    parent.as_raw_fd(),
+                    cname.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o644,
+                );
                 if fd >= 0 {
                     libc::close(fd);
                     0
@@ -128,8 +156,14 @@ mod tests {
         assert!(ensure(rfd.as_fd(), Path::new("/abs/created"), Kind::Dir).is_err());
         assert!(ensure(rfd.as_fd(), Path::new("/etc/rel/file"), Kind::File).is_err());
         ensure(rfd.as_fd(), Path::new("/../../outside/x"), Kind::Dir).unwrap();
-        assert!(root.join("outside/x").is_dir(), "`..` stays inside the root");
-        assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "something was created outside the root");
+        assert!(
+            root.join("outside/x").is_dir(),
+            "`..` stays inside the root"
+        );
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "something was created outside the root"
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -30,7 +30,11 @@ pub fn reap(pid: i32) {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A bundle with a busybox rootfs and berth's default spec, made for tests:
@@ -41,8 +45,31 @@ pub struct Bundle {
 }
 
 pub const APPLETS: &[&str] = &[
-    "sh", "true", "false", "echo", "cat", "ls", "hostname", "id", "sleep", "ps", "mount", "env", "pwd", "grep",
-    "stat", "touch", "umask", "head", "readlink", "test", "wc", "ulimit", "domainname", "mkdir", "kill",
+    "sh",
+    "true",
+    "false",
+    "echo",
+    "cat",
+    "ls",
+    "hostname",
+    "id",
+    "sleep",
+    "ps",
+    "mount",
+    "env",
+    "pwd",
+    "grep",
+    "stat",
+    "touch",
+    "umask",
+    "head",
+    "readlink",
+    "test",
+    "wc",
+    "ulimit",
+    "domainname",
+    "mkdir",
+    "kill",
 ];
 
 impl Bundle {
@@ -53,11 +80,16 @@ impl Bundle {
         for d in ["bin", "proc", "dev", "sys", "tmp", "etc", "root"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static (make deps)");
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("busybox-static (make deps)");
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
         let mut spec = berth::spec::default_spec(false);
         spec["process"]["terminal"] = Value::Bool(false);
         spec["process"]["args"] = args.iter().map(|s| Value::from(*s)).collect();
@@ -71,7 +103,11 @@ impl Bundle {
     }
 
     pub fn save(&self) {
-        std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.spec).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.spec).unwrap(),
+        )
+        .unwrap();
     }
 
     /// Change the spec and write it back.
@@ -103,7 +139,11 @@ impl Runtime {
     pub fn new(bin: &str) -> Runtime {
         subreaper();
         let root = std::env::temp_dir().join(unique("berth-root"));
-        Runtime { bin: bin.to_string(), root, created: Default::default() }
+        Runtime {
+            bin: bin.to_string(),
+            root,
+            created: Default::default(),
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -133,7 +173,11 @@ impl Runtime {
         let stderr = std::fs::read(&err_path).unwrap_or_default();
         let _ = std::fs::remove_file(&out_path);
         let _ = std::fs::remove_file(&err_path);
-        Output { status, stdout, stderr }
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
     }
 
     /// Run and require success; returns stdout.
@@ -154,7 +198,12 @@ impl Runtime {
     /// Run and require failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run_cmd(args);
-        assert!(!out.status.success(), "{:?} unexpectedly succeeded: {}", args, String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "{:?} unexpectedly succeeded: {}",
+            args,
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -198,7 +247,10 @@ impl Drop for Runtime {
                 .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
                 .and_then(|v| v["pid"].as_i64())
                 .unwrap_or(0) as i32;
-            let _ = self.cmd(&["delete", "--force", id]).stderr(Stdio::null()).output();
+            let _ = self
+                .cmd(&["delete", "--force", id])
+                .stderr(Stdio::null())
+                .output();
             reap(pid);
         }
         let _ = std::fs::remove_dir_all(&self.root);

@@ -1,0 +1,204 @@
+//! The container's filesystem: mounts, devices, masked and read-only
+//! paths, and a hostile rootfs that tries to redirect mounts onto the host.
+
+mod common;
+
+use common::{exists, Bundle, Runtime};
+use serde_json::json;
+
+fn run_sh(
+    b: &mut Bundle,
+    edit: impl FnOnce(&mut serde_json::Value),
+    script: &str,
+) -> (i32, String, String) {
+    b.edit(|s| s["process"]["args"] = json!(["/bin/sh", "-c", script]));
+    b.edit(edit);
+    let rt = Runtime::berth();
+    rt.run(b, &common::unique("t-rootfs"))
+}
+
+#[test]
+fn default_mounts_match_the_spec() {
+    let mut b = Bundle::new(&[]);
+    let (code, out, err) = run_sh(&mut b, |_| {}, "cat /proc/self/mountinfo");
+    assert_eq!(code, 0, "{err}");
+    let find = |mp: &str| {
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some(mp))
+            .unwrap_or_else(|| panic!("no {mp} in\n{out}"))
+            .to_string()
+    };
+    assert!(find("/").contains(" ro,"), "root is read-only");
+    assert!(find("/proc").contains(" - proc "));
+    assert!(find("/dev").contains(" - tmpfs "));
+    assert!(find("/dev/pts").contains(" - devpts "));
+    assert!(find("/dev/shm").contains("nodev,noexec"));
+    assert!(find("/dev/mqueue").contains(" - mqueue "));
+    assert!(find("/sys").contains(" ro,"), "sysfs is read-only");
+    let cg = find("/sys/fs/cgroup");
+    assert!(cg.contains(" ro,") && cg.contains(" - tmpfs "), "{cg}");
+    assert!(find("/sys/fs/cgroup/memory").contains(" - cgroup "));
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let mut b = Bundle::new(&[]);
+    let (code, out, err) = run_sh(
+        &mut b,
+        |_| {},
+        "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/domainname 2>/dev/null; echo ro=$?",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0\n0\nro=1\n");
+}
+
+#[test]
+fn writable_root_when_not_readonly() {
+    let mut b = Bundle::new(&[]);
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| s["root"]["readonly"] = json!(false),
+        "touch /newfile && echo ok",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "ok\n");
+    assert!(b.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn bind_mounts_with_options() {
+    let mut b = Bundle::new(&[]);
+    let host = b.dir.join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("data"), "from-host").unwrap();
+    std::fs::write(b.dir.join("single"), "one-file").unwrap();
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            let m = s["mounts"].as_array_mut().unwrap();
+            m.push(json!({"destination": "/mnt/ro", "type": "bind", "source": "shared", "options": ["rbind", "ro", "nosuid"]}));
+            m.push(json!({"destination": "/mnt/rw", "type": "bind", "source": "shared", "options": ["bind", "rw"]}));
+            m.push(json!({"destination": "/etc/single", "type": "bind", "source": "single", "options": ["bind", "ro"]}));
+            m.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1777", "noexec"]}));
+        },
+        "cat /mnt/ro/data; echo; touch /mnt/ro/x 2>/dev/null; echo ro=$?; touch /mnt/rw/y; echo rw=$?; cat /etc/single; echo; \
+         grep ' /tmp ' /proc/self/mountinfo | grep -c noexec",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "from-host\nro=1\nrw=0\none-file\n1\n");
+    assert!(host.join("y").exists());
+}
+
+#[test]
+fn spec_devices_are_created() {
+    let mut b = Bundle::new(&[]);
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["linux"]["devices"] = json!([{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 416, "uid": 7, "gid": 8}]);
+        },
+        "stat -c '%t,%T %a %u %g' /dev/mynull; ls -l /dev/ptmx /dev/fd | wc -l; echo x > /dev/null && echo null-ok",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1,3 640 7 8\n2\nnull-ok\n");
+}
+
+#[test]
+fn no_pivot_mode_runs() {
+    let rt = Runtime::berth();
+    let b = Bundle::new(&["/bin/sh", "-c", "ls / | wc -l"]);
+    let out = rt.run_cmd(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "t-nopivot",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn failing_mount_gives_precise_error_and_leaves_nothing() {
+    let rt = Runtime::berth();
+    let mut b = Bundle::new(&["/bin/true"]);
+    b.edit(|s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}))
+    });
+    let err = rt.fails(&["create", "--bundle", b.dir.to_str().unwrap(), "t-badmount"]);
+    assert!(err.contains("mount none on /x: no such device"), "{err}");
+    assert!(!exists(&rt.root.join("t-badmount")));
+}
+
+/// A rootfs whose directories are symlinks to host paths (absolute and
+/// relative) must never get a mount or a file on the host.
+#[test]
+fn hostile_rootfs_symlinks_cannot_redirect_mounts_to_the_host() {
+    let canary = std::env::temp_dir().join(common::unique("berth-canary"));
+    std::fs::create_dir_all(&canary).unwrap();
+    std::fs::write(canary.join("keep"), "untouched").unwrap();
+    let rt = Runtime::berth();
+    for (i, link) in [
+        canary.to_str().unwrap().to_string(),
+        format!("../../../../../../..{}", canary.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut b = Bundle::new(&["/bin/true"]);
+        std::os::unix::fs::symlink(link, b.rootfs().join("evil")).unwrap();
+        b.edit(|s| {
+            let m = s["mounts"].as_array_mut().unwrap();
+            m.push(json!({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"}));
+            m.push(json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"}));
+        });
+        let id = format!("t-hostile{i}");
+        let out = rt.run_cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+        // Either refused or contained: the host side is untouched.
+        let _ = out;
+        let entries: Vec<_> = std::fs::read_dir(&canary)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            entries,
+            vec![std::ffi::OsString::from("keep")],
+            "host dir changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(canary.join("keep")).unwrap(),
+            "untouched"
+        );
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mi.contains(canary.to_str().unwrap()),
+            "a mount landed on the host"
+        );
+        assert!(!exists(&rt.root.join(&id)));
+    }
+    std::fs::remove_dir_all(&canary).unwrap();
+}
+
+#[test]
+fn hostile_device_path_is_contained() {
+    let canary = std::env::temp_dir().join(common::unique("berth-canary-dev"));
+    std::fs::create_dir_all(&canary).unwrap();
+    let rt = Runtime::berth();
+    let mut b = Bundle::new(&["/bin/true"]);
+    // /dev is a tmpfs, but a device path with .. must stay inside the root.
+    b.edit(|s| {
+        s["linux"]["devices"] = json!([{"path": format!("/dev/../../../../../..{}/node", canary.display()), "type": "c", "major": 1, "minor": 3}]);
+    });
+    let _ = rt.run_cmd(&["run", "--bundle", b.dir.to_str().unwrap(), "t-hostdev"]);
+    assert!(
+        std::fs::read_dir(&canary).unwrap().next().is_none(),
+        "device node created on the host"
+    );
+    std::fs::remove_dir_all(&canary).unwrap();
+}
