@@ -36,6 +36,10 @@ test: deps build
 test-cgroup2: deps
 	guest/test-cgroup2.sh
 
+# Start-up time side by side with runc and crun (hyperfine, one run).
+bench: deps build
+	scripts/bench-run.sh $(CURDIR)/$(RELEASE)/berth
+
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
 	install -m 0755 $(RELEASE)/berth-bundle $(PREFIX)/bin/berth-bundle

@@ -74,9 +74,6 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
     if !terminal && o.console_socket.is_some() {
         crate::bail!("cannot use console socket if berth will not detach or allocate tty");
     }
-    if o.systemd_cgroup {
-        crate::bail!("--systemd-cgroup: the systemd cgroup driver is not implemented yet");
-    }
     let _ = o.detached;
     let console_socket = match (&o.console_socket, o.console_fd.take()) {
         (_, Some(fd)) => Some(fd),

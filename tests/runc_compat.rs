@@ -30,11 +30,16 @@ fn walk(rt: &Runtime, b: &Bundle, id: &str) -> Vec<(Option<i32>, String)> {
     let mut step = |args: &[&str]| {
         let out = rt.run_cmd(args);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
-        let marker = ["container not running", "does not exist", "cannot start", "not stopped"]
-            .iter()
-            .find(|m| err.contains(*m))
-            .map(|m| m.to_string())
-            .unwrap_or_default();
+        let marker = [
+            "container not running",
+            "does not exist",
+            "cannot start",
+            "not stopped",
+        ]
+        .iter()
+        .find(|m| err.contains(*m))
+        .map(|m| m.to_string())
+        .unwrap_or_default();
         let status = rt
             .run_cmd(&["state", id])
             .stdout
@@ -43,7 +48,14 @@ fn walk(rt: &Runtime, b: &Bundle, id: &str) -> Vec<(Option<i32>, String)> {
             .unwrap_or_else(|| "gone".into());
         seen.push((out.status.code(), format!("{status} {marker}")));
     };
-    step(&["create", "--bundle", b.dir.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), id]);
+    step(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        id,
+    ]);
     step(&["start", id]);
     step(&["start", id]);
     step(&["delete", id]);
@@ -76,7 +88,11 @@ fn lifecycle_matches_runc_step_by_step() {
     let r = walk(&runc, &b, "compat-runc");
     let o = walk(&berth, &b, "compat-berth");
     eprintln!("runc: {r:?}");
-    assert_eq!(r[0], (Some(0), "created ".to_string()), "the walk observes real states");
+    assert_eq!(
+        r[0],
+        (Some(0), "created ".to_string()),
+        "the walk observes real states"
+    );
     assert_eq!(o, r, "berth (left) vs runc (right)");
 }
 
@@ -87,7 +103,14 @@ fn pid_file_bytes_match_runc_format() {
     let b = bundle(&["/bin/sleep", "1000"]);
     for (rt, id) in [(&runc, "pidf-runc"), (&berth, "pidf-berth")] {
         let pf = b.dir.join(format!("{id}.pid"));
-        rt.ok(&["create", "--bundle", b.dir.to_str().unwrap(), "--pid-file", pf.to_str().unwrap(), id]);
+        rt.ok(&[
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "--pid-file",
+            pf.to_str().unwrap(),
+            id,
+        ]);
         let text = std::fs::read_to_string(&pf).unwrap();
         assert!(text.bytes().all(|c| c.is_ascii_digit()), "{id}: {text:?}");
         assert_eq!(text, rt.state(id)["pid"].to_string());
@@ -99,7 +122,11 @@ fn pid_file_bytes_match_runc_format() {
 fn exit_codes_match_runc() {
     let Some(runc) = runc() else { return };
     let berth = Runtime::berth();
-    for (args, id) in [(vec!["/bin/true"], "ec0"), (vec!["/bin/sh", "-c", "exit 3"], "ec3"), (vec!["/bin/false"], "ec1")] {
+    for (args, id) in [
+        (vec!["/bin/true"], "ec0"),
+        (vec!["/bin/sh", "-c", "exit 3"], "ec3"),
+        (vec!["/bin/false"], "ec1"),
+    ] {
         let b = bundle(&args);
         let r = runc.run(&b, &format!("{id}-runc")).0;
         let o = berth.run(&b, &format!("{id}-berth")).0;

@@ -19,11 +19,17 @@ use crate::{logging, Result};
 #[derive(Parser)]
 #[command(
     name = "berth",
-    version,
     about = "berth: a fast, runc-compatible OCI container runtime"
 )]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"), disable_version_flag = true)]
 #[command(disable_help_subcommand = true)]
 pub struct Cli {
+    /// Print the version (runc spells it -v).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+    /// Accepted for compatibility with callers that pass it (crun's flag).
+    #[arg(long = "log-level", global = true, hide = true)]
+    log_level: Option<String>,
     /// Root directory for container state (keep it on a tmpfs).
     #[arg(long, global = true, default_value = "/run/berth")]
     root: PathBuf,

@@ -133,6 +133,11 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         args.cgroup = cg as u64;
     }
 
+    crate::logging::debug(&format!(
+        "clone3 flags {flags:#x}, joins {}, user join {}",
+        plan.joins.len(),
+        plan.user_join.is_some()
+    ));
     let saved = namespaces::enter_for_clone(&plan, linux)?;
     // SAFETY: berth is single-threaded here (no threads are ever started
     // before create), and the args ask for a fork-like clone.
