@@ -18,6 +18,11 @@ impl Error {
         Error(format!("{c}: {}", self.0))
     }
 
+    /// Append an explanation: `...: permission denied (why)`.
+    pub fn hint(self, h: impl fmt::Display) -> Self {
+        Error(format!("{} ({h})", self.0))
+    }
+
     pub fn message(&self) -> &str {
         &self.0
     }

@@ -9,7 +9,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::cgroups::update::UpdateOptions;
 
 use crate::container::{self, Container, State, Status, EXEC_FIFO};
 use crate::error::{Context, Error, Result};
@@ -364,6 +366,48 @@ pub fn destroy(c: Container) -> Result<()> {
     }
     c.state.cgroup.destroy()?;
     c.remove_dir()
+}
+
+/// Freeze the container (runc allows it when created or running).
+pub fn pause(c: &Container) -> Result<()> {
+    match c.status() {
+        Status::Running | Status::Created => c.state.cgroup.freeze(),
+        _ => crate::bail!("container not running"),
+    }
+}
+
+pub fn resume(c: &Container) -> Result<()> {
+    if c.status() != Status::Paused {
+        crate::bail!("container not paused");
+    }
+    c.state.cgroup.thaw()
+}
+
+/// Apply new limits: the JSON document (if any), then the flags over it.
+pub fn update(
+    c: &Container,
+    from_json: Option<LinuxResources>,
+    flags: &UpdateOptions,
+) -> Result<()> {
+    if c.status() == Status::Stopped {
+        crate::bail!("container not running");
+    }
+    if let Some(r) = from_json {
+        c.state.cgroup.update(&r)?;
+    }
+    let r = flags.to_resources()?;
+    if r != LinuxResources::default() {
+        c.state.cgroup.update(&r)?;
+    }
+    Ok(())
+}
+
+/// Every process of the container (`ps`).
+pub fn processes(c: &Container) -> Result<Vec<i32>> {
+    if c.status() == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    container_pids(c)
 }
 
 /// `spec`: write the default config.json into `bundle`.

@@ -29,6 +29,20 @@ fn walk(rt: &Runtime, b: &Bundle, id: &str) -> Vec<(Option<i32>, String)> {
     let mut seen = Vec::new();
     let mut step = |args: &[&str]| {
         let out = rt.run_cmd(args);
+        if args[0] == "kill" && out.status.success() {
+            // A signal is asynchronous: observe the state once it landed.
+            for _ in 0..300 {
+                if rt
+                    .run_cmd(&["state", id])
+                    .stdout
+                    .windows(9)
+                    .any(|w| w == b"\"stopped\"")
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         let marker = [
             "container not running",
@@ -60,12 +74,6 @@ fn walk(rt: &Runtime, b: &Bundle, id: &str) -> Vec<(Option<i32>, String)> {
     step(&["start", id]);
     step(&["delete", id]);
     step(&["kill", id, "KILL"]);
-    for _ in 0..200 {
-        if rt.status(id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
     step(&["kill", id, "KILL"]);
     step(&["delete", id]);
     step(&["state", id]);

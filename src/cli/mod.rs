@@ -3,12 +3,16 @@
 
 mod create;
 mod delete;
+mod events;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
@@ -74,6 +78,16 @@ enum Command {
     List(list::Args),
     /// Write a default config.json.
     Spec(spec::Args),
+    /// Freeze every process of the container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// Change a container's resource limits.
+    Update(update::Args),
+    /// List the container's processes.
+    Ps(ps::Args),
+    /// Stream stats and OOM events (or print stats once with --stats).
+    Events(events::Args),
 }
 
 /// Global options commands need.
@@ -107,6 +121,11 @@ pub fn main() -> i32 {
         Command::Run(a) => ("run", Some(a.create.id.clone()), run::run(&g, a)),
         Command::List(a) => ("list", None, list::run(&g, a)),
         Command::Spec(a) => ("spec", None, spec::run(a)),
+        Command::Pause(a) => ("pause", Some(a.id.clone()), pause::pause(&g, a)),
+        Command::Resume(a) => ("resume", Some(a.id.clone()), pause::resume(&g, a)),
+        Command::Update(a) => ("update", Some(a.id.clone()), update::run(&g, a)),
+        Command::Ps(a) => ("ps", Some(a.id.clone()), ps::run(&g, a)),
+        Command::Events(a) => ("events", Some(a.id.clone()), events::run(&g, a)),
     };
     match res {
         Ok(code) => code,

@@ -85,7 +85,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
             let mut err = Error::from(e).context(format!("set oom_score_adj to {adj}"));
             if adj < 0 {
-                err = err.context("(lowering oom_score_adj needs CAP_SYS_RESOURCE)");
+                err = err.hint("lowering oom_score_adj needs CAP_SYS_RESOURCE");
             }
             err
         })?;
@@ -208,7 +208,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
             let mut e = Error::from(std::io::Error::last_os_error())
                 .context(format!("setrlimit {name} (soft {soft}, hard {hard})"));
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
-                e = e.context("(raising a hard limit needs CAP_SYS_RESOURCE)");
+                e = e.hint("raising a hard limit needs CAP_SYS_RESOURCE");
             }
             return Err(e);
         }
