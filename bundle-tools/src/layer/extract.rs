@@ -449,27 +449,68 @@ impl Extractor {
             Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e).with_context(|| format!("open directory {}", rel.display())),
         }
-        // Walk down, creating what is missing. Each step re-resolves the
-        // prefix in root, so a symlink component is followed but contained.
+        self.mkdir_p(rel, 0)
+    }
+
+    /// Create the missing directories of `rel`. Each step re-resolves the
+    /// prefix in root, so symlink components are followed but contained; a
+    /// dangling symlink is followed to its (in-root) target, which is created.
+    fn mkdir_p(&mut self, rel: &Path, hops: u32) -> Result<OwnedFd> {
+        if hops > 40 {
+            bail!(
+                "too many levels of symbolic links creating {}",
+                rel.display()
+            );
+        }
+        let comps: Vec<_> = rel.components().collect();
         let mut prefix = PathBuf::new();
         let mut fd = self.root.try_clone()?;
-        for comp in rel.components() {
+        for (i, comp) in comps.iter().enumerate() {
+            let parent = prefix.clone();
             prefix.push(comp);
             let cp = sys::cstr(prefix.as_os_str())?;
-            fd = match sys::open_in_root(self.root.as_fd(), &cp, libc::O_PATH | libc::O_DIRECTORY) {
-                Ok(fd) => fd,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    let name = sys::cstr(comp.as_os_str())?;
-                    sys::mkdirat(fd.as_fd(), &name, 0o755).with_context(|| {
-                        format!("create implied directory {}", prefix.display())
-                    })?;
-                    sys::open_in_root(self.root.as_fd(), &cp, libc::O_PATH | libc::O_DIRECTORY)
-                        .with_context(|| format!("open implied directory {}", prefix.display()))?
+            match sys::open_in_root(self.root.as_fd(), &cp, libc::O_PATH | libc::O_DIRECTORY) {
+                Ok(next) => {
+                    fd = next;
+                    continue;
                 }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("open directory {}", prefix.display()))
                 }
-            };
+            }
+            let name = sys::cstr(comp.as_os_str())?;
+            match sys::lstatat(fd.as_fd(), &name)
+                .with_context(|| format!("lstat {}", prefix.display()))?
+            {
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                    let target = sys::readlinkat(fd.as_fd(), &name)
+                        .with_context(|| format!("readlink {}", prefix.display()))?;
+                    let mut joined = if target.starts_with(b"/") {
+                        Vec::new()
+                    } else {
+                        parent.as_os_str().as_bytes().to_vec()
+                    };
+                    joined.push(b'/');
+                    joined.extend_from_slice(&target);
+                    let mut next = super::path::normalize_in_root(&joined);
+                    for c in &comps[i + 1..] {
+                        next.push(c);
+                    }
+                    return self.mkdir_p(&next, hops + 1);
+                }
+                Some(_) => bail!("{} exists and is not a directory", prefix.display()),
+                None => {
+                    sys::mkdirat(fd.as_fd(), &name, 0o755).with_context(|| {
+                        format!("create implied directory {}", prefix.display())
+                    })?;
+                    fd =
+                        sys::open_in_root(self.root.as_fd(), &cp, libc::O_PATH | libc::O_DIRECTORY)
+                            .with_context(|| {
+                                format!("open implied directory {}", prefix.display())
+                            })?;
+                }
+            }
         }
         Ok(fd)
     }

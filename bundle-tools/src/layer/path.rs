@@ -54,3 +54,30 @@ mod tests {
         assert!(normalize(b"a/../../x").is_err());
     }
 }
+
+/// Like [`normalize`], but `..` at the root stays at the root, the way the
+/// kernel resolves paths inside a chroot (used for symlink targets).
+pub fn normalize_in_root(name: &[u8]) -> PathBuf {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in name.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    PathBuf::from(OsStr::from_bytes(&parts.join(&b'/')))
+}
+
+#[cfg(test)]
+mod in_root_tests {
+    use super::*;
+
+    #[test]
+    fn dotdot_is_clamped_at_the_root() {
+        assert_eq!(normalize_in_root(b"../../a/./b/../c"), PathBuf::from("a/c"));
+        assert_eq!(normalize_in_root(b"/"), PathBuf::from(""));
+    }
+}
