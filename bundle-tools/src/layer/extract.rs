@@ -202,7 +202,7 @@ impl Extractor {
                 // The target is stored verbatim (absolute ones included); it
                 // is only ever followed through RESOLVE_IN_ROOT.
                 io_ctx(sys::symlinkat(&t, pfd, &cname), "symlink", path)?;
-                self.set_owner_at(pfd, &cname, &meta, path)?;
+                self.set_symlink_owner_at(pfd, &cname, &meta, path)?;
                 self.set_xattrs_at(pfd, &cname, &meta, path)?;
                 io_ctx(
                     sys::utimensat(pfd, &cname, meta.mtime),
@@ -375,6 +375,22 @@ impl Extractor {
             .to_host(meta.gid)
             .with_context(|| format!("group of {}", path.display()))?;
         chown(uid, gid).with_context(|| format!("chown {} to {uid}:{gid}", path.display()))
+    }
+
+    /// Like `set_owner_at`, but the kernel refuses `user.*` xattrs on
+    /// symlinks: rootless symlink ownership is dropped, as umoci does.
+    fn set_symlink_owner_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        meta: &Meta,
+        path: &Path,
+    ) -> Result<()> {
+        let setx = |k: &CStr, v: &[u8]| match sys::lsetxattrat(dir, name, k, v) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+            r => r,
+        };
+        self.apply_owner(meta, path, |u, g| sys::fchownat(dir, name, u, g), setx)
     }
 
     fn set_owner_at(
