@@ -550,3 +550,57 @@ fn uid_and_gid_maps_shift_ownership() {
     assert!(stderr(&o).contains("not covered"), "{}", stderr(&o));
     assert!(!b2.exists());
 }
+
+/// Unmounts on drop, so a failing assertion still cleans up.
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn enospc_leaves_no_bundle() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    // Incompressible content larger than the filesystem it lands on.
+    let mut data = vec![0u8; 3 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    l.tag(
+        "v1",
+        l.image(
+            cfg(),
+            vec![l.layer(GZ, &[file("small", b"1"), file("big", &data)])],
+        ),
+    );
+    let small = t.path().join("small-fs");
+    std::fs::create_dir(&small).expect("mkdir");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status();
+    if !matches!(st, Ok(s) if s.success()) {
+        eprintln!("SKIP: cannot mount a tmpfs (not root?)");
+        return;
+    }
+    let _m = Mount(small.clone());
+    let b = small.join("bundle");
+    let o = unpack(&l.reference("v1"), &b, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("No space left on device") && stderr(&o).contains("big"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(&small).expect("readdir").collect();
+    assert!(
+        left.is_empty(),
+        "partial bundle left on the full filesystem"
+    );
+}

@@ -46,6 +46,11 @@ pub struct Extractor {
     /// directory, so this saves an openat2 per entry.
     cache: Option<(PathBuf, OwnedFd)>,
     buf: Vec<u8>,
+    /// Whether the cached parent directory is setgid (new files inherit
+    /// its group then, so they always need a chown).
+    parent_sgid: bool,
+    euid: u32,
+    egid: u32,
     pub notes: Vec<String>,
     pub entries: u64,
 }
@@ -76,6 +81,9 @@ impl Extractor {
             dir_modes: HashMap::new(),
             cache: None,
             buf: vec![0u8; 256 << 10],
+            parent_sgid: true,
+            euid: sys::geteuid(),
+            egid: sys::getegid(),
             notes: Vec::new(),
             entries: 0,
         })
@@ -158,25 +166,24 @@ impl Extractor {
         name: &OsStr,
     ) -> Result<bool> {
         let cname = sys::cstr(name)?;
-        let existing = io_ctx(sys::lstatat(pfd, &cname), "lstat", path)?;
+        // Files and directories are created optimistically (most names are
+        // new); anything else checks for an existing entry first.
         let mut keep_cache = true;
-        let mut existing_dir = false;
-        if let Some(st) = existing {
-            let fmt = st.st_mode & libc::S_IFMT;
-            if fmt == libc::S_IFDIR && kind == EntryType::Directory {
-                existing_dir = true;
-            } else {
-                if fmt == libc::S_IFDIR || fmt == libc::S_IFLNK {
-                    keep_cache = false;
-                }
-                remove_at(pfd, &cname, fmt == libc::S_IFDIR)
-                    .with_context(|| format!("replace existing {}", path.display()))?;
-            }
+        let optimistic = matches!(
+            kind,
+            EntryType::Regular
+                | EntryType::Continuous
+                | EntryType::GNUSparse
+                | EntryType::Directory
+        );
+        if !optimistic {
+            (_, keep_cache) = clear_existing(pfd, &cname, kind, path)?;
         }
         let meta = self.meta(e)?;
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.write_file(e, kind == EntryType::GNUSparse, pfd, &cname, &meta, path)?;
+                keep_cache =
+                    self.write_file(e, kind == EntryType::GNUSparse, pfd, &cname, &meta, path)?;
             }
             EntryType::Directory => {
                 let mode = if self.opts.rootless {
@@ -184,8 +191,16 @@ impl Extractor {
                 } else {
                     meta.mode
                 };
-                if !existing_dir {
-                    io_ctx(sys::mkdirat(pfd, &cname, mode & 0o777), "mkdir", path)?;
+                match sys::mkdirat(pfd, &cname, mode & 0o777) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        let existing_dir;
+                        (existing_dir, keep_cache) = clear_existing(pfd, &cname, kind, path)?;
+                        if !existing_dir {
+                            io_ctx(sys::mkdirat(pfd, &cname, mode & 0o777), "mkdir", path)?;
+                        }
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("mkdir {}", path.display())),
                 }
                 self.set_meta_at(pfd, &cname, &meta, false, path)?;
                 if self.opts.rootless {
@@ -292,17 +307,21 @@ impl Extractor {
         cname: &CStr,
         meta: &Meta,
         path: &Path,
-    ) -> Result<()> {
-        let fd = io_ctx(
-            sys::openat(
-                pfd,
-                cname,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                meta.mode & 0o777,
-            ),
-            "create",
-            path,
-        )?;
+    ) -> Result<bool> {
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let mut keep_cache = true;
+        let fd = match sys::openat(pfd, cname, flags, meta.mode & 0o777) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                (_, keep_cache) = clear_existing(pfd, cname, EntryType::Regular, path)?;
+                io_ctx(
+                    sys::openat(pfd, cname, flags, meta.mode & 0o777),
+                    "create",
+                    path,
+                )?
+            }
+            Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
+        };
         let mut f = File::from(fd);
         let size = e.size();
         let mut holes = false;
@@ -327,12 +346,20 @@ impl Extractor {
             io_ctx(sys::ftruncate(f.as_fd(), size), "truncate", path)?;
         }
         let fd = f.as_fd();
-        self.apply_owner(
-            meta,
-            path,
-            |uid, gid| sys::fchown(fd, uid, gid),
-            |k, v| sys::fsetxattr(fd, k, v),
-        )?;
+        // A new file already belongs to our euid/egid unless its directory
+        // is setgid: skip the chown then (most image files are root's).
+        let owned_already = !self.opts.rootless
+            && !self.parent_sgid
+            && self.opts.uid_map.to_host(meta.uid).ok() == Some(self.euid)
+            && self.opts.gid_map.to_host(meta.gid).ok() == Some(self.egid);
+        if !owned_already {
+            self.apply_owner(
+                meta,
+                path,
+                |uid, gid| sys::fchown(fd, uid, gid),
+                |k, v| sys::fsetxattr(fd, k, v),
+            )?;
+        }
         if meta.mode & 0o7000 != 0 || !self.opts.rootless {
             // chown clears setuid/setgid, so the full mode goes on after it.
             if meta.mode & 0o7000 != 0 {
@@ -344,7 +371,7 @@ impl Extractor {
                 .with_context(|| format!("set xattr {k:?} on {}", path.display()))?;
         }
         io_ctx(sys::futimens(fd, meta.mtime), "set mtime of", path)?;
-        Ok(())
+        Ok(keep_cache)
     }
 
     /// Ownership: chown to the mapped host ids, or (rootless) record the
@@ -450,7 +477,11 @@ impl Extractor {
                 return Ok(fd);
             }
         }
-        self.open_dir(parent, create)
+        let fd = self.open_dir(parent, create)?;
+        let st = sys::fstat(fd.as_fd())
+            .with_context(|| format!("stat directory {}", parent.display()))?;
+        self.parent_sgid = st.st_mode & libc::S_ISGID != 0;
+        Ok(fd)
     }
 
     /// Open a directory inside the rootfs, following symlinks only within
@@ -579,6 +610,28 @@ impl Extractor {
     pub fn root_path(&self) -> &Path {
         &self.root_path
     }
+}
+
+/// Make way for a new entry at `name`: an existing directory stays when
+/// the entry is a directory too, anything else is removed. Returns
+/// (kept an existing directory, parent cache still valid).
+fn clear_existing(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    kind: EntryType,
+    path: &Path,
+) -> Result<(bool, bool)> {
+    let Some(st) = io_ctx(sys::lstatat(dir, name), "lstat", path)? else {
+        return Ok((false, true));
+    };
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt == libc::S_IFDIR && kind == EntryType::Directory {
+        return Ok((true, true));
+    }
+    remove_at(dir, name, fmt == libc::S_IFDIR)
+        .with_context(|| format!("replace existing {}", path.display()))?;
+    // Removing a directory or symlink may change what cached paths mean.
+    Ok((false, fmt != libc::S_IFDIR && fmt != libc::S_IFLNK))
 }
 
 /// Remove `name` in `dir`; a directory is removed with its contents
