@@ -604,3 +604,82 @@ fn enospc_leaves_no_bundle() {
         "partial bundle left on the full filesystem"
     );
 }
+
+#[test]
+fn rootless_unpack_works_as_an_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt;
+    if !have("setpriv") {
+        eprintln!("SKIP: setpriv not installed");
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    l.tag(
+        "v1",
+        l.image(
+            cfg(),
+            vec![
+                l.layer(
+                    GZ,
+                    &[
+                        dir("ro").mode(0o555),
+                        file("ro/f", b"x").mode(0o444).owner(7, 7),
+                        e("dev/null", b'3').dev(1, 3),
+                        e("fifo", b'6').owner(7, 7),
+                    ],
+                ),
+                l.layer(
+                    GZ,
+                    &[
+                        file("ro/g", b"later layer writes into a 0555 dir"),
+                        file("ro/.wh.f", b""),
+                    ],
+                ),
+            ],
+        ),
+    );
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown");
+    let b = out.join("bundle");
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "unpack",
+            "--rootless",
+            "--image",
+        ])
+        .arg(l.reference("v1"))
+        .arg(&b)
+        .output()
+        .expect("setpriv");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = b.join("rootfs");
+    assert!(!r.join("ro/f").exists());
+    assert!(r.join("ro/g").exists());
+    let md = std::fs::metadata(r.join("ro")).expect("ro");
+    assert_eq!((md.mode() & 0o777, md.uid()), (0o555, 65534));
+    // Cleanup of a tree with read-only directories must work for tempdir.
+    std::fs::set_permissions(r.join("ro"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn quiet_when_stderr_is_not_a_terminal() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    l.tag(
+        "v1",
+        l.image(cfg(), vec![l.layer(GZ, &[file("a", &vec![1u8; 1 << 20])])]),
+    );
+    let o = unpack(&l.reference("v1"), &t.path().join("b"), &[]);
+    ok(&o);
+    assert!(
+        o.stderr.is_empty() && o.stdout.is_empty(),
+        "unexpected output: {}",
+        stderr(&o)
+    );
+}

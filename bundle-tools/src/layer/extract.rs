@@ -309,16 +309,19 @@ impl Extractor {
         path: &Path,
     ) -> Result<bool> {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        // Rootless: user.* xattrs need write permission on the inode, so the
+        // owner keeps rw until they are set; the real mode goes on last.
+        let create_mode = if self.opts.rootless {
+            meta.mode & 0o777 | 0o600
+        } else {
+            meta.mode & 0o777
+        };
         let mut keep_cache = true;
-        let fd = match sys::openat(pfd, cname, flags, meta.mode & 0o777) {
+        let fd = match sys::openat(pfd, cname, flags, create_mode) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 (_, keep_cache) = clear_existing(pfd, cname, EntryType::Regular, path)?;
-                io_ctx(
-                    sys::openat(pfd, cname, flags, meta.mode & 0o777),
-                    "create",
-                    path,
-                )?
+                io_ctx(sys::openat(pfd, cname, flags, create_mode), "create", path)?
             }
             Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
         };
@@ -360,15 +363,16 @@ impl Extractor {
                 |k, v| sys::fsetxattr(fd, k, v),
             )?;
         }
-        if meta.mode & 0o7000 != 0 || !self.opts.rootless {
-            // chown clears setuid/setgid, so the full mode goes on after it.
-            if meta.mode & 0o7000 != 0 {
-                io_ctx(sys::fchmod(fd, meta.mode), "chmod", path)?;
-            }
+        // chown clears setuid/setgid, so the full mode goes on after it.
+        if !self.opts.rootless && meta.mode & 0o7000 != 0 {
+            io_ctx(sys::fchmod(fd, meta.mode), "chmod", path)?;
         }
         for (k, v) in &meta.xattrs {
             sys::fsetxattr(fd, k, v)
                 .with_context(|| format!("set xattr {k:?} on {}", path.display()))?;
+        }
+        if self.opts.rootless && create_mode != meta.mode {
+            io_ctx(sys::fchmod(fd, meta.mode), "chmod", path)?;
         }
         io_ctx(sys::futimens(fd, meta.mtime), "set mtime of", path)?;
         Ok(keep_cache)
@@ -405,7 +409,8 @@ impl Extractor {
     }
 
     /// Like `set_owner_at`, but the kernel refuses `user.*` xattrs on
-    /// symlinks: rootless symlink ownership is dropped, as umoci does.
+    /// symlinks and special files: their rootless ownership is dropped, as
+    /// umoci does for symlinks.
     fn set_symlink_owner_at(
         &self,
         dir: BorrowedFd<'_>,
@@ -459,7 +464,12 @@ impl Extractor {
         with_mtime: bool,
         path: &Path,
     ) -> Result<()> {
-        self.set_owner_at(dir, name, meta, path)?;
+        if with_mtime {
+            // Fifos and device nodes, like symlinks, cannot carry user.* xattrs.
+            self.set_symlink_owner_at(dir, name, meta, path)?;
+        } else {
+            self.set_owner_at(dir, name, meta, path)?;
+        }
         if !self.opts.rootless {
             io_ctx(sys::fchmodat(dir, name, meta.mode), "chmod", path)?;
         }
