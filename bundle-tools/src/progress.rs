@@ -54,6 +54,7 @@ impl Progress {
     pub fn layer(&self, i: usize) {
         if let Some(b) = &self.bar {
             b.set_prefix(format!("layer {}/{}", i + 1, self.layers));
+            b.tick();
         }
     }
 

@@ -155,6 +155,15 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
         layers.push((d, l.size, c));
     }
 
+    // diff_ids are checked only when the config lists one per layer.
+    let diff_ids: Vec<Option<Digest>> = match img.config.rootfs.as_ref().map(|r| &r.diff_ids) {
+        Some(ids) if ids.len() == layers.len() => ids
+            .iter()
+            .map(|d| Digest::parse(d).map(Some))
+            .collect::<Result<_>>()
+            .context("config rootfs.diff_ids")?,
+        _ => vec![None; layers.len()],
+    };
     let rootfs = tmp.path().join("rootfs");
     std::fs::create_dir(&rootfs).with_context(|| format!("create {}", rootfs.display()))?;
     let umask = Umask::zero();
@@ -175,6 +184,7 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
             d.clone(),
             *size,
             *c,
+            diff_ids[i].clone(),
             counters.clone(),
             opts.max_size,
         )

@@ -683,3 +683,68 @@ fn quiet_when_stderr_is_not_a_terminal() {
         stderr(&o)
     );
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal() {
+    if !have("script") {
+        eprintln!("SKIP: script(1) not installed");
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    l.tag(
+        "v1",
+        l.image(
+            cfg(),
+            vec![
+                l.layer(GZ, &[file("a", b"1")]),
+                l.layer(GZ, &[file("b", b"2")]),
+            ],
+        ),
+    );
+    let b = t.path().join("b");
+    let cmd = format!(
+        "{} unpack --image {} {}",
+        bin(),
+        l.reference("v1"),
+        b.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("layer 2/2"), "no progress on a tty: {out:?}");
+    assert!(b.join("rootfs/b").exists());
+}
+
+#[test]
+fn wrong_diff_id_is_rejected() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let entries = [file("a", b"1")];
+    let good = sha256(&tar(&entries));
+    let layer = l.layer(GZ, &entries);
+    l.tag(
+        "good",
+        l.image(
+            json!({"config": {}, "rootfs": {"type": "layers", "diff_ids": [good]}}),
+            vec![layer.clone()],
+        ),
+    );
+    let bad = format!("sha256:{}", "0".repeat(64));
+    l.tag(
+        "bad",
+        l.image(
+            json!({"config": {}, "rootfs": {"type": "layers", "diff_ids": [bad]}}),
+            vec![layer],
+        ),
+    );
+    ok(&unpack(&l.reference("good"), &t.path().join("g"), &[]));
+    let b = t.path().join("b");
+    let o = unpack(&l.reference("bad"), &b, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("diff_id"), "{}", stderr(&o));
+    assert!(!b.exists());
+}

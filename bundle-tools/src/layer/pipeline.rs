@@ -2,7 +2,7 @@
 //! a bounded channel, so inflate overlaps the filesystem writes of the
 //! extraction thread (and the next layer starts while this one is written).
 
-use crate::blobs::{Compression, Digest, Store};
+use crate::blobs::{Compression, Digest, Hasher, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,12 +47,14 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Start decompressing one layer blob.
+/// Start decompressing one layer blob. `diff_id`, when the config gives
+/// one, is checked against the hash of the uncompressed stream.
 pub fn spawn(
     store: &Store,
     digest: Digest,
     size: u64,
     comp: Compression,
+    diff_id: Option<Digest>,
     counters: Arc<Counters>,
     max_size: u64,
 ) -> Result<LayerStream> {
@@ -61,7 +63,7 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name(format!("layer-{}", &digest.hex()[..12]))
         .spawn(move || {
-            let res = produce(verified, &digest, comp, &counters, max_size, &tx);
+            let res = produce(verified, &digest, comp, diff_id, &counters, max_size, &tx);
             let _ = tx.send(Msg::End(res.map_err(|e| format!("{e:#}"))));
         })
         .context("spawn decompression thread")?;
@@ -78,6 +80,7 @@ fn produce(
     mut verified: crate::blobs::VerifiedReader<std::fs::File>,
     digest: &Digest,
     comp: Compression,
+    diff_id: Option<Digest>,
     counters: &Arc<Counters>,
     max_size: u64,
     tx: &std::sync::mpsc::SyncSender<Msg>,
@@ -88,6 +91,7 @@ fn produce(
             c: counters.clone(),
         };
         let mut dec = comp.decoder(counting)?;
+        let mut uncompressed = diff_id.as_ref().map(|d| Hasher::new(d.algorithm()));
         loop {
             let mut buf = vec![0u8; CHUNK];
             let mut n = 0;
@@ -108,9 +112,18 @@ fn produce(
                 bail!("blob {digest}: uncompressed image content exceeds the --max-size limit of {max_size} bytes");
             }
             buf.truncate(n);
+            if let Some(h) = uncompressed.as_mut() {
+                h.update(&buf);
+            }
             if tx.send(Msg::Data(buf)).is_err() {
                 // The extractor stopped (it failed); its error is reported.
                 return Ok(());
+            }
+        }
+        if let (Some(h), Some(want)) = (uncompressed, diff_id.as_ref()) {
+            let got = h.finish();
+            if &got != want {
+                bail!("blob {digest}: uncompressed content hashes to {got}, config diff_id says {want}");
             }
         }
     }
