@@ -69,25 +69,31 @@ floor() {
 }
 
 declare -A best
-run() {
-	local name=$1; shift
+declare -A times
+# One timed run; leaves its tree in $BENCH_DIR/out-NAME.
+run_once() {
+	local name=$1 round=$2; shift 2
 	local out=$BENCH_DIR/out-$name
-	for i in $(seq 1 "$RUNS"); do
-		rm -rf "$out"
-		sync
-		local s e
-		s=$(now); "$@" "$out" >/dev/null; e=$(now)
-		local t; t=$(echo "$e - $s" | bc -l)
-		echo "  $name run $i: ${t}s" >&2
-		if [ -z "${best[$name]:-}" ] || (( $(echo "$t < ${best[$name]}" | bc -l) )); then best[$name]=$t; fi
-	done
+	rm -rf "$out"
+	sync
+	local s e t
+	s=$(now); "$@" "$out" >/dev/null; e=$(now)
+	t=$(echo "$e - $s" | bc -l)
+	echo "  round $round $name: ${t}s" >&2
+	times[$name,$round]=$t
+	if [ -z "${best[$name]:-}" ] || (( $(echo "$t < ${best[$name]}" | bc -l) )); then best[$name]=$t; fi
 }
 
 size=$(du -sm --apparent-size "$L/blobs" | cut -f1)
-echo "image: $IMG ($size MB compressed), $RUNS runs each, best time counts" >&2
-run umoci umoci unpack --image "$IMG"
-run floor floor
-run berth "$BB" unpack --quiet --image "$IMG"
+echo "image: $IMG ($size MB compressed), $RUNS interleaved rounds" >&2
+# Rounds interleave the three so each sees the same machine load (this
+# machine is shared); ratios are reported per round and for the best times.
+for r in $(seq 1 "$RUNS"); do
+	run_once umoci "$r" umoci unpack --image "$IMG"
+	run_once floor "$r" floor
+	run_once berth "$r" "$BB" unpack --quiet --image "$IMG"
+	[ "$r" = "$RUNS" ] || rm -rf "$BENCH_DIR"/out-*
+done
 
 files=$(find "$BENCH_DIR/out-berth/rootfs" | wc -l)
 usize=$(du -sm --apparent-size "$BENCH_DIR/out-berth/rootfs" | cut -f1)
@@ -97,8 +103,11 @@ if ! diff <(cd "$BENCH_DIR/out-umoci/rootfs" && find . -printf '%p %y %m %U %G %
 	echo "bench-unpack: berth-bundle and umoci trees differ" >&2; exit 1
 fi
 rm -rf "$BENCH_DIR"/out-*
-printf '%-14s %8s %10s\n' unpacker seconds "vs umoci"
-for n in umoci floor berth; do
-	printf '%-14s %8.2f %9.2fx\n' "$n" "${best[$n]}" "$(echo "${best[umoci]} / ${best[$n]}" | bc -l)"
+printf '%-8s' round; for n in umoci floor berth; do printf ' %8s' "$n"; done; printf ' %12s %12s\n' "berth/umoci" "berth/floor"
+for r in $(seq 1 "$RUNS"); do
+	printf '%-8s' "$r"; for n in umoci floor berth; do printf ' %8.2f' "${times[$n,$r]}"; done
+	printf ' %11.2fx %11.2fx\n' "$(echo "${times[umoci,$r]} / ${times[berth,$r]}" | bc -l)" "$(echo "${times[floor,$r]} / ${times[berth,$r]}" | bc -l)"
 done
+printf '%-8s' best; for n in umoci floor berth; do printf ' %8.2f' "${best[$n]}"; done
+printf ' %11.2fx %11.2fx\n' "$(echo "${best[umoci]} / ${best[berth]}" | bc -l)" "$(echo "${best[floor]} / ${best[berth]}" | bc -l)"
 echo "($files entries, $usize MB unpacked)"

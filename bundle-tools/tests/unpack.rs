@@ -639,6 +639,8 @@ fn rootless_unpack_works_as_an_unprivileged_user() {
             ],
         ),
     );
+    // Readable by the unprivileged user whatever umask the test runs with.
+    assert!(sh(&format!("chmod -R a+rX {}", l.dir.display())).status.success());
     let out = t.path().join("out");
     std::fs::create_dir(&out).expect("mkdir");
     std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown");
