@@ -288,3 +288,29 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st)
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Turn SIGINT/SIGTERM/SIGHUP into a flag the extraction loop polls, so an
+/// interrupted unpack takes the normal error path and removes its
+/// temporary directory instead of dying half-way.
+pub fn trap_interrupts() -> io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: sigaction is plain old data; zeroed is a valid empty mask.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_signal as *const () as usize;
+        // SAFETY: `sa` is initialised, the handler only does an atomic store,
+        // and a null old-action pointer is allowed.
+        check(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) })?;
+    }
+    Ok(())
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}

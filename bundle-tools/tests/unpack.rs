@@ -640,7 +640,9 @@ fn rootless_unpack_works_as_an_unprivileged_user() {
         ),
     );
     // Readable by the unprivileged user whatever umask the test runs with.
-    assert!(sh(&format!("chmod -R a+rX {}", l.dir.display())).status.success());
+    assert!(sh(&format!("chmod -R a+rX {}", l.dir.display()))
+        .status
+        .success());
     let out = t.path().join("out");
     std::fs::create_dir(&out).expect("mkdir");
     std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown");
@@ -749,4 +751,49 @@ fn wrong_diff_id_is_rejected() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("diff_id"), "{}", stderr(&o));
     assert!(!b.exists());
+}
+
+#[test]
+fn interrupted_unpack_leaves_a_complete_bundle_or_nothing() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let many: Vec<E> = (0..3000)
+        .map(|i| file(&format!("d{}/f{i}", i % 50), &[7u8; 3000]))
+        .collect();
+    l.tag(
+        "v1",
+        l.image(cfg(), vec![l.layer(GZ, &many), l.layer(GZ, &many)]),
+    );
+    for delay_ms in [5u64, 40, 150] {
+        let b = t.path().join(format!("b{delay_ms}"));
+        let mut child = std::process::Command::new(bin())
+            .args(["unpack", "--image", &l.reference("v1")])
+            .arg(&b)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let st = child.wait().expect("wait");
+        if st.success() {
+            assert!(
+                b.join("config.json").exists() && b.join("rootfs/d49/f2999").exists(),
+                "complete"
+            );
+        } else {
+            assert!(!b.exists(), "interrupted unpack left {}", b.display());
+        }
+        let temps: Vec<_> = std::fs::read_dir(t.path())
+            .expect("readdir")
+            .map(|e| {
+                e.expect("dirent")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|n| n.contains("berth-unpack"))
+            .collect();
+        assert!(temps.is_empty(), "temporary directories left: {temps:?}");
+    }
 }

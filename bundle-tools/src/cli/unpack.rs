@@ -1,7 +1,7 @@
 use crate::layer::idmap::{IdMap, IdRange};
 use crate::layout::platform::PlatformSpec;
 use crate::unpack::{self, UnpackOptions, DEFAULT_MAX_SIZE};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -43,6 +43,7 @@ pub fn run(a: Args) -> Result<()> {
         max_size: a.max_size,
         progress: !a.quiet && std::io::stderr().is_terminal(),
     };
+    crate::sys::trap_interrupts().context("install signal handlers")?;
     let r = unpack::unpack(&opts, &a.bundle)?;
     for n in &r.notes {
         eprintln!("berth-bundle: note: {n}");

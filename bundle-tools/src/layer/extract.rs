@@ -101,6 +101,9 @@ impl Extractor {
             .entries()
             .with_context(|| format!("layer {label}: read tar"))?;
         for e in entries {
+            if sys::interrupted() {
+                bail!("layer {label}: interrupted by a signal");
+            }
             let mut e = e.with_context(|| format!("layer {label}: read tar entry header"))?;
             let name = e.path_bytes().into_owned();
             self.apply_entry(&mut e).with_context(|| {
