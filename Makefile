@@ -5,9 +5,9 @@ TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 PREFIX ?= /usr/local
 # Debian packages the tests and peers need.
-DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils
+DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin
 
-.PHONY: all deps build test test-cgroup2 demo install bench clippy fmt clean
+.PHONY: all deps build test test-cgroup2 demo install bench bench-unpack clippy fmt clean
 
 all: build
 
@@ -43,6 +43,11 @@ bench: deps build
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
 	install -m 0755 $(RELEASE)/berth-bundle $(PREFIX)/bin/berth-bundle
+
+# berth-bundle unpack vs umoci unpack vs gzip|tar on a ~650 MB multi-layer image.
+bench-unpack: deps
+	$(CARGO) build --release -p berth-bundle
+	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,4 +1,3 @@
 fn main() {
-    eprintln!("berth-bundle: not built yet (issue 4)");
-    std::process::exit(1)
+    std::process::exit(berth_bundle::cli::main());
 }

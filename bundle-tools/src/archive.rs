@@ -1,0 +1,308 @@
+//! Importing archives into a layout: docker-archive (`docker save`:
+//! `manifest.json`, `repositories`, layer tars, possibly symlinked) and
+//! OCI archives (a tarred layout). Members are staged inside the target
+//! layout (same filesystem) and renamed into `blobs/` after hashing.
+
+use crate::blobs::{Algorithm, Compression, Digest, Hasher};
+use crate::layer::path::normalize;
+use crate::layout::index::{self, Descriptor, Index};
+use crate::layout::Layout;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize)]
+struct DockerManifest {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+struct Staged {
+    dir: PathBuf,
+    links: HashMap<PathBuf, PathBuf>,
+}
+
+impl Staged {
+    /// A member path, following the archive's own symlinks lexically.
+    fn resolve(&self, name: &str) -> Result<PathBuf> {
+        let mut p = normalize(name.as_bytes())?
+            .with_context(|| format!("archive member {name:?} names the root"))?;
+        for _ in 0..16 {
+            match self.links.get(&p) {
+                Some(t) => p = t.clone(),
+                None => return Ok(self.dir.join(p)),
+            }
+        }
+        bail!("archive member {name:?}: too many symlinks")
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        crate::unpack::remove_tree(&self.dir);
+    }
+}
+
+/// Import FILE into the layout at `layout_path` (created if needed) as `tag`.
+/// Returns the descriptor tagged.
+pub fn import(file: &Path, layout_path: &Path, tag: &str) -> Result<Descriptor> {
+    let layout = Layout::open_or_create(layout_path)?;
+    let staged = stage(file, layout_path)?;
+    let desc = if staged.dir.join("oci-layout").is_file() {
+        import_oci(&layout, &staged)?
+    } else if staged.dir.join("manifest.json").is_file() {
+        import_docker(&layout, &staged)?
+    } else {
+        bail!(
+            "{}: neither an OCI archive (no oci-layout) nor a docker-archive (no manifest.json)",
+            file.display()
+        );
+    };
+    layout.tag(tag, desc.clone())?;
+    Ok(desc)
+}
+
+fn stage(file: &Path, layout_path: &Path) -> Result<Staged> {
+    let f = File::open(file).with_context(|| format!("open {}", file.display()))?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let head = {
+        use std::io::BufRead;
+        r.fill_buf()
+            .with_context(|| format!("read {}", file.display()))?
+            .to_vec()
+    };
+    let dec = Compression::sniff(&head).decoder(r)?;
+    let dir = layout_path.join(format!(".import-{}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut staged = Staged {
+        dir,
+        links: HashMap::new(),
+    };
+    let mut ar = tar::Archive::new(dec);
+    for e in ar
+        .entries()
+        .with_context(|| format!("read archive {}", file.display()))?
+    {
+        let mut e = e.with_context(|| format!("read archive {}", file.display()))?;
+        let name = e.path_bytes().into_owned();
+        let ctx = || {
+            format!(
+                "archive {}: member {:?}",
+                file.display(),
+                String::from_utf8_lossy(&name)
+            )
+        };
+        let Some(rel) = normalize(&name).with_context(ctx)? else {
+            continue;
+        };
+        match e.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                // Only plain files and directories we create ourselves exist
+                // in the staging dir, so joining a normalised path is safe.
+                let dst = staged.dir.join(&rel);
+                if let Some(p) = dst.parent() {
+                    std::fs::create_dir_all(p).with_context(ctx)?;
+                }
+                let mut out = File::create(&dst).with_context(ctx)?;
+                std::io::copy(&mut e, &mut out).with_context(ctx)?;
+            }
+            tar::EntryType::Symlink => {
+                let t = e.link_name_bytes().with_context(ctx)?;
+                let mut target = rel
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+                    .into_os_string()
+                    .into_encoded_bytes();
+                if t.starts_with(b"/") {
+                    target.clear();
+                }
+                target.push(b'/');
+                target.extend_from_slice(&t);
+                let Some(tp) = normalize(&target).with_context(ctx)? else {
+                    bail!("{}: symlink to the root", ctx())
+                };
+                staged.links.insert(rel, tp);
+            }
+            _ => {}
+        }
+    }
+    Ok(staged)
+}
+
+/// Hash a staged file and move it into the store under its digest.
+fn adopt(layout: &Layout, src: &Path, alg: Algorithm) -> Result<(Digest, u64)> {
+    let mut f = File::open(src).with_context(|| format!("open {}", src.display()))?;
+    let mut h = Hasher::new(alg);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .with_context(|| format!("read {}", src.display()))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let d = h.finish();
+    let dst = layout.store.path(&d);
+    if let Some(p) = dst.parent() {
+        std::fs::create_dir_all(p).with_context(|| format!("create {}", p.display()))?;
+    }
+    if !dst.exists() {
+        std::fs::rename(src, &dst)
+            .with_context(|| format!("move {} to {}", src.display(), dst.display()))?;
+    }
+    Ok((d, n))
+}
+
+fn import_oci(layout: &Layout, st: &Staged) -> Result<Descriptor> {
+    // Move every blob, verifying it hashes to its own name.
+    for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+        let dir = st.dir.join("blobs").join(alg.name());
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.with_context(|| format!("read {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let want = Digest::parse(&format!("{}:{name}", alg.name()))?;
+            let (got, _) = adopt(layout, &e.path(), alg)?;
+            if got != want {
+                bail!("blob {want}: digest mismatch, content hashes to {got}");
+            }
+        }
+    }
+    let raw = std::fs::read(st.dir.join("index.json")).context("OCI archive: read index.json")?;
+    let idx: Index = serde_json::from_slice(&raw).context("OCI archive: invalid index.json")?;
+    match idx.manifests.len() {
+        0 => bail!("OCI archive: index.json lists no images"),
+        1 => {
+            let mut d = idx.manifests[0].clone();
+            d.annotations = None;
+            Ok(d)
+        }
+        _ => {
+            // Several images (or platforms): keep them together behind one
+            // nested index so platform selection still works.
+            let nested = Index {
+                schema_version: 2,
+                media_type: Some(index::MT_OCI_INDEX.into()),
+                manifests: idx.manifests,
+                annotations: None,
+            };
+            let bytes = serde_json::to_vec(&nested)?;
+            let d = layout.store.put_bytes(&bytes)?;
+            Ok(Descriptor {
+                media_type: index::MT_OCI_INDEX.into(),
+                digest: d.to_string(),
+                size: bytes.len() as u64,
+                platform: None,
+                annotations: None,
+                urls: None,
+            })
+        }
+    }
+}
+
+fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
+    let raw = std::fs::read(st.dir.join("manifest.json"))
+        .context("docker-archive: read manifest.json")?;
+    let ms: Vec<DockerManifest> =
+        serde_json::from_slice(&raw).context("docker-archive: invalid manifest.json")?;
+    let Some(m) = ms.first() else {
+        bail!("docker-archive: manifest.json lists no images")
+    };
+    if ms.len() > 1 {
+        eprintln!(
+            "berth-bundle: docker-archive holds {} images, importing the first ({})",
+            ms.len(),
+            m.repo_tags
+                .as_ref()
+                .and_then(|t| t.first())
+                .map(String::as_str)
+                .unwrap_or("untagged")
+        );
+    }
+    let cfg_path = st.resolve(&m.config)?;
+    let cfg_bytes = std::fs::read(&cfg_path)
+        .with_context(|| format!("docker-archive: read config {}", m.config))?;
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes)
+        .with_context(|| format!("docker-archive: invalid config {}", m.config))?;
+    let cfg_digest = layout.store.put_bytes(&cfg_bytes)?;
+    let mut layers = Vec::new();
+    // Identical layers may be one file (or symlinks to it): adopt it once.
+    let mut seen: HashMap<PathBuf, Descriptor> = HashMap::new();
+    for l in &m.layers {
+        let p = st.resolve(l)?;
+        if let Some(d) = seen.get(&p) {
+            layers.push(d.clone());
+            continue;
+        }
+        let mut head = [0u8; 4];
+        let n = File::open(&p)
+            .and_then(|mut f| f.read(&mut head))
+            .with_context(|| format!("docker-archive: layer {l}"))?;
+        let comp = Compression::sniff(&head[..n]);
+        let (d, size) = adopt(layout, &p, Algorithm::Sha256)
+            .with_context(|| format!("docker-archive: layer {l}"))?;
+        let desc = Descriptor {
+            media_type: comp.oci_layer_media_type().into(),
+            digest: d.to_string(),
+            size,
+            platform: None,
+            annotations: None,
+            urls: None,
+        };
+        seen.insert(p, desc.clone());
+        layers.push(desc);
+    }
+    let platform = match (
+        cfg.get("os").and_then(|v| v.as_str()),
+        cfg.get("architecture").and_then(|v| v.as_str()),
+    ) {
+        (Some(os), Some(arch)) => Some(index::Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: cfg
+                .get("variant")
+                .and_then(|v| v.as_str())
+                .map(String::from),
+            ..Default::default()
+        }),
+        _ => None,
+    };
+    let manifest = index::Manifest {
+        schema_version: 2,
+        media_type: Some(index::MT_OCI_MANIFEST.into()),
+        config: Descriptor {
+            media_type: index::MT_OCI_CONFIG.into(),
+            digest: cfg_digest.to_string(),
+            size: cfg_bytes.len() as u64,
+            platform: None,
+            annotations: None,
+            urls: None,
+        },
+        layers,
+        annotations: None,
+    };
+    let bytes = serde_json::to_vec(&manifest)?;
+    let d = layout.store.put_bytes(&bytes)?;
+    Ok(Descriptor {
+        media_type: index::MT_OCI_MANIFEST.into(),
+        digest: d.to_string(),
+        size: bytes.len() as u64,
+        platform,
+        annotations: None,
+        urls: None,
+    })
+}

@@ -1,0 +1,84 @@
+//! Image references on the command line: `LAYOUT[:TAG]` or
+//! `LAYOUT@sha256:DIGEST`, plus `oci-archive:FILE` / `docker-archive:FILE`.
+
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// No tag given: the layout's only image, else `latest`.
+    Default,
+    Tag(String),
+    Digest(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageRef {
+    Layout { path: PathBuf, sel: Selector },
+    OciArchive(PathBuf),
+    DockerArchive(PathBuf),
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Self {
+        if let Some(f) = s.strip_prefix("oci-archive:") {
+            return ImageRef::OciArchive(f.into());
+        }
+        if let Some(f) = s.strip_prefix("docker-archive:") {
+            return ImageRef::DockerArchive(f.into());
+        }
+        let s = s.strip_prefix("oci:").unwrap_or(s);
+        let (path, sel) = split_layout_ref(s);
+        ImageRef::Layout { path, sel }
+    }
+}
+
+/// Split `LAYOUT[:TAG]` / `LAYOUT@DIGEST`. A ':' only starts a tag after the
+/// last '/', so layout paths may contain colons in directory names.
+pub fn split_layout_ref(s: &str) -> (PathBuf, Selector) {
+    let last = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let tail = &s[last..];
+    if let Some(i) = tail.find('@') {
+        return (
+            s[..last + i].into(),
+            Selector::Digest(tail[i + 1..].to_string()),
+        );
+    }
+    if let Some(i) = tail.rfind(':') {
+        if i + 1 < tail.len() {
+            return (
+                s[..last + i].into(),
+                Selector::Tag(tail[i + 1..].to_string()),
+            );
+        }
+    }
+    (s.trim_end_matches(':').into(), Selector::Default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tags_digests_and_archives() {
+        assert_eq!(
+            split_layout_ref("img:v1"),
+            ("img".into(), Selector::Tag("v1".into()))
+        );
+        assert_eq!(
+            split_layout_ref("/a:b/img"),
+            ("/a:b/img".into(), Selector::Default)
+        );
+        assert_eq!(
+            split_layout_ref("./x@sha256:ab"),
+            ("./x".into(), Selector::Digest("sha256:ab".into()))
+        );
+        assert_eq!(
+            ImageRef::parse("oci-archive:/t.tar"),
+            ImageRef::OciArchive("/t.tar".into())
+        );
+        assert_eq!(
+            ImageRef::parse("docker-archive:t.tar"),
+            ImageRef::DockerArchive("t.tar".into())
+        );
+    }
+}

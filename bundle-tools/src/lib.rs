@@ -1,0 +1,17 @@
+//! berth-bundle: turn OCI images (layouts, OCI and docker archives) into
+//! runtime bundles for berth.
+//!
+//! `layout` finds the image, `blobs` reads it verified, `layer` applies the
+//! changesets into the rootfs, `convert` writes config.json and `unpack`
+//! ties these together with the all-or-nothing bundle creation.
+
+pub mod archive;
+pub mod blobs;
+pub mod cli;
+pub mod convert;
+pub mod layer;
+pub mod layout;
+pub mod progress;
+pub mod sys;
+pub mod tree;
+pub mod unpack;
