@@ -1,0 +1,47 @@
+//! The cases, one module per spec document area.
+
+use crate::case::{Case, Ctx, Level};
+
+mod lifecycle;
+
+/// Every case, in the order they run.
+pub fn all() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend(lifecycle::cases());
+    v
+}
+
+/// A case with no tags, deviation or mutant (set them with the builders).
+pub fn case(
+    id: &'static str,
+    section: &'static str,
+    level: Level,
+    requirement: &'static str,
+    run: fn(&mut Ctx),
+) -> Case {
+    Case {
+        id,
+        section,
+        level,
+        requirement,
+        tags: &[],
+        deviation: None,
+        mutant: None,
+        run,
+    }
+}
+
+impl Case {
+    pub fn mutant(mut self, m: &'static str) -> Case {
+        self.mutant = Some(m);
+        self
+    }
+    pub fn tags(mut self, t: &'static [&'static str]) -> Case {
+        self.tags = t;
+        self
+    }
+    pub fn deviation(mut self, d: &'static str) -> Case {
+        self.deviation = Some(d);
+        self
+    }
+}
