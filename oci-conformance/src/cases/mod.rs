@@ -3,11 +3,19 @@
 use crate::case::{Case, Ctx, Level};
 
 mod lifecycle;
+mod linux;
+mod mounts;
+mod namespaces;
+mod process;
 
 /// Every case, in the order they run.
 pub fn all() -> Vec<Case> {
     let mut v = Vec::new();
     v.extend(lifecycle::cases());
+    v.extend(process::cases());
+    v.extend(mounts::cases());
+    v.extend(namespaces::cases());
+    v.extend(linux::cases());
     v
 }
 
