@@ -4,6 +4,7 @@ use crate::case::{Case, Ctx, Level};
 
 mod lifecycle;
 mod linux;
+mod cgroups;
 mod mounts;
 mod namespaces;
 mod process;
@@ -16,6 +17,7 @@ pub fn all() -> Vec<Case> {
     v.extend(mounts::cases());
     v.extend(namespaces::cases());
     v.extend(linux::cases());
+    v.extend(cgroups::cases());
     v
 }
 
