@@ -2,9 +2,11 @@
 
 use crate::case::{Case, Ctx, Level};
 
+mod cgroups;
+mod features;
+mod hooks;
 mod lifecycle;
 mod linux;
-mod cgroups;
 mod mounts;
 mod namespaces;
 mod process;
@@ -18,6 +20,8 @@ pub fn all() -> Vec<Case> {
     v.extend(namespaces::cases());
     v.extend(linux::cases());
     v.extend(cgroups::cases());
+    v.extend(hooks::cases());
+    v.extend(features::cases());
     v
 }
 
