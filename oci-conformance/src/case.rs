@@ -42,6 +42,9 @@ pub struct Case {
     pub deviation: Option<&'static str>,
     /// How `oci-mutant` breaks exactly what this case checks (see mutant.rs).
     pub mutant: Option<&'static str>,
+    /// Prove the mutant on crun instead of runc (runc cannot pass the case
+    /// here, so breaking it under runc would prove nothing).
+    pub mutant_on_crun: bool,
     pub run: fn(&mut Ctx),
 }
 

@@ -6,6 +6,7 @@
 //! - `drop:/json/pointer` — remove a config field before `create`
 //! - `set:/json/pointer=JSON` — overwrite a config field before `create`
 //! - `drop-mount:/dest` — remove the mount with that destination
+//! - `add-mount:JSON` — append a mount
 //! - `state:/json/pointer=JSON` — patch the output of `state`
 //! - `exit:COMMAND=CODE` — run COMMAND for real, then exit with CODE
 //! - `noop:COMMAND` — do not run COMMAND at all; exit 0
@@ -18,6 +19,7 @@ pub enum Mutation {
     Drop(String),
     Set(String, Value),
     DropMount(String),
+    AddMount(Value),
     State(String, Value),
     Exit(String, i32),
     Noop(String),
@@ -44,6 +46,7 @@ pub fn parse(spec: &str) -> Result<Vec<Mutation>, String> {
                     Mutation::Set(k.into(), json(v)?)
                 }
                 "drop-mount" => Mutation::DropMount(rest.into()),
+                "add-mount" => Mutation::AddMount(json(rest)?),
                 "state" => {
                     let (k, v) = kv()?;
                     Mutation::State(k.into(), json(v)?)
@@ -75,6 +78,7 @@ pub fn mutate_config(config: &mut Value, mutations: &[Mutation]) {
                     mounts.retain(|m| m.get("destination").and_then(|d| d.as_str()) != Some(dest));
                 }
             }
+            Mutation::AddMount(m) => jsonptr::push(config, "/mounts", m.clone()),
             _ => {}
         }
     }

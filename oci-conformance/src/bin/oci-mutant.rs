@@ -25,13 +25,16 @@ fn run() -> Result<i32, String> {
         }
     }
     if cmd == "create" || cmd == "run" {
+        // A missing or invalid config is left for the real runtime to refuse.
         let path = format!("{}/config.json", mutant::bundle_of(&args));
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
-        let mut config: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("parse {path}: {e}"))?;
-        mutant::mutate_config(&mut config, &muts);
-        let text = serde_json::to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("write {path}: {e}"))?;
+        let parsed = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        if let Some(mut config) = parsed {
+            mutant::mutate_config(&mut config, &muts);
+            let text = serde_json::to_string(&config).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text).map_err(|e| format!("write {path}: {e}"))?;
+        }
     }
     let patch_state = cmd == "state" && muts.iter().any(|m| matches!(m, Mutation::State(..)));
     let mut c = Command::new(&real);

@@ -12,13 +12,13 @@ pub fn cases() -> Vec<Case> {
     vec![
         case("devices.default", "config-linux.md#default-devices", Must,
             "/dev/null, zero, full, random, urandom and tty exist as the right character devices", default_devices)
-            .mutant("drop-mount:/dev"),
+            .mutant("add-mount:{\"destination\":\"/dev/full\",\"type\":\"bind\",\"source\":\"/dev/zero\",\"options\":[\"bind\"]}"),
         case("devices.default-symlinks", "config-linux.md#dev-symbolic-links", Must,
             "/dev/fd, /dev/stdin, /dev/stdout, /dev/stderr are set up", dev_symlinks)
-            .mutant("drop-mount:/dev"),
+            .mutant("add-mount:{\"destination\":\"/dev/fd\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"}"),
         case("devices.ptmx", "config-linux.md#dev-symbolic-links", Must,
             "/dev/ptmx points at /dev/pts/ptmx when devpts is mounted", dev_ptmx)
-            .mutant("drop-mount:/dev"),
+            .mutant("add-mount:{\"destination\":\"/dev/ptmx\",\"type\":\"bind\",\"source\":\"/dev/null\",\"options\":[\"bind\"]}"),
         case("devices.configured", "config-linux.md#devices", Must,
             "linux.devices entries are created with their type, major/minor, fileMode, uid and gid", configured_devices)
             .mutant("set:/linux/devices/0/minor=5"),
@@ -72,13 +72,13 @@ pub fn cases() -> Vec<Case> {
             .mutant("exit:create=0"),
         case("rootfs-propagation.private", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation private makes / a private mount", |c| propagation(c, "private", "private"))
-            .mutant("set:/linux/rootfsPropagation=\"shared\""),
+            .mutant("set:/linux/rootfsPropagation=\"shared\"").mutant_on_crun(),
         case("rootfs-propagation.shared", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation shared makes / a shared mount", |c| propagation(c, "shared", "shared"))
             .mutant("drop:/linux/rootfsPropagation"),
         case("rootfs-propagation.slave", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation slave makes / a slave mount (private when the host side has no peer group)", propagation_slave)
-            .mutant("set:/linux/rootfsPropagation=\"shared\""),
+            .mutant("set:/linux/rootfsPropagation=\"shared\"").mutant_on_crun(),
         case("rootfs-propagation.unbindable", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation unbindable makes / unbindable", |c| propagation(c, "unbindable", "unbindable"))
             .mutant("drop:/linux/rootfsPropagation"),

@@ -41,6 +41,7 @@ pub fn case(
         tags: &[],
         deviation: None,
         mutant: None,
+        mutant_on_crun: false,
         run,
     }
 }
@@ -48,6 +49,10 @@ pub fn case(
 impl Case {
     pub fn mutant(mut self, m: &'static str) -> Case {
         self.mutant = Some(m);
+        self
+    }
+    pub fn mutant_on_crun(mut self) -> Case {
+        self.mutant_on_crun = true;
         self
     }
     pub fn tags(mut self, t: &'static [&'static str]) -> Case {

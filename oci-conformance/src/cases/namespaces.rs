@@ -54,7 +54,7 @@ pub fn cases() -> Vec<Case> {
             .mutant("drop:/linux/namespaces/5/path"),
         case("ns.path.wrong-type", "config-linux.md#namespaces", Must,
             "a path that is not a namespace of the given type generates an error", wrong_type)
-            .mutant("exit:create=0"),
+            .mutant("exit:create=0\nexit:start=0"),
         case("ns.duplicate", "config-linux.md#namespaces", Must,
             "a namespace type listed twice generates an error", duplicate)
             .mutant("exit:create=0"),
