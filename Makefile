@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 # Debian packages the tests and peers need.
 DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd
 
-.PHONY: all deps build test demo install bench clippy fmt clean
+.PHONY: all deps build test demo install bench clippy fmt clean conformance
 
 all: build
 
@@ -31,6 +31,16 @@ test: deps build
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
 	install -m 0755 $(RELEASE)/berth-bundle $(PREFIX)/bin/berth-bundle
+
+# OCI runtime-spec conformance: berth (skipped with a reason while it cannot
+# run a container) side by side with runc and crun; regenerates
+# oci-conformance/RESULTS.md. Fails when berth fails what a peer passes.
+BERTH ?= $(RELEASE)/berth
+CONFORMANCE_ARGS ?=
+conformance: deps
+	$(CARGO) build --release -p oci-conformance
+	@$(CARGO) build --release --bin berth || echo "conformance: berth does not build; its column will be skipped"
+	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(BERTH) $(CONFORMANCE_ARGS)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -285,10 +285,25 @@ pub fn main() -> i32 {
             return 2;
         }
     }
-    let gated_failures: usize = all
+    i32::from(gate_fails(&all, opts.gate.as_deref()))
+}
+
+/// Whether the run fails: with `--gate LABEL`, when that runtime fails an
+/// assertion a peer passes (or any assertion, with no peer); without it,
+/// when any runtime fails any assertion.
+fn gate_fails(all: &[RuntimeResults], gate: Option<&str>) -> bool {
+    let Some(label) = gate else {
+        return all.iter().any(|r| r.totals().failed > 0);
+    };
+    let Some(gated) = all.iter().find(|r| r.label == label && r.skipped.is_none()) else {
+        return false;
+    };
+    let peers: Vec<&RuntimeResults> = all
         .iter()
-        .filter(|r| opts.gate.as_ref().is_none_or(|g| *g == r.label))
-        .map(|r| r.totals().failed)
-        .sum();
-    i32::from(gated_failures > 0)
+        .filter(|r| r.label != label && r.skipped.is_none())
+        .collect();
+    if peers.is_empty() {
+        return gated.totals().failed > 0;
+    }
+    !report::regressions(gated, &peers).is_empty()
 }

@@ -144,6 +144,29 @@ fn cell(r: &RuntimeResults, id: &str) -> String {
     }
 }
 
+/// (case id, assertion) pairs `gated` fails (not as a deliberate deviation)
+/// while some peer passes them.
+pub fn regressions(gated: &RuntimeResults, peers: &[&RuntimeResults]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for c in gated.cases.iter().filter(|c| c.deviation.is_none()) {
+        for a in c.assertions.iter().filter(|a| a.passed == Some(false)) {
+            let peer_pass = peers.iter().any(|p| {
+                p.cases.iter().any(|pc| {
+                    pc.id == c.id
+                        && pc
+                            .assertions
+                            .iter()
+                            .any(|pa| pa.name == a.name && pa.passed == Some(true))
+                })
+            });
+            if peer_pass {
+                out.push((c.id.clone(), a.name.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// Escapes a table cell.
 fn esc(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -177,32 +200,17 @@ pub fn results_markdown(all: &[RuntimeResults], command: &str) -> String {
     }
     // Assertions a peer passes but the first (gated) runtime fails.
     if let Some((first, peers)) = all.split_first() {
+        let peers: Vec<&RuntimeResults> = peers.iter().filter(|p| p.skipped.is_none()).collect();
         if first.skipped.is_none() && !peers.is_empty() {
-            let mut regress = Vec::new();
-            for c in &first.cases {
-                for a in c.assertions.iter().filter(|a| a.passed == Some(false)) {
-                    let peer_pass = peers.iter().any(|p| {
-                        p.cases.iter().any(|pc| {
-                            pc.id == c.id
-                                && pc
-                                    .assertions
-                                    .iter()
-                                    .any(|pa| pa.name == a.name && pa.passed == Some(true))
-                        })
-                    });
-                    if peer_pass {
-                        regress.push(format!("- `{}`: {}", c.id, a.name));
-                    }
-                }
-            }
+            let regress = regressions(first, &peers);
             let _ = writeln!(
                 md,
                 "\n## Assertions {} fails that a peer passes here: {}\n",
                 first.label,
                 regress.len()
             );
-            for line in regress {
-                let _ = writeln!(md, "{line}");
+            for (case, name) in regress {
+                let _ = writeln!(md, "- `{case}`: {name}");
             }
         }
     }

@@ -325,7 +325,7 @@ fn events(ctx: &mut Ctx) {
             .and_then(|p| p.as_u64())
             .unwrap_or(0)
             >= 1,
-        format!("{}", out.stdout.chars().take(200).collect::<String>()),
+        out.stdout.chars().take(200).collect::<String>(),
     );
 }
 

@@ -85,6 +85,18 @@ pub fn cases() -> Vec<Case> {
         case("create.pid-file", "runtime.md#create", Runc,
             "create --pid-file writes the container's pid",
             pid_file).mutant("state:/pid=1"),
+        case("create.config-snapshot", "runtime.md#create", Must,
+            "changes to config.json after create do not affect the container",
+            config_snapshot).mutant("noop:create\nnoop:start"),
+        case("config.unknown-properties", "config.md#extensibility", Must,
+            "unknown properties in config.json are ignored, not an error",
+            unknown_properties).mutant("exit:create=1"),
+        case("config.invalid-version", "config.md#specification-version", Must,
+            "an ociVersion that is not SemVer is an invalid config and is refused",
+            invalid_version).mutant("exit:create=0\nexit:start=0"),
+        case("delete.keeps-foreign-resources", "runtime.md#delete", Must,
+            "delete removes what create made, but not resources it did not create (a bind mount's source)",
+            keeps_foreign).mutant("noop:delete"),
         case("exec.joins-container", "runtime.md#operations", Runc,
             "exec runs a process inside the running container's namespaces",
             exec_joins).mutant("noop:exec"),
@@ -596,4 +608,77 @@ fn exec_joins(ctx: &mut Ctx) {
         report["hostname"].as_str(),
         Some("oci-conf"),
     );
+}
+
+fn config_snapshot(ctx: &mut Ctx) {
+    ctx.set("/hostname", json!("before-create"));
+    ctx.checker(&[]);
+    let Some(pid) = ctx.create_ok() else { return };
+    let mut changed = ctx.config.clone();
+    changed["hostname"] = json!("after-create");
+    changed["process"]["env"] = json!(["PATH=/bin", "CHANGED=1"]);
+    let _ = std::fs::write(ctx.path("config.json"), changed.to_string());
+    let out = ctx.start();
+    ctx.check("start succeeds", out.ok(), out.describe());
+    let _ = ctx.wait_exit(pid);
+    let text = std::fs::read_to_string(ctx.path("container.out")).unwrap_or_default();
+    let r: serde_json::Value =
+        serde_json::from_str(text.lines().find(|l| l.starts_with('{')).unwrap_or("{}"))
+            .unwrap_or_default();
+    ctx.check_eq(
+        "hostname is the one from create time",
+        r["hostname"].as_str(),
+        Some("before-create"),
+    );
+    let env = r["env"].to_string();
+    ctx.check(
+        "env is the one from create time",
+        r.is_object() && !env.contains("CHANGED=1"),
+        format!("env {env}"),
+    );
+}
+
+fn unknown_properties(ctx: &mut Ctx) {
+    ctx.set("/org.example.unknown", json!({"nested": true}));
+    ctx.set("/process/org.example.unknownToo", json!(1));
+    ctx.checker(&[]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let exit = ctx.wait_exit(pid);
+    ctx.check_eq("the container runs normally", exit, Some(Exit::Code(0)));
+}
+
+fn invalid_version(ctx: &mut Ctx) {
+    ctx.set("/ociVersion", json!("invalid"));
+    let out = ctx.create();
+    let refused = !out.ok() || !ctx.start().ok();
+    ctx.check(
+        "ociVersion \"invalid\" is refused at create or start",
+        refused,
+        out.describe(),
+    );
+}
+
+fn keeps_foreign(ctx: &mut Ctx) {
+    let src = ctx.path("foreign");
+    let _ = std::fs::create_dir_all(&src);
+    let _ = std::fs::write(src.join("keep"), "keep\n");
+    ctx.push("/mounts", json!({"destination": "/mnt/foreign", "type": "none", "source": src.display().to_string(), "options": ["rbind"]}));
+    ctx.checker(&[]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let _ = ctx.wait_exit(pid);
+    let cg = format!("/sys/fs/cgroup/pids/oci-conformance/{}", ctx.id);
+    let out = ctx.delete();
+    ctx.check("delete succeeds", out.ok(), out.describe());
+    ctx.check(
+        "the bind source and its file survive delete",
+        src.join("keep").exists(),
+        "the bind mount source was removed",
+    );
+    if std::path::Path::new("/sys/fs/cgroup/pids").is_dir() {
+        ctx.check(
+            "the cgroup create made is removed",
+            !std::path::Path::new(&cg).exists(),
+            format!("{cg} still exists"),
+        );
+    }
 }
