@@ -73,6 +73,9 @@ pub fn cases() -> Vec<Case> {
         case("ops.unknown-id", "runtime.md#operations", Must,
             "state, start, kill and delete of an unknown container id generate errors",
             unknown_id).mutant("exit:state=0\nexit:start=0\nexit:kill=0\nexit:delete=0"),
+        case("ops.missing-id", "runtime.md#operations", Must,
+            "state, start, kill and delete without a container id generate errors",
+            missing_id).mutant("exit:state=0\nexit:start=0\nexit:kill=0\nexit:delete=0"),
         case("ops.exit-code-propagates", "runtime.md#lifecycle", Must,
             "the container's process exit code is the program's own",
             exit_code).mutant("set:/process/args=[\"/checker\",\"exit:0\"]"),
@@ -679,6 +682,17 @@ fn keeps_foreign(ctx: &mut Ctx) {
             "the cgroup create made is removed",
             !std::path::Path::new(&cg).exists(),
             format!("{cg} still exists"),
+        );
+    }
+}
+
+fn missing_id(ctx: &mut Ctx) {
+    for op in ["state", "start", "kill", "delete"] {
+        let out = ctx.rt(&[op]);
+        ctx.check(
+            format!("{op} without an id fails"),
+            !out.ok(),
+            out.describe(),
         );
     }
 }
