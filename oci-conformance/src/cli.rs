@@ -9,6 +9,27 @@ use crate::report::{self, RuntimeResults, Tap, Totals};
 use crate::runtime::Runtime;
 use crate::suite;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by SIGINT/SIGTERM: the run stops after the current case, which is
+/// still cleaned up, and the partial results are reported.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
+    }
+}
 
 const USAGE: &str = "usage: oci-conformance --runtime PATH [--label LABEL] [--private-cgroup2] \
 [--oci-version V] [--optional] [--runtime PATH ...] [--filter PATTERN[,PATTERN]] [--tap|--json] \
@@ -195,6 +216,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    catch_interrupts();
     let host = suite::Host::detect();
     let mut reaper = Reaper::default();
     let mut tap = (!opts.json).then(Tap::new);
@@ -225,6 +247,12 @@ pub fn main() -> i32 {
             .iter()
             .filter(|c| suite::selected(c, opts.filter.as_deref()))
         {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                if let Some(t) = &tap {
+                    t.comment("interrupted: stopped after cleaning up the last case");
+                }
+                break;
+            }
             let result = match suite::host_skip(case, host) {
                 Some(why) => suite::CaseResult {
                     id: case.id.into(),
@@ -284,6 +312,9 @@ pub fn main() -> i32 {
             eprintln!("oci-conformance: write {}: {e}", path.display());
             return 2;
         }
+    }
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return 130;
     }
     i32::from(gate_fails(&all, opts.gate.as_deref()))
 }

@@ -540,20 +540,19 @@ fn pause_resume(ctx: &mut Ctx) {
     ctx.check("pause succeeds", out.ok(), out.describe());
     let st = ctx.status();
     ctx.check_eq("state is `paused`", st.as_str(), "paused");
-    let frozen = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("State:"))
-        .map(|l| l.contains("D") || l.contains("S") || l.contains("T"))
-        .unwrap_or(false);
     let freezer = std::fs::read_to_string(format!(
         "/sys/fs/cgroup/freezer/oci-conformance/{id}/freezer.state"
     ))
     .unwrap_or_default();
+    ctx.check_eq("the freezer cgroup is FROZEN", freezer.trim(), "FROZEN");
+    let stopped = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("State:") && !l.contains("R (running)"));
     ctx.check(
-        "the freezer cgroup is FROZEN",
-        freezer.trim() == "FROZEN" && frozen,
-        format!("freezer.state {:?}", freezer.trim()),
+        "the process is not running while paused",
+        stopped,
+        "State: R",
     );
     let out = ctx.rt(&["resume", &id]);
     ctx.check("resume succeeds", out.ok(), out.describe());
