@@ -306,8 +306,7 @@ pub fn main() -> i32 {
         println!("{}", report::to_json(&all));
     }
     if let Some(path) = &opts.results {
-        let command = format!("oci-conformance {}", args.join(" "));
-        let md = report::results_markdown(&all, &command);
+        let md = report::results_markdown(&all, &host_description(host));
         if let Err(e) = std::fs::write(path, md) {
             eprintln!("oci-conformance: write {}: {e}", path.display());
             return 2;
@@ -317,6 +316,17 @@ pub fn main() -> i32 {
         return 130;
     }
     i32::from(gate_fails(&all, opts.gate.as_deref()))
+}
+
+/// Kernel release and cgroup layout, for the results header.
+fn host_description(host: suite::Host) -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cgroups = if host.cgroup_v2 {
+        "cgroup v2 (unified)"
+    } else {
+        "cgroup v1 hybrid (v2 cases skipped)"
+    };
+    format!("Linux {}, {cgroups}", kernel.trim())
 }
 
 /// Whether the run fails: with `--gate LABEL`, when that runtime fails an
