@@ -284,6 +284,11 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn create_id(&mut self, id: &str) -> Output {
+        self.create_with(id, &[])
+    }
+
+    /// `create` with extra flags (e.g. `--console-socket PATH`) before the id.
+    pub fn create_with(&mut self, id: &str, extra: &[&str]) -> Output {
         if let Err(e) = self.write_config() {
             return Output {
                 code: None,
@@ -302,8 +307,10 @@ impl<'a> Ctx<'a> {
         };
         self.calls += 1;
         let bundle = self.bundle.display().to_string();
-        self.runtime
-            .run_with(&["create", "--bundle", &bundle, id], &io, COMMAND_TIMEOUT)
+        let mut args = vec!["create", "--bundle", bundle.as_str()];
+        args.extend_from_slice(extra);
+        args.push(id);
+        self.runtime.run_with(&args, &io, COMMAND_TIMEOUT)
     }
 
     pub fn start(&mut self) -> Output {

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod case;
 pub mod cases;
 pub mod cli;
+pub mod console;
 pub mod jsonptr;
 pub mod mutant;
 pub mod reaper;

@@ -125,6 +125,30 @@ fn sched() -> Value {
     })
 }
 
+fn tty() -> Value {
+    // SAFETY: isatty only inspects the descriptor.
+    let isatty = |fd| unsafe { libc::isatty(fd) } == 1;
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into ws, which we own.
+    let rc = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
+    let name = std::fs::read_link("/proc/self/fd/0")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    json!({
+        "stdin": isatty(0),
+        "stdout": isatty(1),
+        "stderr": isatty(2),
+        "name": name,
+        "rows": if rc == 0 { ws.ws_row } else { 0 },
+        "cols": if rc == 0 { ws.ws_col } else { 0 },
+    })
+}
+
 fn stat_probe(path: &str) -> Value {
     match std::fs::symlink_metadata(path) {
         Err(e) => json!({ "exists": false, "error": e.raw_os_error().unwrap_or(0) }),
@@ -302,6 +326,7 @@ fn main() {
         "gid_map": read_trim("/proc/self/gid_map"),
         "timens_offsets": read_trim("/proc/self/timens_offsets"),
         "cgroup": read_trim("/proc/self/cgroup"),
+        "tty": tty(),
     });
     let mut probes = Map::new();
     let mut mode = None;

@@ -24,6 +24,9 @@ pub fn cases() -> Vec<Case> {
         case("hooks.args-env", "config.md#posix-platform-hooks", Must,
             "a hook runs with its args and env", args_env)
             .mutant("drop:/hooks/createRuntime/0/env"),
+        case("hooks.namespaces", "config.md#posix-platform-hooks", Must,
+            "createRuntime runs in the runtime's namespaces; createContainer and startContainer in the container's",
+            hook_namespaces).mutant("set:/linux/namespaces=[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\",\"path\":\"/proc/1/ns/mnt\"}]"),
         case("hooks.createRuntime-fail", "config.md#createruntime-hooks", Must,
             "a failing createRuntime hook makes create fail, and the program never runs", |c| fail_at_create(c, "createRuntime"))
             .mutant("exit:create=0"),
@@ -310,5 +313,53 @@ fn timeout(ctx: &mut Ctx) {
         "the hook is aborted after about its timeout",
         took < Duration::from_secs(15),
         format!("create took {took:?}"),
+    );
+}
+
+fn hook_namespaces(ctx: &mut Ctx) {
+    let dir = ctx.path("rootfs/hookdir").display().to_string();
+    let ns = |file: &str, dir: &str| {
+        json!({"path": "/bin/busybox", "args": ["busybox", "sh", "-c",
+        format!("cat > /dev/null; busybox readlink /proc/self/ns/mnt > {dir}/{file}; busybox readlink /proc/self/ns/uts >> {dir}/{file}")]})
+    };
+    ctx.set(
+        "/hooks",
+        json!({
+            "createRuntime": [ns("ns-createRuntime", &dir)],
+            "createContainer": [ns("ns-createContainer", &dir)],
+            "startContainer": [ns("ns-startContainer", "/hookdir")],
+        }),
+    );
+    let Some((_, r)) = ctx.run_holding(&[]) else {
+        return;
+    };
+    let host = |k: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{k}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let inside = vec![r.str("/namespaces/mnt"), r.str("/namespaces/uts")];
+    // The runtime's own mount namespace may be private (crun's wrapper), so
+    // createRuntime is checked against the container's, and the host's uts.
+    let cr = log(ctx, "ns-createRuntime");
+    ctx.check(
+        "createRuntime does not run in the container's mount namespace",
+        cr.len() == 2 && cr[0] != inside[0],
+        format!("createRuntime in {cr:?}, container in {inside:?}"),
+    );
+    ctx.check_eq(
+        "createRuntime runs in the runtime's uts namespace",
+        cr.get(1).cloned(),
+        Some(host("uts")),
+    );
+    ctx.check_eq(
+        "createContainer runs in the container's mount and uts namespaces",
+        log(ctx, "ns-createContainer"),
+        inside.clone(),
+    );
+    ctx.check_eq(
+        "startContainer runs in the container's mount and uts namespaces",
+        log(ctx, "ns-startContainer"),
+        inside,
     );
 }

@@ -31,6 +31,15 @@ pub fn cases() -> Vec<Case> {
         case("readonly-paths", "config-linux.md#readonly-paths", Must,
             "readonlyPaths are read-only inside the container", readonly)
             .mutant("drop:/linux/readonlyPaths"),
+        case("masked-paths.custom", "config-linux.md#masked-paths", Must,
+            "any listed path is masked: a file reads empty, a directory is empty", masked_custom)
+            .mutant("drop:/linux/maskedPaths"),
+        case("readonly-paths.custom", "config-linux.md#readonly-paths", Must,
+            "any listed path is read-only, and only it", readonly_custom)
+            .mutant("drop:/linux/readonlyPaths"),
+        case("mounts.propagation-option", "config.md#mounts", Must,
+            "a bind mount's propagation option (rshared/rprivate) is applied", mount_propagation)
+            .mutant("set:/mounts/7/options=[\"rbind\",\"rprivate\"]"),
         case("sysctl", "config-linux.md#sysctl", Must,
             "linux.sysctl values are written for the container", sysctl)
             .mutant("drop:/linux/sysctl"),
@@ -258,6 +267,64 @@ fn masked(ctx: &mut Ctx) {
             format!("stat {st}"),
         );
     }
+}
+
+fn masked_custom(ctx: &mut Ctx) {
+    ctx.set("/linux/maskedPaths", json!(["/data/marker", "/hookdir"]));
+    let _ = std::fs::write(ctx.path("rootfs/hookdir/secret"), "secret\n");
+    let Some(r) = ctx.probe(&["read:/data/marker", "ls:/hookdir"]) else {
+        return;
+    };
+    ctx.check_eq(
+        "the masked file reads empty",
+        r.probe("read:/data/marker").as_str(),
+        Some(""),
+    );
+    ctx.check_eq(
+        "the masked directory is empty",
+        r.probe("ls:/hookdir").clone(),
+        json!([]),
+    );
+}
+
+fn readonly_custom(ctx: &mut Ctx) {
+    ctx.set("/linux/readonlyPaths", json!(["/data"]));
+    let Some(r) = ctx.probe(&["write:/data", "write:/tmp", "read:/data/marker"]) else {
+        return;
+    };
+    ctx.check_eq(
+        "writing under /data fails with EROFS",
+        r.probe("write:/data")["error"].as_i64(),
+        Some(libc::EROFS as i64),
+    );
+    ctx.check_eq(
+        "/data is still readable",
+        r.probe("read:/data/marker").as_str(),
+        Some("oci-conformance"),
+    );
+    ctx.check_eq(
+        "other paths stay writable",
+        r.probe("write:/tmp")["ok"].as_bool(),
+        Some(true),
+    );
+}
+
+fn mount_propagation(ctx: &mut Ctx) {
+    let src = ctx.path("propagation-src");
+    let _ = std::fs::create_dir_all(&src);
+    ctx.push("/mounts", json!({"destination": "/mnt/shared", "type": "none", "source": src.display().to_string(), "options": ["rbind", "rshared"]}));
+    ctx.push("/mounts", json!({"destination": "/mnt/private", "type": "none", "source": src.display().to_string(), "options": ["rbind", "rprivate"]}));
+    let Some(r) = ctx.run_checker() else { return };
+    ctx.check_eq(
+        "the rshared bind mount is shared",
+        r.mount_at("/mnt/shared").map(|m| m.propagation()),
+        Some("shared"),
+    );
+    ctx.check_eq(
+        "the rprivate bind mount is private",
+        r.mount_at("/mnt/private").map(|m| m.propagation()),
+        Some("private"),
+    );
 }
 
 fn readonly(ctx: &mut Ctx) {

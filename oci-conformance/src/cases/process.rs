@@ -59,6 +59,9 @@ pub fn cases() -> Vec<Case> {
         case("process.oom-score-adj", "config.md#linux-process", Must,
             "oomScoreAdj is written to the program's oom_score_adj",
             oom).mutant("drop:/process/oomScoreAdj"),
+        case("process.terminal", "config.md#process", Must,
+            "terminal true attaches a pseudoterminal to the process's stdio, sized by consoleSize",
+            terminal).mutant("drop:/process/consoleSize"),
         case("root.path", "config.md#root", Must,
             "root.path is the container's root filesystem",
             root_path).mutant("set:/root/path=\"/\""),
@@ -489,4 +492,78 @@ fn no_oci_version(ctx: &mut Ctx) {
     ctx.remove("/ociVersion");
     let out = ctx.create();
     ctx.check("create without ociVersion fails", !out.ok(), out.describe());
+}
+
+fn terminal(ctx: &mut Ctx) {
+    use crate::console::{read_until, ConsoleSocket};
+    use std::time::Duration;
+    ctx.set("/process/terminal", json!(true));
+    ctx.set("/process/consoleSize", json!({"height": 31, "width": 117}));
+    ctx.set("/process/env", json!(["PATH=/bin", "TERM=xterm"]));
+    ctx.checker(&[]);
+    let sock_path = ctx.path("console.sock");
+    let sock = match ConsoleSocket::bind(&sock_path) {
+        Ok(s) => s,
+        Err(e) => return ctx.check("console socket is set up", false, e.to_string()),
+    };
+    let (id, sp) = (ctx.id.clone(), sock_path.display().to_string());
+    let out = ctx.create_with(&id, &["--console-socket", &sp]);
+    if !out.ok() {
+        return ctx.check(
+            "create with terminal and --console-socket succeeds",
+            false,
+            out.describe(),
+        );
+    }
+    let master = match sock.receive_master(Duration::from_secs(5)) {
+        Ok(m) => m,
+        Err(e) => {
+            return ctx.check(
+                "the runtime sends the pty master on the console socket",
+                false,
+                e.to_string(),
+            )
+        }
+    };
+    ctx.check(
+        "the runtime sends the pty master on the console socket",
+        true,
+        "",
+    );
+    let pid = ctx.pid();
+    let out = ctx.start();
+    ctx.check("start succeeds", out.ok(), out.describe());
+    let text = read_until(&master, Duration::from_secs(10), |t| t.contains("\"tty\""));
+    if let Some(pid) = pid {
+        let _ = ctx.wait_exit(pid);
+    }
+    let line = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let r: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    ctx.check(
+        "the checker's report arrives through the pty master",
+        r.is_object(),
+        format!("read {:?}", text.chars().take(200).collect::<String>()),
+    );
+    for fd in ["stdin", "stdout", "stderr"] {
+        ctx.check_eq(
+            format!("{fd} is a terminal"),
+            r["tty"][fd].as_bool(),
+            Some(true),
+        );
+    }
+    let name = r["tty"]["name"].as_str().unwrap_or("").to_string();
+    ctx.check(
+        "stdin is a /dev/pts device",
+        name.starts_with("/dev/pts/"),
+        format!("stdin is {name:?}"),
+    );
+    ctx.check_eq(
+        "consoleSize sets the window size",
+        (r["tty"]["rows"].as_u64(), r["tty"]["cols"].as_u64()),
+        (Some(31), Some(117)),
+    );
 }
