@@ -14,6 +14,9 @@ pub fn cases() -> Vec<Case> {
         case("cgroups.v1.memory", "config-linux.md#memory", Must,
             "memory limit, reservation, swappiness and disableOOMKiller are written to the memory controller", v1_memory)
             .tags(&["cgroup-v1"]).mutant("drop:/linux/resources/memory"),
+        case("cgroups.v1.memory-swap", "config-linux.md#memory", Must,
+            "memory.swap (memory+swap) is written to memory.memsw.limit_in_bytes", v1_swap)
+            .tags(&["cgroup-v1"]).mutant("drop:/linux/resources/memory/swap"),
         case("cgroups.v1.cpu", "config-linux.md#cpu", Must,
             "cpu shares, quota and period are written to the cpu controller", v1_cpu)
             .tags(&["cgroup-v1"]).mutant("drop:/linux/resources/cpu/shares\ndrop:/linux/resources/cpu/quota"),
@@ -139,6 +142,27 @@ fn v1_memory(ctx: &mut Ctx) {
         "memory.oom_control has oom_kill_disable 1",
         oom.lines().any(|l| l == "oom_kill_disable 1"),
         format!("{oom:?}"),
+    );
+}
+
+fn v1_swap(ctx: &mut Ctx) {
+    let root = v1_dir(std::process::id() as i32, "memory");
+    if read_in(&root, "memory.memsw.limit_in_bytes").is_none() {
+        return ctx.skip(
+            "memory.memsw.limit_in_bytes is set",
+            "swap accounting is off on this host (no memory.memsw files)",
+        );
+    }
+    ctx.set(
+        "/linux/resources/memory",
+        json!({"limit": 67108864, "swap": 134217728}),
+    );
+    let Some(pid) = ctx.create_ok() else { return };
+    let d = v1_dir(pid, "memory");
+    ctx.check_eq(
+        "memory.memsw.limit_in_bytes is 128 MiB",
+        read_in(&d, "memory.memsw.limit_in_bytes").as_deref(),
+        Some("134217728"),
     );
 }
 

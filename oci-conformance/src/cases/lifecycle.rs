@@ -100,6 +100,12 @@ pub fn cases() -> Vec<Case> {
         case("delete.keeps-foreign-resources", "runtime.md#delete", Must,
             "delete removes what create made, but not resources it did not create (a bind mount's source)",
             keeps_foreign).mutant("noop:delete"),
+        case("exec.process-json", "config.md#process", Runc,
+            "exec --process applies the given process: args, cwd, env, user",
+            exec_process_json).mutant("noop:exec"),
+        case("exec.stopped", "runtime.md#operations", Runc,
+            "exec into a stopped container fails",
+            exec_stopped).mutant("exit:exec=0"),
         case("exec.joins-container", "runtime.md#operations", Runc,
             "exec runs a process inside the running container's namespaces",
             exec_joins).mutant("noop:exec"),
@@ -694,4 +700,59 @@ fn missing_id(ctx: &mut Ctx) {
             out.describe(),
         );
     }
+}
+
+fn report_of(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.lines().find(|l| l.starts_with('{')).unwrap_or("{}"))
+        .unwrap_or_default()
+}
+
+fn exec_process_json(ctx: &mut Ctx) {
+    if ctx.run_holding(&[]).is_none() {
+        return;
+    }
+    let process = json!({
+        "args": ["/checker", "exit:0"],
+        "cwd": "/data",
+        "env": ["PATH=/bin", "EXEC_VAR=yes"],
+        "user": {"uid": 1000, "gid": 1000},
+        "terminal": false,
+    });
+    let file = ctx.path("exec-process.json");
+    let _ = std::fs::write(&file, process.to_string());
+    let (id, f) = (ctx.id.clone(), file.display().to_string());
+    let out = ctx.rt(&["exec", "--process", &f, &id]);
+    ctx.check("exec --process succeeds", out.ok(), out.describe());
+    let r = report_of(&out.stdout);
+    ctx.check_eq("cwd is /data", r["cwd"].as_str(), Some("/data"));
+    ctx.check(
+        "env holds EXEC_VAR=yes",
+        r["env"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|v| v == "EXEC_VAR=yes")),
+        format!("env {}", r["env"]),
+    );
+    ctx.check_eq(
+        "uid/gid are 1000/1000",
+        (r["uid"].as_u64(), r["gid"].as_u64()),
+        (Some(1000), Some(1000)),
+    );
+    ctx.check(
+        "the exec'd process is not pid 1",
+        r["pid"].as_i64().is_some_and(|p| p > 1),
+        format!("pid {}", r["pid"]),
+    );
+}
+
+fn exec_stopped(ctx: &mut Ctx) {
+    ctx.checker(&[]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let _ = ctx.wait_exit(pid);
+    let id = ctx.id.clone();
+    let out = ctx.rt(&["exec", &id, "/checker"]);
+    ctx.check(
+        "exec into a stopped container fails",
+        !out.ok(),
+        out.describe(),
+    );
 }
