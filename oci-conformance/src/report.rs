@@ -124,8 +124,7 @@ pub fn to_json(all: &[RuntimeResults]) -> Value {
 }
 
 fn cell(r: &RuntimeResults, id: &str) -> String {
-    if let Some(reason) = &r.skipped {
-        let _ = reason;
+    if r.skipped.is_some() {
         return "—".into();
     }
     let Some(c) = r.cases.iter().find(|c| c.id == id) else {

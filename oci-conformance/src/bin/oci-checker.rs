@@ -97,7 +97,8 @@ fn sched() -> Value {
     let mut param = libc::sched_param { sched_priority: 0 };
     // SAFETY: param is a valid, writable sched_param.
     unsafe { libc::sched_getparam(0, &mut param) };
-    // SAFETY: clear errno then getpriority; -1 is a valid nice value.
+    // SAFETY: getpriority has no pointer arguments (-1 is a valid nice value,
+    // so an error is indistinguishable; the caller only compares values).
     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     // ioprio_get(IOPRIO_WHO_PROCESS=1, 0)
     // SAFETY: ioprio_get has no pointer arguments.
@@ -219,7 +220,8 @@ fn mkdir_probe(path: &str) -> Value {
     let Ok(c) = CString::new(path) else {
         return json!({ "ok": false, "error": libc::EINVAL });
     };
-    // SAFETY: c is a valid NUL-terminated path; mkdir (not mkdirat) on purpose, so seccomp rules on either see it.
+    // SAFETY: c is a valid NUL-terminated path. The raw mkdirat syscall is
+    // used so the seccomp cases know exactly which syscall is made.
     let rc = unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, c.as_ptr(), 0o755) };
     if rc != 0 {
         return json!({ "ok": false, "error": errno() });
