@@ -15,8 +15,12 @@ if runc=$(command -v runc 2>/dev/null); then
 fi
 if crun=$(command -v crun 2>/dev/null); then
 	v=$("$crun" --version | awk 'NR==1 {print $3}')
-	# crun 1.8 refuses this hybrid cgroup host and ociVersion >= 1.2: it runs in
-	# a private mount namespace with a tmpfs over /sys/fs/cgroup/unified.
-	args+=(--runtime "$crun" --label "crun $v (private mount ns, tmpfs on cgroup2, ociVersion 1.1.0)" --private-cgroup2 --oci-version 1.1.0)
+	if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+		# crun 1.8 refuses a hybrid cgroup host and ociVersion >= 1.2: it runs in
+		# a private mount namespace with a tmpfs over /sys/fs/cgroup/unified.
+		args+=(--runtime "$crun" --label "crun $v (private mount ns, tmpfs on cgroup2, ociVersion 1.1.0)" --private-cgroup2 --oci-version 1.1.0)
+	else
+		args+=(--runtime "$crun" --label "crun $v (ociVersion 1.1.0)" --oci-version 1.1.0)
+	fi
 fi
 exec "$suite" "${args[@]}" --results "$here/RESULTS.md" --gate berth "$@"
