@@ -165,6 +165,9 @@ pub fn run_case(
     ctx.cleanup();
     let ids = ctx.ids.clone();
     result.assertions = std::mem::take(&mut ctx.assertions);
+    for a in &mut result.assertions {
+        a.detail = stable_detail(&a.detail, &bundle, &ids);
+    }
     drop(ctx);
     reaper.kill_leftovers();
     for id in &ids {
@@ -187,6 +190,25 @@ pub fn run_case(
     result
 }
 
+/// Makes a diagnostic stable across runs (so RESULTS.md diffs show real
+/// changes): the bundle path and container ids become placeholders, and
+/// runtimes' log timestamps (`time="..."`) are dropped.
+pub fn stable_detail(detail: &str, bundle: &Path, ids: &[String]) -> String {
+    let mut s = detail.replace(&bundle.display().to_string(), "<bundle>");
+    let mut ids: Vec<&String> = ids.iter().collect();
+    ids.sort_by_key(|i| std::cmp::Reverse(i.len()));
+    for id in ids {
+        s = s.replace(id.as_str(), "<id>");
+    }
+    while let Some(start) = s.find("time=\"") {
+        let rest = &s[start + 6..];
+        let Some(end) = rest.find('"') else { break };
+        let after = rest[end + 1..].trim_start().to_string();
+        s = format!("{}{after}", &s[..start]);
+    }
+    s
+}
+
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
@@ -200,4 +222,19 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_detail_hides_paths_ids_and_timestamps() {
+        let d = "`runc create --bundle /tmp/w/oc1-2 oc1-2`: exit 1; stderr: time=\"2026-01-01T00:00:00Z\" level=error msg=\"x\"";
+        let s = stable_detail(d, Path::new("/tmp/w/oc1-2"), &["oc1-2".into()]);
+        assert_eq!(
+            s,
+            "`runc create --bundle <bundle> <id>`: exit 1; stderr: level=error msg=\"x\""
+        );
+    }
 }
