@@ -39,9 +39,9 @@ pub fn cases() -> Vec<Case> {
         case("hooks.startContainer-fail", "config.md#startcontainer-hooks", Must,
             "a failing startContainer hook makes start fail, and the program never runs", start_container_fail)
             .mutant("exit:start=0"),
-        case("hooks.poststart-fail", "config.md#poststart", Must,
-            "a failing poststart hook is only a warning: start succeeds and the program keeps running", poststart_fail)
-            .mutant("exit:start=1"),
+        case("hooks.poststart-fail", "runtime.md#lifecycle", Must,
+            "a failing poststart hook makes the runtime generate an error and stop the container", poststart_fail)
+            .mutant("exit:create=0\nexit:start=0"),
         case("hooks.poststop-fail", "config.md#poststop", Must,
             "a failing poststop hook is only a warning: delete succeeds", poststop_fail)
             .mutant("exit:delete=1"),
@@ -265,19 +265,28 @@ fn poststart_fail(ctx: &mut Ctx) {
     let h = host_hook(ctx, "exit 3");
     ctx.set("/hooks/poststart", json!([h]));
     ctx.checker(&["hold"]);
-    let Some(pid) = ctx.create_ok() else { return };
-    let out = ctx.start();
+    let created = ctx.create();
+    let pid = if created.ok() { ctx.pid() } else { None };
+    let started = if created.ok() {
+        Some(ctx.start())
+    } else {
+        None
+    };
+    let reported = !created.ok() || started.as_ref().is_some_and(|o| !o.ok());
+    let detail = started.as_ref().unwrap_or(&created).describe();
     ctx.check(
-        "start succeeds despite the failing poststart hook",
-        out.ok(),
-        out.describe(),
+        "create or start generates an error for the failing poststart hook",
+        reported,
+        detail,
     );
-    std::thread::sleep(Duration::from_millis(100));
-    let alive = !ctx.reaper.has_exited(pid);
+    let stopped = match pid {
+        Some(pid) => ctx.reaper.wait(pid, Duration::from_secs(5)).is_some(),
+        None => true,
+    };
     ctx.check(
-        "the program keeps running",
-        alive,
-        "the program was stopped",
+        "the container's process is stopped",
+        stopped,
+        "the program is still running",
     );
 }
 

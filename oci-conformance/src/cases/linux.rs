@@ -22,6 +22,9 @@ pub fn cases() -> Vec<Case> {
         case("devices.configured", "config-linux.md#devices", Must,
             "linux.devices entries are created with their type, major/minor, fileMode, uid and gid", configured_devices)
             .mutant("set:/linux/devices/0/minor=5"),
+        case("devices.existing-mismatch", "config-linux.md#devices", Must,
+            "a device path where a different file already exists generates an error", device_mismatch)
+            .mutant("exit:create=0\nexit:start=0"),
         case("devices.fifo", "config-linux.md#devices", Must,
             "a `p` (fifo) device entry is created as a fifo", fifo_device)
             .mutant("drop:/linux/devices"),
@@ -105,8 +108,8 @@ pub fn cases() -> Vec<Case> {
             "process.ioPriority sets the I/O class and priority (spec 1.2)", io_priority)
             .tags(&["spec-1.2"]).mutant("drop:/process/ioPriority"),
         case("process.exec-cpu-affinity", "config.md#linux-process", Must,
-            "process.execCPUAffinity.final pins the process (spec 1.2)", cpu_affinity)
-            .tags(&["spec-1.2"]).mutant("drop:/process/execCPUAffinity"),
+            "execCPUAffinity.final of an exec'd process pins it (spec 1.2; not applied to init)", cpu_affinity)
+            .tags(&["spec-1.2"]).mutant("noop:exec"),
     ]
 }
 
@@ -216,6 +219,21 @@ fn configured_devices(ctx: &mut Ctx) {
         "block device uid/gid 1000/1000",
         (b["uid"].as_u64(), b["gid"].as_u64()),
         (Some(1000), Some(1000)),
+    );
+}
+
+fn device_mismatch(ctx: &mut Ctx) {
+    ctx.set(
+        "/linux/devices",
+        json!([{"path": "/data/marker", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}]),
+    );
+    ctx.checker(&[]);
+    let out = ctx.create();
+    let failed = !out.ok() || !ctx.start().ok();
+    ctx.check(
+        "create with a device at an existing regular file fails",
+        failed,
+        out.describe(),
     );
 }
 
@@ -702,17 +720,32 @@ fn cpu_affinity(ctx: &mut Ctx) {
         .map(|n| n.get())
         .unwrap_or(1);
     if n < 2 {
-        return ctx.skip("the process is pinned to CPU 1", "needs 2 CPUs");
+        return ctx.skip("the exec'd process is pinned to CPU 1", "needs 2 CPUs");
     }
-    ctx.set("/ociVersion", json!("1.2.0"));
-    ctx.set(
-        "/process/execCPUAffinity",
-        json!({"initial": "0", "final": "1"}),
+    if ctx.run_holding(&[]).is_none() {
+        return;
+    }
+    let process = json!({"args": ["/checker"], "cwd": "/", "env": ["PATH=/bin"],
+        "user": {"uid": 0, "gid": 0}, "execCPUAffinity": {"initial": "0", "final": "1"}});
+    let file = ctx.path("exec-affinity.json");
+    let _ = std::fs::write(&file, process.to_string());
+    let (id, f) = (ctx.id.clone(), file.display().to_string());
+    let out = ctx.rt(&["exec", "--process", &f, &id]);
+    ctx.check(
+        "exec --process with execCPUAffinity succeeds",
+        out.ok(),
+        out.describe(),
     );
-    let Some(r) = ctx.run_checker() else { return };
+    let r: serde_json::Value = serde_json::from_str(
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or("{}"),
+    )
+    .unwrap_or_default();
     ctx.check_eq(
-        "affinity is CPU 1",
-        r.get("/sched/affinity").clone(),
-        json!([1]),
+        "the exec'd process's affinity is CPU 1",
+        r.pointer("/sched/affinity").cloned(),
+        Some(json!([1])),
     );
 }

@@ -62,6 +62,9 @@ pub fn cases() -> Vec<Case> {
         case("process.terminal", "config.md#process", Must,
             "terminal true attaches a pseudoterminal to the process's stdio, sized by consoleSize",
             terminal).mutant("drop:/process/consoleSize"),
+        case("process.oom-score-adj.unset", "config.md#linux-process", Must,
+            "without oomScoreAdj the runtime does not change oom_score_adj",
+            oom_unset).mutant("set:/process/oomScoreAdj=999"),
         case("root.path", "config.md#root", Must,
             "root.path is the container's root filesystem",
             root_path).mutant("set:/root/path=\"/\""),
@@ -565,5 +568,16 @@ fn terminal(ctx: &mut Ctx) {
         "consoleSize sets the window size",
         (r["tty"]["rows"].as_u64(), r["tty"]["cols"].as_u64()),
         (Some(31), Some(117)),
+    );
+}
+
+fn oom_unset(ctx: &mut Ctx) {
+    ctx.remove("/process/oomScoreAdj");
+    let ours = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    let Some(r) = ctx.run_checker() else { return };
+    ctx.check_eq(
+        "oom_score_adj is the runtime's own",
+        r.str("/oom_score_adj"),
+        ours.trim().to_string(),
     );
 }
