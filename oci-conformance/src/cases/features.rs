@@ -9,6 +9,9 @@ pub fn cases() -> Vec<Case> {
         case("features.document", "features.md", Must,
             "`features` prints a JSON document with ociVersionMin/Max, hooks, mountOptions and linux sections",
             document).mutant("exit:features=1"),
+        case("features.oci-version-range", "features.md", Must,
+            "ociVersionMax is not below ociVersionMin, and configs with either version are accepted",
+            version_range).mutant("exit:create=1"),
         case("features.namespaces", "features.md#linux", Should,
             "linux.namespaces lists the namespace types the runtime supports",
             namespaces).mutant("noop:features"),
@@ -97,6 +100,45 @@ fn document(ctx: &mut Ctx) {
             format!("{} options", opts.len()),
         );
     }
+}
+
+fn semver_key(v: &str) -> (u64, u64, u64) {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let mut it = core.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+fn version_range(ctx: &mut Ctx) {
+    let Some(f) = features(ctx) else { return };
+    let (min, max) = (
+        f["ociVersionMin"].as_str().unwrap_or("").to_string(),
+        f["ociVersionMax"].as_str().unwrap_or("").to_string(),
+    );
+    ctx.check(
+        "ociVersionMax is not below ociVersionMin",
+        semver_key(&max) >= semver_key(&min),
+        format!("min {min}, max {max}"),
+    );
+    let first = ctx.id.clone();
+    for (which, v) in [("ociVersionMin", min), ("ociVersionMax", max)] {
+        ctx.id = format!("{first}-{}", &which[10..]);
+        ctx.set("/ociVersion", serde_json::json!(v));
+        ctx.set(
+            "/linux/cgroupsPath",
+            serde_json::json!(format!("/oci-conformance/{}", ctx.id)),
+        );
+        let out = ctx.create();
+        ctx.check(
+            format!("a config with ociVersion {which} ({v}) is accepted"),
+            out.ok(),
+            out.describe(),
+        );
+    }
+    ctx.id = first;
 }
 
 fn namespaces(ctx: &mut Ctx) {
