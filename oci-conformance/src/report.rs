@@ -222,25 +222,31 @@ pub fn results_markdown(all: &[RuntimeResults], host: &str) -> String {
         }
     }
     let _ = writeln!(md, "\n## Cases\n");
-    let mut header = String::from("| case | section | level |");
-    let mut rule = String::from("|---|---|---|");
+    let mut header = String::from("| case | section | level | requirement |");
+    let mut rule = String::from("|---|---|---|---|");
     for r in all {
         let _ = write!(header, " {} |", esc(&r.label));
         rule.push_str("---|");
     }
     let _ = writeln!(md, "{header}\n{rule}");
-    let ids: Vec<(String, String, String)> = all
+    let ids: Vec<(String, String, String, String)> = all
         .iter()
         .find(|r| r.skipped.is_none())
         .map(|r| {
             r.cases
                 .iter()
-                .map(|c| (c.id.clone(), c.section.clone(), c.level.clone()))
+                .map(|c| {
+                    let req = match &c.deviation {
+                        Some(d) => format!("{} (deliberate deviation: {d})", c.requirement),
+                        None => c.requirement.clone(),
+                    };
+                    (c.id.clone(), c.section.clone(), c.level.clone(), req)
+                })
                 .collect()
         })
         .unwrap_or_default();
-    for (id, section, level) in &ids {
-        let mut row = format!("| `{id}` | {section} | {level} |");
+    for (id, section, level, req) in &ids {
+        let mut row = format!("| `{id}` | {section} | {level} | {} |", esc(req));
         for r in all {
             let _ = write!(row, " {} |", cell(r, id));
         }
