@@ -68,6 +68,9 @@ pub fn cases() -> Vec<Case> {
         case("root.path", "config.md#root", Must,
             "root.path is the container's root filesystem",
             root_path).mutant("set:/root/path=\"/\""),
+        case("root.absolute-path", "bundle.md", Must,
+            "root.path may be absolute as well as relative to the bundle",
+            root_absolute).mutant("set:/root/path=\"/nonexistent-root\""),
         case("root.readonly", "config.md#root", Must,
             "root.readonly true makes the root filesystem read-only",
             root_readonly).mutant("drop:/root/readonly"),
@@ -579,5 +582,18 @@ fn oom_unset(ctx: &mut Ctx) {
         "oom_score_adj is the runtime's own",
         r.str("/oom_score_adj"),
         ours.trim().to_string(),
+    );
+}
+
+fn root_absolute(ctx: &mut Ctx) {
+    let abs = ctx.path("rootfs").display().to_string();
+    ctx.set("/root/path", json!(abs));
+    let Some(r) = ctx.probe(&["read:/data/marker"]) else {
+        return;
+    };
+    ctx.check_eq(
+        "the absolute root.path is the container's /",
+        r.probe("read:/data/marker").as_str(),
+        Some("oci-conformance"),
     );
 }
