@@ -79,6 +79,9 @@ pub fn cases() -> Vec<Case> {
         case("seccomp.args", "config-linux.md#seccomp", Must,
             "rules with args only match calls whose arguments satisfy them", seccomp_args)
             .mutant("drop:/linux/seccomp/syscalls/0/args"),
+        case("seccomp.errno-ret-unsupported", "config-linux.md#seccomp", Must,
+            "defaultErrnoRet with a defaultAction that takes no errno generates an error", seccomp_errno_unsupported)
+            .mutant("drop:/linux/seccomp/defaultErrnoRet"),
         case("seccomp.invalid-action", "config-linux.md#seccomp", Must,
             "an unknown seccomp action generates an error", seccomp_invalid)
             .mutant("exit:create=0"),
@@ -619,6 +622,19 @@ fn seccomp_args(ctx: &mut Ctx) {
         "mkdirat with mode 0755 (rule wants 0755) fails with EMLINK",
         r.probe("mkdir:/tmp/seccomp-probe")["error"].as_i64(),
         Some(libc::EMLINK as i64),
+    );
+}
+
+fn seccomp_errno_unsupported(ctx: &mut Ctx) {
+    seccomp_with(ctx, "SCMP_ACT_ERRNO", None);
+    ctx.set("/linux/seccomp/defaultErrnoRet", json!(libc::EIO));
+    ctx.checker(&[]);
+    let out = ctx.create();
+    let failed = !out.ok() || !ctx.start().ok();
+    ctx.check(
+        "create with defaultAction SCMP_ACT_ALLOW and defaultErrnoRet fails",
+        failed,
+        out.describe(),
     );
 }
 

@@ -506,7 +506,7 @@ fn terminal(ctx: &mut Ctx) {
     ctx.set("/process/terminal", json!(true));
     ctx.set("/process/consoleSize", json!({"height": 31, "width": 117}));
     ctx.set("/process/env", json!(["PATH=/bin", "TERM=xterm"]));
-    ctx.checker(&[]);
+    ctx.checker(&["stat:/dev/console"]);
     let sock_path = ctx.path("console.sock");
     let sock = match ConsoleSocket::bind(&sock_path) {
         Ok(s) => s,
