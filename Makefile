@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 # Debian packages the tests and peers need.
 DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin
 
-.PHONY: all deps build test test-cgroup2 demo install bench bench-unpack clippy fmt clean
+.PHONY: all deps build test test-cgroup2 demo install bench bench-unpack clippy fmt clean conformance
 
 all: build
 
@@ -48,6 +48,16 @@ install: build
 bench-unpack: deps
 	$(CARGO) build --release -p berth-bundle
 	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
+
+# OCI runtime-spec conformance: berth (skipped with a reason while it cannot
+# run a container) side by side with runc and crun; regenerates
+# oci-conformance/RESULTS.md. Fails when berth fails what a peer passes.
+BERTH ?= $(RELEASE)/berth
+CONFORMANCE_ARGS ?=
+conformance: deps
+	$(CARGO) build --release -p oci-conformance
+	@$(CARGO) build --release --bin berth || echo "conformance: berth does not build; its column will be skipped"
+	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(BERTH) $(CONFORMANCE_ARGS)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,4 +1,3 @@
 fn main() {
-    eprintln!("oci-conformance: not built yet (issue 3)");
-    std::process::exit(1)
+    std::process::exit(oci_conformance::cli::main());
 }
