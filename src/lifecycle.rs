@@ -218,17 +218,21 @@ pub fn start(c: &Container) -> Result<()> {
             Err(e) => return Err(Error::from(e).context("wait for the container init")),
         }
     }
-    let mut buf = [0u8; 1];
+    let mut buf = [0u8; 4096];
     let n = nix::unistd::read(&fifo, &mut buf).unwrap_or(0);
-    if n != 1 {
-        crate::bail!("container init exited before it could be started");
-    }
     let _ = std::fs::remove_file(&fifo_path);
+    match &buf[..n] {
+        b"0" => {}
+        [b'E', msg @ ..] => crate::bail!("{}", String::from_utf8_lossy(msg)),
+        _ => crate::bail!("container init exited before it could be started"),
+    }
     if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = serde_json::to_vec(&c.state.to_oci_json(Status::Running))?;
         if let Err(e) = hooks::run("poststart", h, &json) {
-            // runtime-spec: a failing poststart hook is a warning only.
-            logging::warn(&e.to_string());
+            // runtime-spec: a failing poststart hook is an error and the
+            // container is stopped.
+            let _ = wait::kill_and_wait(c.state.pid);
+            return Err(e);
         }
     }
     Ok(())

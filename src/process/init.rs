@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hook, Spec};
 
+use super::attrs;
 use super::channel::{Channel, Msg};
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
@@ -214,6 +215,21 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         }
     }
 
+    if let Some(p) = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    {
+        attrs::set_personality(p)?;
+    }
+    if let Some(s) = process.and_then(|p| p.scheduler().as_ref()) {
+        attrs::set_scheduler(s)?;
+    }
+    if let Some(io) = process.and_then(|p| p.io_priority().as_ref()) {
+        attrs::set_io_priority(io.class(), io.priority())?;
+    }
+
     if !ctx.no_new_keyring {
         join_session_keyring(ctx.id);
     }
@@ -261,16 +277,18 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         .open(&fifo_path)
         .context("open exec fifo")
         .unwrap_or_else(|e| fatal(&e));
+    // startContainer hooks run now, before the byte `start` waits for, so
+    // that `start` can report their failure.
+    if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
+        if let Err(e) = hooks::run("startContainer", h, &state_json) {
+            let _ = nix::unistd::write(&fifo, format!("E{e}").as_bytes());
+            fatal(&e);
+        }
+    }
     if let Err(e) = nix::unistd::write(&fifo, b"0") {
         fatal(&Error::from(e).context("write exec fifo"));
     }
     drop(fifo);
-
-    if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
-        if let Err(e) = hooks::run("startContainer", h, &state_json) {
-            fatal(&e);
-        }
-    }
     if let Some(f) = ctx.seccomp.as_ref().filter(|_| ctx.no_new_privs) {
         // As late as possible: the filter need not allow what setup used.
         if let Err(e) = f.install() {

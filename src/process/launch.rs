@@ -45,6 +45,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     let linux = l.spec.linux().as_ref();
     let plan = Plan::from_spec(linux)?;
     validate_ids(&plan, l.spec)?;
+    validate_sysctl(&plan, l.spec)?;
     if plan.user_join.is_some() && plan.new & libc::CLONE_NEWPID != 0 {
         crate::bail!("a new pid namespace inside a joined user namespace is not supported");
     }
@@ -240,6 +241,43 @@ fn validate_ids(plan: &Plan, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Only namespaced sysctls can be set, and only in a namespace of the
+/// container's own (runc's rule): anything else would change the host.
+fn validate_sysctl(plan: &Plan, spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    for key in sysctl.keys() {
+        let ns = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            Some((libc::CLONE_NEWIPC, "ipc"))
+        } else if key.starts_with("net.") {
+            Some((libc::CLONE_NEWNET, "network"))
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            Some((libc::CLONE_NEWUTS, "uts"))
+        } else {
+            None
+        };
+        match ns {
+            None => crate::bail!("sysctl {key:?} is not in a separate kernel namespace"),
+            Some((flag, name)) if !plan.has(flag) => {
+                crate::bail!("sysctl {key:?} is not allowed: the container has no {name} namespace of its own")
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn cstring(s: String) -> Result<CString> {
     CString::new(s).map_err(|e| Error::msg(format!("string with a NUL byte: {:?}", e.into_vec())))
 }
@@ -277,7 +315,7 @@ fn listen_fds() -> Option<u32> {
 type Rlimit = (libc::__rlimit_resource_t, u64, u64, String);
 
 fn parse_rlimits(spec: &Spec) -> Result<Vec<Rlimit>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Rlimit> = Vec::new();
     let rl = spec.process().as_ref().and_then(|p| p.rlimits().as_ref());
     for r in rl.into_iter().flatten() {
         let name = serde_json::to_value(r.typ())?
@@ -302,6 +340,9 @@ fn parse_rlimits(spec: &Spec) -> Result<Vec<Rlimit>> {
             PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
             PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
         };
+        if out.iter().any(|(known, ..)| *known == res) {
+            crate::bail!("process.rlimits: {name} is given more than once");
+        }
         if r.soft() > r.hard() {
             crate::bail!(
                 "{name}: soft limit {} is above hard limit {}",

@@ -1,6 +1,7 @@
 //! Process creation: the single clone3 path (`launch`), the init that runs in
 //! the child (`init`), their protocol (`channel`) and namespace handling.
 
+pub mod attrs;
 pub mod channel;
 pub mod init;
 pub mod launch;

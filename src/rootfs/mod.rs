@@ -66,7 +66,12 @@ fn open_root(rootfs: &Path) -> Result<OwnedFd> {
 pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
     // Nothing we mount may propagate back to the host: slave (or the
     // requested propagation) recursively from / first.
-    let prop = propagation(cfg.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // An unbindable / would refuse the rootfs bind: it is applied after
+    // pivot_root, in `finalize`.
+    let prop = match propagation(cfg.spec)? {
+        Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .context("set propagation of / in the container's mount namespace")?;
     // pivot_root needs the rootfs to be a mount point whose parent is not shared.
