@@ -2,18 +2,17 @@
 //! execve of the container's process. Every failure before `Ready` goes to
 //! the parent over the channel and becomes the error of `create`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hook, Spec};
 
 use super::attrs;
 use super::channel::{Channel, Msg};
-use crate::capabilities::CapSets;
+use super::prepared::Prepared;
 use crate::error::{Context, Error, Result};
-use crate::{hooks, rootfs, seccomp, sys, tty};
+use crate::{hooks, rootfs, sys, tty};
 
 /// Everything the init needs, prepared by the parent before clone3 so the
 /// child parses and allocates as little as possible.
@@ -41,15 +40,8 @@ pub struct InitCtx<'a> {
     pub userns: bool,
     pub mountns: bool,
     pub utsns: bool,
-    pub caps: CapSets,
-    pub last_cap: u8,
-    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64, String)>,
-    pub seccomp: Option<seccomp::Filter>,
-    pub no_new_privs: bool,
-    pub args: Vec<CString>,
-    pub env: Vec<CString>,
-    /// fds 0..keep_fds survive exec (stdio, LISTEN_FDS, --preserve-fds).
-    pub keep_fds: u32,
+    /// The container's process, ready to apply.
+    pub prep: Prepared<'a>,
 }
 
 /// Run the init; never returns.
@@ -199,22 +191,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     }
     rootfs::finalize(&rcfg)?;
 
-    for (res, soft, hard, name) in &ctx.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: *soft,
-            rlim_max: *hard,
-        };
-        // SAFETY: lim is a valid rlimit struct.
-        if unsafe { libc::setrlimit(*res, &lim) } != 0 {
-            let mut e = Error::from(std::io::Error::last_os_error())
-                .context(format!("setrlimit {name} (soft {soft}, hard {hard})"));
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
-                e = e.hint("raising a hard limit needs CAP_SYS_RESOURCE");
-            }
-            return Err(e);
-        }
-    }
-
+    ctx.prep.set_limits()?;
     if let Some(p) = ctx
         .spec
         .linux()
@@ -223,48 +200,10 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     {
         attrs::set_personality(p)?;
     }
-    if let Some(s) = process.and_then(|p| p.scheduler().as_ref()) {
-        attrs::set_scheduler(s)?;
-    }
-    if let Some(io) = process.and_then(|p| p.io_priority().as_ref()) {
-        attrs::set_io_priority(io.class(), io.priority())?;
-    }
-
     if !ctx.no_new_keyring {
         join_session_keyring(ctx.id);
     }
-
-    if let Some(f) = ctx.seccomp.as_ref().filter(|_| !ctx.no_new_privs) {
-        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it
-        // before the capabilities go.
-        f.install().context("install seccomp filter")?;
-    }
-
-    switch_user(ctx)?;
-
-    if ctx.no_new_privs {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
-    }
-
-    if let Some(p) = process {
-        let cwd = p.cwd();
-        if !cwd.as_os_str().is_empty() {
-            nix::unistd::chdir(cwd).with_context(|| {
-                format!(
-                    "chdir to cwd ({:?}) set in config.json failed",
-                    cwd.display().to_string()
-                )
-            })?;
-        }
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    }
-
-    let exe = lookup_exec(ctx)?;
-    let mut argv: Vec<*const libc::c_char> = ctx.args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = ctx.env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let exe = ctx.prep.become_process()?;
 
     // Setup is done: from here the init must outlive `create`.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
@@ -289,18 +228,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         fatal(&Error::from(e).context("write exec fifo"));
     }
     drop(fifo);
-    if let Some(f) = ctx.seccomp.as_ref().filter(|_| ctx.no_new_privs) {
-        // As late as possible: the filter need not allow what setup used.
-        if let Err(e) = f.install() {
-            fatal(&e.context("install seccomp filter"));
-        }
-    }
-    if let Err(e) = sys::cloexec_from(ctx.keep_fds) {
-        fatal(&Error::from(e).context("close inherited fds"));
-    }
-    sys::reset_signals();
-    let err = sys::execve(&exe, &argv, &envp);
-    fatal(&Error::from(err).context(format!("exec {:?}", exe)))
+    ctx.prep.exec(&exe, "init")
 }
 
 /// After `Ready` there is nobody to report to but stderr.
@@ -318,84 +246,4 @@ fn join_session_keyring(id: &str) {
         // an error, as in runc.
         unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     }
-}
-
-/// setgroups/setresgid/setresuid keeping capabilities, then the caps.
-fn switch_user(ctx: &InitCtx) -> Result<()> {
-    ctx.caps.drop_bounding(ctx.last_cap)?;
-    sys::prctl(libc::PR_SET_KEEPCAPS, 1).context("set keepcaps")?;
-    let (uid, gid, groups) = match ctx.spec.process().as_ref() {
-        Some(p) => (
-            p.user().uid(),
-            p.user().gid(),
-            p.user().additional_gids().clone().unwrap_or_default(),
-        ),
-        None => (0, 0, Vec::new()),
-    };
-    // SAFETY: groups points to groups.len() gids.
-    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-        let e = std::io::Error::last_os_error();
-        // A rootless user namespace has setgroups denied; with no extra
-        // groups requested there is nothing to do.
-        if !(ctx.userns && groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
-            return Err(Error::from(e).context(format!("setgroups {groups:?}")));
-        }
-    }
-    // SAFETY: integer-only syscalls.
-    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-        return Err(
-            Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}"))
-        );
-    }
-    // SAFETY: integer-only syscalls.
-    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-        return Err(
-            Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}"))
-        );
-    }
-    sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keepcaps")?;
-    ctx.caps.apply()
-}
-
-/// Resolve args[0] like execvp would, in the container's filesystem and
-/// with its PATH, so a missing binary fails `create` rather than `start`.
-fn lookup_exec(ctx: &InitCtx) -> Result<CString> {
-    let Some(arg0) = ctx.args.first() else {
-        crate::bail!("process.args must not be empty");
-    };
-    let name = arg0.to_bytes();
-    let executable = |p: &CStr| -> bool {
-        // SAFETY: p is a valid C string.
-        let ok = unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0;
-        ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
-            .is_ok_and(|m| m.is_file())
-    };
-    if name.contains(&b'/') {
-        if executable(arg0) {
-            return Ok(arg0.clone());
-        }
-        let err = std::io::Error::last_os_error();
-        return Err(Error::from(err).context(format!("exec: {:?}", String::from_utf8_lossy(name))));
-    }
-    let path = ctx
-        .env
-        .iter()
-        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
-        .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(|&b| b == b':') {
-        let dir = if dir.is_empty() { &b"."[..] } else { dir };
-        let mut full = Vec::with_capacity(dir.len() + name.len() + 1);
-        full.extend_from_slice(dir);
-        full.push(b'/');
-        full.extend_from_slice(name);
-        if let Ok(c) = CString::new(full) {
-            if executable(&c) {
-                return Ok(c);
-            }
-        }
-    }
-    crate::bail!(
-        "exec: {:?}: executable file not found in $PATH",
-        String::from_utf8_lossy(name)
-    )
 }

@@ -1,20 +1,20 @@
 //! The parent side of `create`: prepare everything, one clone3, then drive
 //! the init through the channel protocol until it is ready (or failed).
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{PosixRlimitType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::channel::{self, Msg};
 use super::init::{self, InitCtx};
 use super::namespaces::{self, Plan};
+use super::prepared::Prepared;
 use crate::container::{State, Status, EXEC_FIFO};
 use crate::error::{Context, Error, Result};
-use crate::{capabilities, hooks, seccomp, sys};
+use crate::{hooks, sys};
 
 pub struct Launch<'a> {
     pub id: &'a str,
@@ -49,20 +49,22 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     if plan.user_join.is_some() && plan.new & libc::CLONE_NEWPID != 0 {
         crate::bail!("a new pid namespace inside a joined user namespace is not supported");
     }
-    let process = l.spec.process().as_ref();
-    let caps = capabilities::parse(process.and_then(|p| p.capabilities().as_ref()))?;
-    let rlimits = parse_rlimits(l.spec)?;
-    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(seccomp::compile(s).context("seccomp")?),
-        None => None,
+    let Some(process) = l.spec.process().as_ref() else {
+        crate::bail!("config.json: process is required");
     };
-    let (args, mut env) = process_strings(l.spec)?;
     let listen = listen_fds();
-    if let Some(n) = listen {
-        env.push(cstring(format!("LISTEN_FDS={n}"))?);
-        env.push(cstring("LISTEN_PID=1".to_string())?);
-    }
+    let extra_env: Vec<String> = match listen {
+        Some(n) => vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()],
+        None => Vec::new(),
+    };
     let keep_fds = 3 + listen.unwrap_or(0) + l.preserve_fds;
+    let prep = Prepared::new(
+        process,
+        linux.and_then(|l| l.seccomp().as_ref()),
+        plan.has_userns(),
+        &extra_env,
+        keep_fds,
+    )?;
 
     // The exec fifo: the init blocks opening it for writing until `start`
     // opens it for reading. The O_PATH fd lets the init reopen it after
@@ -104,14 +106,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         userns: plan.has_userns(),
         mountns: plan.has(libc::CLONE_NEWNS),
         utsns: plan.has(libc::CLONE_NEWUTS),
-        caps,
-        last_cap: capabilities::last_cap(),
-        rlimits,
-        seccomp,
-        no_new_privs: process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
-        args,
-        env,
-        keep_fds,
+        prep,
     };
 
     let mut flags = libc::CLONE_PIDFD as u64;
@@ -278,79 +273,10 @@ fn validate_sysctl(plan: &Plan, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn cstring(s: String) -> Result<CString> {
-    CString::new(s).map_err(|e| Error::msg(format!("string with a NUL byte: {:?}", e.into_vec())))
-}
-
-fn process_strings(spec: &Spec) -> Result<(Vec<CString>, Vec<CString>)> {
-    let Some(p) = spec.process().as_ref() else {
-        crate::bail!("config.json: process is required");
-    };
-    let args = p
-        .args()
-        .as_ref()
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| Error::msg("process.args must not be empty"))?;
-    let args = args
-        .iter()
-        .map(|a| cstring(a.clone()))
-        .collect::<Result<Vec<_>>>()?;
-    let env = p
-        .env()
-        .iter()
-        .flatten()
-        .map(|e| cstring(e.clone()))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((args, env))
-}
-
 /// Socket activation: fds passed by systemd (LISTEN_PID = our pid) go to
 /// the container as fds 3.. with LISTEN_PID=1.
-fn listen_fds() -> Option<u32> {
+pub fn listen_fds() -> Option<u32> {
     let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
     let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
     (pid == std::process::id()).then_some(fds)
-}
-
-type Rlimit = (libc::__rlimit_resource_t, u64, u64, String);
-
-fn parse_rlimits(spec: &Spec) -> Result<Vec<Rlimit>> {
-    let mut out: Vec<Rlimit> = Vec::new();
-    let rl = spec.process().as_ref().and_then(|p| p.rlimits().as_ref());
-    for r in rl.into_iter().flatten() {
-        let name = serde_json::to_value(r.typ())?
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let res = match r.typ() {
-            PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
-            PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
-            PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
-            PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
-            PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
-            PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
-            PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
-            PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
-            PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-            PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
-            PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
-            PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-            PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-            PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
-            PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
-            PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
-        };
-        if out.iter().any(|(known, ..)| *known == res) {
-            crate::bail!("process.rlimits: {name} is given more than once");
-        }
-        if r.soft() > r.hard() {
-            crate::bail!(
-                "{name}: soft limit {} is above hard limit {}",
-                r.soft(),
-                r.hard()
-            );
-        }
-        out.push((res, r.soft(), r.hard(), name));
-    }
-    Ok(out)
 }

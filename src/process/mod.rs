@@ -6,4 +6,5 @@ pub mod channel;
 pub mod init;
 pub mod launch;
 pub mod namespaces;
+pub mod prepared;
 pub mod wait;

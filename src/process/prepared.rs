@@ -1,0 +1,286 @@
+//! The container's process as runc runs it, prepared in the parent
+//! (strings, limits, capabilities, seccomp) and applied in the child just
+//! before execve: shared by the container init and `exec`.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+
+use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
+
+use super::attrs;
+use crate::capabilities::{self, CapSets};
+use crate::error::{Context, Error, Result};
+use crate::{seccomp, sys};
+
+pub type Rlimit = (libc::__rlimit_resource_t, u64, u64, String);
+
+pub struct Prepared<'a> {
+    pub process: &'a Process,
+    /// In a user namespace (setgroups may be denied there).
+    pub userns: bool,
+    pub caps: CapSets,
+    pub last_cap: u8,
+    pub rlimits: Vec<Rlimit>,
+    pub seccomp: Option<seccomp::Filter>,
+    pub no_new_privs: bool,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    /// fds 0..keep_fds survive exec (stdio, LISTEN_FDS, --preserve-fds).
+    pub keep_fds: u32,
+}
+
+impl<'a> Prepared<'a> {
+    /// Parent side: everything that can fail on bad input fails here.
+    pub fn new(
+        process: &'a Process,
+        seccomp_cfg: Option<&LinuxSeccomp>,
+        userns: bool,
+        extra_env: &[String],
+        keep_fds: u32,
+    ) -> Result<Prepared<'a>> {
+        let (args, mut env) = process_strings(process)?;
+        for e in extra_env {
+            env.push(cstring(e.clone())?);
+        }
+        Ok(Prepared {
+            process,
+            userns,
+            caps: capabilities::parse(process.capabilities().as_ref())?,
+            last_cap: capabilities::last_cap(),
+            rlimits: parse_rlimits(process)?,
+            seccomp: match seccomp_cfg {
+                Some(s) => Some(seccomp::compile(s).context("seccomp")?),
+                None => None,
+            },
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            args,
+            env,
+            keep_fds,
+        })
+    }
+
+    /// rlimits, scheduler and I/O priority.
+    pub fn set_limits(&self) -> Result<()> {
+        for (res, soft, hard, name) in &self.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: *soft,
+                rlim_max: *hard,
+            };
+            // SAFETY: lim is a valid rlimit struct.
+            if unsafe { libc::setrlimit(*res, &lim) } != 0 {
+                let os = std::io::Error::last_os_error();
+                let eperm = os.raw_os_error() == Some(libc::EPERM);
+                let mut e =
+                    Error::from(os).context(format!("setrlimit {name} (soft {soft}, hard {hard})"));
+                if eperm {
+                    e = e.hint("raising a hard limit needs CAP_SYS_RESOURCE");
+                }
+                return Err(e);
+            }
+        }
+        if let Some(s) = self.process.scheduler().as_ref() {
+            attrs::set_scheduler(s)?;
+        }
+        if let Some(io) = self.process.io_priority().as_ref() {
+            attrs::set_io_priority(io.class(), io.priority())?;
+        }
+        Ok(())
+    }
+
+    /// Become the configured process: seccomp (early, when it needs
+    /// CAP_SYS_ADMIN), user and groups, capabilities, no_new_privs, cwd,
+    /// umask. Returns the resolved executable.
+    pub fn become_process(&self) -> Result<CString> {
+        if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
+            // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
+            // it before the capabilities go.
+            f.install().context("install seccomp filter")?;
+        }
+        self.switch_user()?;
+        if self.no_new_privs {
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
+        }
+        let cwd = self.process.cwd();
+        if !cwd.as_os_str().is_empty() {
+            nix::unistd::chdir(cwd).with_context(|| {
+                format!(
+                    "chdir to cwd ({:?}) set in config.json failed",
+                    cwd.display().to_string()
+                )
+            })?;
+        }
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(self.process.user().umask().unwrap_or(0o022) as libc::mode_t) };
+        self.lookup_exec()
+    }
+
+    /// The last steps: seccomp (late, with no_new_privs), close inherited
+    /// fds, default signals, execve. Only returns by exiting.
+    pub fn exec(&self, exe: &CStr, who: &str) -> ! {
+        let fatal = |e: Error| -> ! {
+            eprintln!("berth {who}: {e}");
+            // SAFETY: _exit is always sound.
+            unsafe { libc::_exit(127) }
+        };
+        let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
+            // As late as possible: the filter need not allow what setup used.
+            if let Err(e) = f.install() {
+                fatal(e.context("install seccomp filter"));
+            }
+        }
+        if let Err(e) = sys::cloexec_from(self.keep_fds) {
+            fatal(Error::from(e).context("close inherited fds"));
+        }
+        sys::reset_signals();
+        let err = sys::execve(exe, &argv, &envp);
+        fatal(Error::from(err).context(format!("exec {exe:?}")))
+    }
+
+    /// setgroups/setresgid/setresuid keeping capabilities, then the caps.
+    fn switch_user(&self) -> Result<()> {
+        self.caps.drop_bounding(self.last_cap)?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1).context("set keepcaps")?;
+        let u = self.process.user();
+        let (uid, gid, groups) = (
+            u.uid(),
+            u.gid(),
+            u.additional_gids().clone().unwrap_or_default(),
+        );
+        // SAFETY: groups points to groups.len() gids.
+        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // A rootless user namespace has setgroups denied; with no extra
+            // groups requested there is nothing to do.
+            if !(self.userns && groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
+                return Err(Error::from(e).context(format!("setgroups {groups:?}")));
+            }
+        }
+        // SAFETY: integer-only syscalls.
+        if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+            return Err(
+                Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}"))
+            );
+        }
+        // SAFETY: integer-only syscalls.
+        if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+            return Err(
+                Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}"))
+            );
+        }
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keepcaps")?;
+        self.caps.apply()
+    }
+
+    /// Resolve args[0] like execvp would, in the container's filesystem and
+    /// with its PATH, so a missing binary fails `create` rather than `start`.
+    fn lookup_exec(&self) -> Result<CString> {
+        let Some(arg0) = self.args.first() else {
+            crate::bail!("process.args must not be empty");
+        };
+        let name = arg0.to_bytes();
+        let executable = |p: &CStr| -> bool {
+            // SAFETY: p is a valid C string.
+            let ok = unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0;
+            ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
+                .is_ok_and(|m| m.is_file())
+        };
+        if name.contains(&b'/') {
+            if executable(arg0) {
+                return Ok(arg0.clone());
+            }
+            let err = std::io::Error::last_os_error();
+            return Err(
+                Error::from(err).context(format!("exec: {:?}", String::from_utf8_lossy(name)))
+            );
+        }
+        let path = self
+            .env
+            .iter()
+            .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        for dir in path.split(|&b| b == b':') {
+            let dir = if dir.is_empty() { &b"."[..] } else { dir };
+            let mut full = Vec::with_capacity(dir.len() + name.len() + 1);
+            full.extend_from_slice(dir);
+            full.push(b'/');
+            full.extend_from_slice(name);
+            if let Ok(c) = CString::new(full) {
+                if executable(&c) {
+                    return Ok(c);
+                }
+            }
+        }
+        crate::bail!(
+            "exec: {:?}: executable file not found in $PATH",
+            String::from_utf8_lossy(name)
+        )
+    }
+}
+
+pub fn cstring(s: String) -> Result<CString> {
+    CString::new(s).map_err(|e| Error::msg(format!("string with a NUL byte: {:?}", e.into_vec())))
+}
+
+fn process_strings(p: &Process) -> Result<(Vec<CString>, Vec<CString>)> {
+    let args = p
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Error::msg("process.args must not be empty"))?;
+    let args = args
+        .iter()
+        .map(|a| cstring(a.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let env = p
+        .env()
+        .iter()
+        .flatten()
+        .map(|e| cstring(e.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((args, env))
+}
+
+fn parse_rlimits(p: &Process) -> Result<Vec<Rlimit>> {
+    let mut out: Vec<Rlimit> = Vec::new();
+    let rl = p.rlimits().as_ref();
+    for r in rl.into_iter().flatten() {
+        let name = serde_json::to_value(r.typ())?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let res = match r.typ() {
+            PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+            PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+            PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+            PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+            PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+            PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+            PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+            PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+            PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+            PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+            PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+            PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+            PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+            PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+            PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+            PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        };
+        if out.iter().any(|(known, ..)| *known == res) {
+            crate::bail!("process.rlimits: {name} is given more than once");
+        }
+        if r.soft() > r.hard() {
+            crate::bail!(
+                "{name}: soft limit {} is above hard limit {}",
+                r.soft(),
+                r.hard()
+            );
+        }
+        out.push((res, r.soft(), r.hard(), name));
+    }
+    Ok(out)
+}
