@@ -406,6 +406,34 @@ pub fn update(
     Ok(())
 }
 
+/// Start `process` inside the running container (`exec`).
+pub fn exec(
+    c: &Container,
+    process: &oci_spec::runtime::Process,
+    console_socket: Option<OwnedFd>,
+    preserve_fds: u32,
+    ignore_paused: bool,
+) -> Result<Launched> {
+    match c.status() {
+        Status::Stopped => crate::bail!("cannot exec in a stopped container"),
+        Status::Paused if !ignore_paused => {
+            crate::bail!("cannot exec in a paused container (use --ignore-paused)")
+        }
+        _ => {}
+    }
+    let spec = load_spec(&c.state.bundle)?;
+    crate::process::exec::exec(
+        c.state.pid,
+        &c.state.cgroup,
+        crate::process::exec::ExecOpts {
+            process,
+            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+            console_socket,
+            preserve_fds,
+        },
+    )
+}
+
 /// Every process of the container (`ps`).
 pub fn processes(c: &Container) -> Result<Vec<i32>> {
     if c.status() == Status::Stopped {

@@ -4,6 +4,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod kill;
 mod list;
 mod pause;
@@ -78,6 +79,8 @@ enum Command {
     List(list::Args),
     /// Write a default config.json.
     Spec(spec::Args),
+    /// Run a new process inside a running container.
+    Exec(exec::Args),
     /// Freeze every process of the container.
     Pause(pause::Args),
     /// Thaw a paused container.
@@ -121,6 +124,7 @@ pub fn main() -> i32 {
         Command::Run(a) => ("run", Some(a.create.id.clone()), run::run(&g, a)),
         Command::List(a) => ("list", None, list::run(&g, a)),
         Command::Spec(a) => ("spec", None, spec::run(a)),
+        Command::Exec(a) => ("exec", Some(a.id.clone()), exec::run(&g, a)),
         Command::Pause(a) => ("pause", Some(a.id.clone()), pause::pause(&g, a)),
         Command::Resume(a) => ("resume", Some(a.id.clone()), pause::resume(&g, a)),
         Command::Update(a) => ("update", Some(a.id.clone()), update::run(&g, a)),

@@ -3,6 +3,8 @@
 
 pub mod attrs;
 pub mod channel;
+pub mod exec;
+pub mod foreground;
 pub mod init;
 pub mod launch;
 pub mod namespaces;

@@ -126,20 +126,32 @@ pub fn enter_for_clone(plan: &Plan, linux: Option<&Linux>) -> Result<Saved> {
     let mut saved = Vec::new();
     let time_new = plan.new & libc::CLONE_NEWTIME != 0;
     let res = (|| -> Result<()> {
+        // Open every namespace of ours first, and do the time namespace
+        // before joining any: once in the container's mount namespace,
+        // /proc is the container's.
+        let mut own = Vec::new();
         for j in &plan.joins {
-            let own = File::open(format!("/proc/self/ns/{}", proc_name(j.flag)))
+            let f = File::open(format!("/proc/self/ns/{}", proc_name(j.flag)))
                 .with_context(|| format!("open own {} namespace", proc_name(j.flag)))?;
-            saved.push((j.flag, OwnedFd::from(own)));
+            own.push((j.flag, OwnedFd::from(f)));
+        }
+        if time_new {
+            let f =
+                File::open("/proc/self/ns/time_for_children").context("open own time namespace")?;
+            saved.push((libc::CLONE_NEWTIME, OwnedFd::from(f)));
+            sys::unshare(libc::CLONE_NEWTIME).context("unshare time namespace")?;
+            write_time_offsets(linux)?;
+        }
+        // The mount namespace last: joining it changes our root.
+        let mut joins: Vec<&Join> = plan.joins.iter().collect();
+        joins.sort_by_key(|j| j.flag == libc::CLONE_NEWNS);
+        for j in joins {
+            if let Some(i) = own.iter().position(|(f, _)| *f == j.flag) {
+                saved.push(own.swap_remove(i));
+            }
             sys::setns(j.fd.as_fd(), j.flag).with_context(|| {
                 format!("join {} namespace {}", proc_name(j.flag), j.path.display())
             })?;
-        }
-        if time_new {
-            let own =
-                File::open("/proc/self/ns/time_for_children").context("open own time namespace")?;
-            saved.push((libc::CLONE_NEWTIME, OwnedFd::from(own)));
-            sys::unshare(libc::CLONE_NEWTIME).context("unshare time namespace")?;
-            write_time_offsets(linux)?;
         }
         Ok(())
     })();

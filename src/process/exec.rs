@@ -1,0 +1,190 @@
+//! `exec`: a new process inside a running container. Same single clone3 as
+//! `create`: the parent enters the container's namespaces (the pid one for
+//! its children), the child is born there (in its cgroup on v2), joins the
+//! user namespace, and becomes the configured process.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxSeccomp, Process};
+
+use super::channel::{self, Channel, Msg};
+use super::launch::Launched;
+use super::namespaces::{self, proc_name, Join, Plan};
+use super::prepared::Prepared;
+use crate::cgroups::Manager;
+use crate::error::{Context, Error, Result};
+use crate::{sys, tty};
+
+pub struct ExecOpts<'a> {
+    pub process: &'a Process,
+    /// The container's seccomp profile, applied to exec'd processes too.
+    pub seccomp: Option<&'a LinuxSeccomp>,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+const TYPES: [i32; 8] = [
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWCGROUP,
+    libc::CLONE_NEWTIME,
+];
+
+/// The name of a namespace type under /proc/PID/ns (the process's own).
+fn own_name(flag: i32) -> &'static str {
+    match flag {
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWTIME => "time",
+        f => proc_name(f),
+    }
+}
+
+/// Every namespace of `pid` that differs from ours, to be joined.
+fn plan_for(pid: i32) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for flag in TYPES {
+        let name = own_name(flag);
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let Ok(link) = std::fs::read_link(&theirs) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/self/ns/{name}")).is_ok_and(|own| own == link) {
+            continue;
+        }
+        let file = std::fs::File::open(&theirs).with_context(|| format!("open {theirs}"))?;
+        let join = Join {
+            flag,
+            fd: file.into(),
+            path: theirs.into(),
+        };
+        if flag == libc::CLONE_NEWUSER {
+            plan.user_join = Some(join);
+        } else {
+            plan.joins.push(join);
+        }
+    }
+    Ok(plan)
+}
+
+struct Child<'a> {
+    chan: Channel,
+    close_first: RawFd,
+    user_join: Option<RawFd>,
+    console_socket: Option<RawFd>,
+    prep: Prepared<'a>,
+}
+
+/// Start the process; returns once it is about to exec (or failed).
+pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
+    let plan = plan_for(init_pid)?;
+    let userns = plan.user_join.is_some();
+    let prep = Prepared::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
+    let (parent_chan, child_chan) = channel::pair()?;
+    let child = Child {
+        chan: child_chan,
+        close_first: parent_chan.raw_fd(),
+        user_join: plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()),
+        console_socket: o.console_socket.as_ref().map(|s| s.as_raw_fd()),
+        prep,
+    };
+    let leaf = cgroup.open_leaf()?;
+    let mut pidfd: RawFd = -1;
+    let mut args = sys::CloneArgs {
+        flags: libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = &leaf {
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    let saved = namespaces::enter_for_clone(&plan, None)?;
+    // SAFETY: berth is single-threaded here and the clone is fork-like.
+    let cloned = unsafe { sys::clone3(&mut args) };
+    match cloned {
+        Ok(0) => run_child(child),
+        _ => drop(child),
+    }
+    let restored = saved.restore();
+    let pid = cloned.context("clone3 for exec")?;
+    // SAFETY: with CLONE_PIDFD the kernel stored a new fd we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let launched = Launched {
+        pid,
+        start_time: 0,
+        pidfd,
+    };
+    let res = restored.and_then(|()| {
+        if leaf.is_none() {
+            cgroup.add_pid(pid)?;
+        }
+        parent_chan.send(&Msg::Go(Vec::new()))?;
+        match parent_chan.recv()? {
+            Some(Msg::Ready) => Ok(()),
+            Some(Msg::Error(m)) => Err(Error::msg(m)),
+            Some(m) => Err(Error::msg(format!(
+                "unexpected {m:?} from the exec'd process"
+            ))),
+            None => Err(Error::msg("the exec'd process exited during setup")),
+        }
+    });
+    if let Err(e) = res {
+        super::launch::kill_and_reap(&launched);
+        return Err(e);
+    }
+    Ok(launched)
+}
+
+fn run_child(c: Child) -> ! {
+    // SAFETY: inherited through clone3 and unused here.
+    unsafe { libc::close(c.close_first) };
+    let err = match child_setup(&c) {
+        Ok(exe) => c.prep.exec(&exe, "exec"),
+        Err(e) => e,
+    };
+    if c.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+        eprintln!("berth exec: {err}");
+    }
+    // SAFETY: _exit is always sound.
+    unsafe { libc::_exit(1) }
+}
+
+fn child_setup(c: &Child) -> Result<std::ffi::CString> {
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .context("set parent death signal")?;
+    if let Some(fd) = c.user_join {
+        // SAFETY: fd was opened by the parent and is inherited.
+        sys::setns(unsafe { BorrowedFd::borrow_raw(fd) }, libc::CLONE_NEWUSER)
+            .context("join user namespace")?;
+    }
+    match c.chan.recv()? {
+        Some(Msg::Go(_)) => {}
+        _ => crate::bail!("the runtime went away during exec setup"),
+    }
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
+    if let Some(sock) = c.console_socket {
+        let (master, slave) = tty::open_pty(
+            Path::new("/dev/pts"),
+            c.prep.process.console_size().as_ref(),
+        )?;
+        // SAFETY: the console socket fd is inherited from the parent.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+        tty::send_master(sock.as_fd(), master.as_fd())
+            .context("send the console to --console-socket")?;
+        drop(master);
+        tty::attach_slave(slave)?;
+    }
+    c.prep.set_limits()?;
+    let exe = c.prep.become_process()?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
+    c.chan.send(&Msg::Ready)?;
+    Ok(exe)
+}
