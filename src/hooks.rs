@@ -78,8 +78,8 @@ fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
     }
 }
 
-/// A sealed-by-convention memfd holding `data`, positioned at 0, so the hook
-/// reads the state and then sees EOF.
+/// A memfd holding `data`, positioned at 0: the hook reads the state and then
+/// sees EOF, and a hook that never reads it can't block us.
 fn state_memfd(data: &[u8]) -> Result<OwnedFd> {
     // SAFETY: the name is a valid NUL-terminated string and the flags are
     // valid; the returned fd is checked before use.
@@ -114,7 +114,8 @@ fn supervise(
         (child.stdout.take().map(OwnedFd::from), Vec::new()),
         (child.stderr.take().map(OwnedFd::from), Vec::new()),
     ];
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too large for Instant is as good as none.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let wait = match deadline {
             None => PollTimeout::NONE,
@@ -156,8 +157,12 @@ fn supervise(
         if exited {
             // Take what is already buffered, but don't wait for grandchildren
             // that may still hold the pipes open.
+            // Bounded, in case such a grandchild keeps writing.
             for s in streams.iter_mut() {
-                while s.0.is_some() && readable_now(s.0.as_ref()) {
+                for _ in 0..64 {
+                    if !readable_now(s.0.as_ref()) {
+                        break;
+                    }
                     read_some(s);
                 }
             }

@@ -183,3 +183,20 @@ fn large_output_does_not_block_the_hook() {
     assert!(e.message().contains("exit status 5"), "{e}");
     assert!(e.message().len() < 4096, "captured output not bounded");
 }
+
+#[test]
+fn no_hooks_is_ok_and_huge_timeout_does_not_panic() {
+    berth::hooks::run("prestart", &[], b"{}").expect("no hooks");
+    berth::hooks::run("prestart", &[hook(&["true"], None, Some(i64::MAX))], b"{}")
+        .expect("huge timeout");
+}
+
+#[test]
+fn nonpositive_timeout_is_rejected() {
+    let e = berth::hooks::run("prestart", &[hook(&["true"], None, Some(0))], b"{}")
+        .expect_err("timeout 0");
+    assert!(
+        e.message().contains("timeout must be greater than zero"),
+        "{e}"
+    );
+}
