@@ -6,11 +6,27 @@ use oci_spec::runtime::Hook;
 
 const BB: &str = "/bin/busybox";
 
-fn tmpdir(name: &str) -> PathBuf {
+/// A temp dir removed on drop, even when the test panics.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn tmpdir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("berth-hooks-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create temp dir");
-    d
+    TempDir(d)
 }
 
 fn hook(args: &[&str], env: Option<&[&str]>, timeout: Option<i64>) -> Hook {
@@ -53,7 +69,6 @@ fn hook_gets_state_on_stdin_and_exactly_the_given_env() {
         .collect();
     env.sort();
     assert_eq!(env, vec!["FOO=bar", "X=1=2"]);
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
@@ -65,7 +80,6 @@ fn absent_env_means_empty_environment() {
         !read(&d.join("env")).contains("PATH="),
         "PATH leaked into hook env"
     );
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
@@ -77,7 +91,6 @@ fn hooks_run_in_order() {
         .collect();
     berth::hooks::run("prestart", &hooks, b"{}").expect("hooks run");
     assert_eq!(read(&log), "0\n1\n2\n3\n");
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
@@ -110,7 +123,6 @@ fn args0_is_argv0_and_empty_args_use_path() {
     bare.set_path(script_path.clone());
     berth::hooks::run("createContainer", &[bare], b"{}").expect("script hook runs");
     assert_eq!(read(&out).trim(), script_path.display().to_string());
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
@@ -154,7 +166,6 @@ fn timeout_kills_and_reaps_the_hook() {
         !Path::new(&format!("/proc/{pid}")).exists(),
         "hook process {pid} still exists (not killed or not reaped)"
     );
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
