@@ -1,15 +1,215 @@
 //! runtime-spec hooks: run with the container state on stdin, `env` as the
 //! whole environment, `timeout` enforced.
+//!
+//! No threads are used: hooks may run from the container's init right after
+//! clone3. The state goes in through a memfd (no pipe, so no SIGPIPE or
+//! deadlock if the hook never reads it); stdout/stderr are pipes read in a
+//! poll loop that also waits on the hook's pidfd and the timeout.
 
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::Hook;
 
-use crate::Result;
+use crate::{Context, Result};
+
+/// How much of a hook's stdout/stderr is kept for the error message.
+const CAPTURE_LIMIT: usize = 4096;
+/// How much of each stream is shown in the error message.
+const SHOW_LIMIT: usize = 1024;
 
 /// Run `hooks` in order; the first failure stops and is returned, naming the
-/// stage (e.g. `createRuntime`), the hook's index and path.
-pub fn run(_stage: &str, hooks: &[Hook], _state_json: &[u8]) -> Result<()> {
-    if hooks.is_empty() {
-        return Ok(());
+/// stage (e.g. `createRuntime`), the hook's index (its position in the
+/// config.json array, from 0) and path.
+pub fn run(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        run_one(hook, state_json)
+            .with_context(|| format!("{stage} hook #{i} ({})", hook.path().display()))?;
     }
-    crate::bail!("hooks are not implemented yet")
+    Ok(())
+}
+
+fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
+    let path = hook.path();
+    let mut cmd = Command::new(path);
+    // args[0] is argv[0]; with no args, argv is just [path].
+    if let Some([arg0, rest @ ..]) = hook.args().as_deref() {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for entry in hook.env().as_deref().unwrap_or_default() {
+        match entry.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                cmd.env(k, v);
+            }
+            _ => crate::bail!("invalid env entry {entry:?}: want KEY=VALUE"),
+        }
+    }
+    let timeout = match hook.timeout() {
+        Some(t) if t <= 0 => crate::bail!("timeout must be greater than zero, got {t}"),
+        Some(t) => Some(Duration::from_secs(t as u64)),
+        None => None,
+    };
+
+    cmd.stdin(Stdio::from(state_memfd(state_json)?))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("exec")?;
+    let outcome = supervise(&mut child, timeout);
+    match outcome {
+        Ok((status, out, err)) if !status.success() => crate::bail!(
+            "{}, stdout: {}, stderr: {}",
+            describe(status),
+            show(&out),
+            show(&err)
+        ),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // Timed out or failed to wait: never leave the hook behind.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// A memfd holding `data`, positioned at 0: the hook reads the state and then
+/// sees EOF, and a hook that never reads it can't block us.
+fn state_memfd(data: &[u8]) -> Result<OwnedFd> {
+    // SAFETY: the name is a valid NUL-terminated string and the flags are
+    // valid; the returned fd is checked before use.
+    let fd = unsafe { libc::memfd_create(c"berth-hook-state".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("memfd_create");
+    }
+    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(data).context("write state to memfd")?;
+    file.rewind().context("rewind state memfd")?;
+    Ok(file.into())
+}
+
+fn pidfd_open(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("pidfd_open");
+    }
+    // SAFETY: the syscall returned a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Collect the hook's output until it exits or `timeout` passes.
+fn supervise(
+    child: &mut Child,
+    timeout: Option<Duration>,
+) -> Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+    let pidfd = pidfd_open(child.id())?;
+    let mut streams: [(Option<OwnedFd>, Vec<u8>); 2] = [
+        (child.stdout.take().map(OwnedFd::from), Vec::new()),
+        (child.stderr.take().map(OwnedFd::from), Vec::new()),
+    ];
+    // A timeout too large for Instant is as good as none.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let wait = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let secs = timeout.map_or(0, |t| t.as_secs());
+                    crate::bail!("timed out after {secs}s, killed");
+                }
+                // Round up so we never spin on a sub-millisecond remainder.
+                let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let mut which = Vec::new();
+        for (idx, (fd, _)) in streams.iter().enumerate() {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                which.push(idx);
+            }
+        }
+        match poll(&mut fds, wait) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("poll hook"),
+            Ok(_) => {}
+        }
+        let exited = fds[0].any().unwrap_or(false);
+        let ready: Vec<usize> = fds[1..]
+            .iter()
+            .zip(&which)
+            .filter(|(p, _)| p.any().unwrap_or(false))
+            .map(|(_, &i)| i)
+            .collect();
+        drop(fds);
+        for i in ready {
+            read_some(&mut streams[i]);
+        }
+        if exited {
+            // Take what is already buffered, but don't wait for grandchildren
+            // that may still hold the pipes open.
+            // Bounded, in case such a grandchild keeps writing.
+            for s in streams.iter_mut() {
+                for _ in 0..64 {
+                    if !readable_now(s.0.as_ref()) {
+                        break;
+                    }
+                    read_some(s);
+                }
+            }
+            let status = child.wait().context("wait for hook")?;
+            let [(_, out), (_, err)] = streams;
+            return Ok((status, out, err));
+        }
+    }
+}
+
+fn readable_now(fd: Option<&OwnedFd>) -> bool {
+    let Some(fd) = fd else { return false };
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// One read from a ready stream; EOF or an error closes it. Bytes beyond
+/// CAPTURE_LIMIT are read and dropped so the hook never blocks on a full pipe.
+fn read_some(stream: &mut (Option<OwnedFd>, Vec<u8>)) {
+    let Some(fd) = &stream.0 else { return };
+    let mut buf = [0u8; 4096];
+    match nix::unistd::read(fd.as_fd(), &mut buf) {
+        Ok(0) | Err(_) => stream.0 = None,
+        Ok(n) => {
+            let room = CAPTURE_LIMIT.saturating_sub(stream.1.len());
+            stream.1.extend_from_slice(&buf[..n.min(room)]);
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => status.to_string(),
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let t = text.trim();
+    if t.len() <= SHOW_LIMIT {
+        return format!("{t:?}");
+    }
+    let mut end = SHOW_LIMIT;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}...", &t[..end])
 }
