@@ -356,15 +356,3 @@ fn copy_output(mut master: File, mut output: File, stop: OwnedFd) {
     }
 }
 
-/// `berth run`'s side of a terminal it drives itself (stub until tty lands).
-pub struct Proxy {
-    _master: OwnedFd,
-}
-
-impl Proxy {
-    pub fn start(master: OwnedFd) -> Result<Proxy> {
-        Ok(Proxy { _master: master })
-    }
-    pub fn resize(&self) {}
-    pub fn finish(self) {}
-}
