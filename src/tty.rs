@@ -153,7 +153,11 @@ pub fn recv_master_named(socket: BorrowedFd) -> Result<(OwnedFd, String)> {
 /// Make `slave` the controlling terminal and stdin/stdout/stderr of the
 /// calling process (setsid, TIOCSCTTY, dup2).
 pub fn attach_slave(slave: OwnedFd) -> Result<()> {
-    nix::unistd::setsid().context("setsid")?;
+    // The init already leads its own session (EPERM then): that is fine.
+    match nix::unistd::setsid() {
+        Ok(_) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(crate::Error::from(e).context("setsid")),
+    }
     // SAFETY: TIOCSCTTY takes an int argument by value (0: don't steal).
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(std::io::Error::last_os_error()).context("ioctl TIOCSCTTY");
@@ -355,4 +359,3 @@ fn copy_output(mut master: File, mut output: File, stop: OwnedFd) {
         }
     }
 }
-

@@ -106,3 +106,31 @@ pub fn set_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Pin the calling thread to a CPU list like `0-2,5`.
+pub fn set_cpu_affinity(list: &str) -> Result<()> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::msg(format!("execCPUAffinity: bad CPU list {list:?}")))
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b || b >= libc::CPU_SETSIZE as usize {
+            crate::bail!("execCPUAffinity: bad CPU range {part:?}");
+        }
+        for cpu in a..=b {
+            // SAFETY: cpu is below CPU_SETSIZE.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
+    }
+    // SAFETY: set is a valid cpu_set_t of the size given.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(Error::from(std::io::Error::last_os_error())
+            .context(format!("sched_setaffinity {list}")));
+    }
+    Ok(())
+}

@@ -159,6 +159,10 @@ fn run_child(c: Child) -> ! {
 fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .context("set parent death signal")?;
+    let affinity = c.prep.process.exec_cpu_affinity().as_ref();
+    if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
+        super::attrs::set_cpu_affinity(cpus)?;
+    }
     if let Some(fd) = c.user_join {
         // SAFETY: fd was opened by the parent and is inherited.
         sys::setns(unsafe { BorrowedFd::borrow_raw(fd) }, libc::CLONE_NEWUSER)
@@ -167,6 +171,10 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     match c.chan.recv()? {
         Some(Msg::Go(_)) => {}
         _ => crate::bail!("the runtime went away during exec setup"),
+    }
+    // Now in the container's cgroup: the final CPU set.
+    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        super::attrs::set_cpu_affinity(cpus)?;
     }
     // SAFETY: setsid has no memory effects.
     unsafe { libc::setsid() };

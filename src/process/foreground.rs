@@ -80,7 +80,7 @@ pub fn supervise(
                 libc::SIGCHLD => {}
                 libc::SIGWINCH => {
                     if let Some(p) = &proxy {
-                        p.resize();
+                        let _ = p.resize();
                     }
                 }
                 sig => {
@@ -92,7 +92,7 @@ pub fn supervise(
     let status =
         nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).context("waitpid")?;
     if let Some(p) = proxy {
-        p.finish();
+        let _ = p.finish();
     }
     Ok(wait::exit_code(status))
 }
