@@ -25,11 +25,13 @@ build:
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(RELEASE)/berth
 
-# Everything: unit and integration tests on this host (cgroup v1), then the
-# cgroup suite again on cgroup v2 in the guest.
+# Everything: unit and integration tests on this host (cgroup v1), the
+# cgroup suite again on cgroup v2 in the guest, then the conformance suite
+# (fails if berth fails an assertion runc or crun passes here).
 test: deps build
 	$(CARGO) test --release --workspace -- --test-threads=2
 	guest/test-cgroup2.sh
+	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
