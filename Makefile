@@ -23,7 +23,7 @@ build:
 
 # Runs a real container: a busybox bundle built from Debian's busybox-static.
 demo: deps build
-	@scripts/demo.sh $(CURDIR)/$(RELEASE)/berth
+	@scripts/demo.sh $(CURDIR)/$(RELEASE)/berth $(CURDIR)/$(RELEASE)/berth-bundle
 
 # Everything: unit and integration tests on this host (cgroup v1), the
 # cgroup suite again on cgroup v2 in the guest, then the conformance suite
