@@ -31,6 +31,9 @@ fi
 mhz=$(awk -F: '/^cpu MHz/{printf "%d", $2; exit}' /proc/cpuinfo)
 khz=$(( ${mhz:-2000} * 1000 ))
 b64=$(printf '%s' "$cmd" | base64 -w0)
+# The repository is shared on its own too: the guest's /tmp is a fresh
+# tmpfs, which would hide a checkout (and its test binaries) under /tmp.
+repo64=$(printf '%s' "$root" | base64 -w0)
 log=$cache/console.log
 set +e
 timeout --foreground "$timeout_s" "$qemu" \
@@ -39,9 +42,11 @@ timeout --foreground "$timeout_s" "$qemu" \
 	-nodefaults -no-user-config -nographic -no-reboot \
 	-serial stdio \
 	-kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio.gz" \
-	-append "console=ttyS0 earlyprintk=ttyS0 quiet loglevel=3 panic=-1 tsc_early_khz=$khz rdinit=/init berth.cmd=$b64" \
+	-append "console=ttyS0 earlyprintk=ttyS0 quiet loglevel=3 panic=-1 tsc_early_khz=$khz rdinit=/init berth.cmd=$b64 berth.repo=$repo64" \
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-device,fsdev=hostroot,mount_tag=hostroot \
+	-fsdev "local,id=repo,path=$root,security_model=none,readonly=on,multidevs=remap" \
+	-device virtio-9p-device,fsdev=repo,mount_tag=repo \
 	</dev/null 2>&1 | tee "$log"
 qrc=${PIPESTATUS[0]}
 set -e
