@@ -11,6 +11,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod features;
 pub mod hooks;
 pub mod lifecycle;
 pub mod logging;

@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod events;
 mod exec;
+mod features;
 mod kill;
 mod list;
 mod pause;
@@ -81,6 +82,8 @@ enum Command {
     Spec(spec::Args),
     /// Run a new process inside a running container.
     Exec(exec::Args),
+    /// Print what this runtime supports (runtime-spec features.md).
+    Features(features::Args),
     /// Freeze every process of the container.
     Pause(pause::Args),
     /// Thaw a paused container.
@@ -125,6 +128,7 @@ pub fn main() -> i32 {
         Command::List(a) => ("list", None, list::run(&g, a)),
         Command::Spec(a) => ("spec", None, spec::run(a)),
         Command::Exec(a) => ("exec", Some(a.id.clone()), exec::run(&g, a)),
+        Command::Features(a) => ("features", None, features::run(&g, a)),
         Command::Pause(a) => ("pause", Some(a.id.clone()), pause::pause(&g, a)),
         Command::Resume(a) => ("resume", Some(a.id.clone()), pause::resume(&g, a)),
         Command::Update(a) => ("update", Some(a.id.clone()), update::run(&g, a)),

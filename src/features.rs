@@ -1,0 +1,137 @@
+//! `features` (runtime-spec features.md): what this build of berth supports,
+//! as a JSON document that callers (containerd, podman) read before using a
+//! field.
+
+use serde_json::{json, Value};
+
+use crate::{seccomp, spec};
+
+/// Every mount option `rootfs::mounts::parse` understands (idmap/ridmap are
+/// refused, so not listed). A unit test keeps the two in step.
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+];
+
+pub fn document() -> Value {
+    let mut caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": spec::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::SUPPORTED_ACTIONS,
+                "operators": seccomp::SUPPORTED_OPERATORS,
+                "archs": seccomp::SUPPORTED_ARCHITECTURES,
+                "knownFlags": seccomp::SUPPORTED_FLAGS,
+                "supportedFlags": seccomp::kernel_supported_flags(),
+            },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } },
+        },
+        "annotations": {
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            "org.opencontainers.runc.checkpoint.enabled": "false",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_mount_options_are_the_ones_the_parser_knows() {
+        for opt in MOUNT_OPTIONS {
+            let o = crate::rootfs::mounts::parse(&[opt.to_string()]).expect(opt);
+            assert!(
+                o.data.is_empty(),
+                "{opt} would be passed to the filesystem as data"
+            );
+        }
+        assert!(crate::rootfs::mounts::parse(&["idmap".to_string()]).is_err());
+    }
+
+    #[test]
+    fn document_has_the_spec_fields() {
+        let d = document();
+        assert_eq!(d["ociVersionMax"], spec::OCI_VERSION);
+        assert_eq!(d["linux"]["namespaces"].as_array().unwrap().len(), 8);
+        assert!(d["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN"));
+        assert!(d["linux"]["seccomp"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "SCMP_ACT_ERRNO"));
+    }
+}
