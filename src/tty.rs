@@ -236,7 +236,9 @@ impl Proxy {
             None
         } else {
             let t = termios::tcgetattr(&proxy.master).context("tcgetattr pty master")?;
-            Some(t.control_chars[SpecialCharacterIndices::VEOF as usize])
+            // A terminal not yet set up (or in raw mode) may report 0: ^D.
+            let c = t.control_chars[SpecialCharacterIndices::VEOF as usize];
+            Some(if c == 0 { 0x04 } else { c })
         };
         let to_master = File::from(proxy.master.try_clone().context("dup pty master")?);
         let from_master = File::from(proxy.master.try_clone().context("dup pty master")?);

@@ -70,6 +70,8 @@ pub const APPLETS: &[&str] = &[
     "domainname",
     "mkdir",
     "kill",
+    "tty",
+    "stty",
 ];
 
 impl Bundle {
