@@ -327,6 +327,23 @@ fn copy_input(mut input: File, mut master: File, stop: OwnedFd, veof: Option<u8>
         // Mid-line, the first EOF char only flushes the pending line.
         let n = if last == b'\n' { 1 } else { 2 };
         let _ = master.write_all(&[eof; 2][..n]);
+        // A ^D that arrives while the reader is switching the terminal out
+        // of canonical mode is kept as a NUL and lost: our input has ended,
+        // so repeat it until the container is gone.
+        loop {
+            let mut fds = [nix::poll::PollFd::new(
+                stop.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            match nix::poll::poll(&mut fds, PollTimeout::from(200u8)) {
+                Ok(0) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => return,
+            }
+            if master.write_all(&[eof]).is_err() {
+                return;
+            }
+        }
     }
 }
 

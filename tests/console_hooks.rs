@@ -136,3 +136,28 @@ fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     );
     assert!(!exists(&rt.root.join("t-hookfail")));
 }
+
+#[test]
+fn run_drives_the_terminal_itself_without_a_console_socket() {
+    use std::io::Write;
+    let rt = Runtime::berth();
+    let mut b = Bundle::new(&["/bin/sh"]);
+    b.edit(|s| s["process"]["terminal"] = json!(true));
+    rt.created.borrow_mut().push("t-runtty".into());
+    let mut child = rt
+        .cmd(&["run", "--bundle", b.dir.to_str().unwrap(), "t-runtty"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo hi-$((1+1))\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hi-2"), "{text}");
+    assert_eq!(out.status.code(), Some(0));
+}
