@@ -134,16 +134,29 @@ fn delete_force_kills_running_container() {
 #[test]
 fn kill_accepts_names_with_and_without_sig_and_numbers() {
     let rt = Runtime::berth();
-    let b = Bundle::new(&[
+    // The init is PID 1 of its pid namespace: the kernel drops signals it has
+    // no handler for, so the script says when its traps are in place.
+    let mut b = Bundle::new(&[
         "/bin/sh",
         "-c",
-        "trap 'exit 7' USR1; trap 'exit 8' HUP; while true; do sleep 0.05; done",
+        "trap 'exit 7' USR1; trap 'exit 8' HUP; touch /ready; while true; do sleep 0.05; done",
     ]);
+    b.edit(|s| s["root"]["readonly"] = false.into());
+    let ready = b.rootfs().join("ready");
     for (i, sig) in ["USR1", "SIGUSR1", "10"].iter().enumerate() {
         let id = format!("t-kill{i}");
+        let _ = std::fs::remove_file(&ready);
         rt.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
+        for _ in 0..500 {
+            if exists(&ready) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(exists(&ready), "{id}: the script never installed its traps");
         rt.ok(&["kill", &id, sig]);
         rt.wait_status(&id, "stopped");
+        assert_eq!(rt.state(&id)["status"], "stopped");
     }
     let err = rt.fails(&["kill", "t-kill0", "NOTASIGNAL"]);
     assert!(err.contains("invalid signal"), "{err}");
