@@ -303,6 +303,86 @@ fn joins_pid_namespace_by_path() {
 }
 
 #[test]
+fn new_pid_namespace_inside_a_joined_user_namespace() {
+    let rt = Runtime::berth();
+    let mut a = Bundle::new(&["/bin/sleep", "1000"]);
+    a.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    rt.ok(&["run", "-d", "--bundle", a.dir.to_str().unwrap(), "t-uj-a"]);
+    let a_pid = rt.state("t-uj-a")["pid"].as_i64().unwrap();
+    let mut b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "echo $$; readlink /proc/self/ns/user; cat /proc/self/uid_map; id -u; ps -o pid,comm | grep -c sleep; true",
+    ]);
+    b.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": format!("/proc/{a_pid}/ns/user")}));
+    });
+    let (code, out, err) = rt.run(&b, "t-uj-b");
+    assert_eq!(code, 0, "{err}");
+    let a_user = std::fs::read_link(format!("/proc/{a_pid}/ns/user")).unwrap();
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "1".to_string(),
+            a_user.to_string_lossy().into_owned(),
+            "0 100000 65536".into(),
+            "0".into(),
+            "0".into(),
+        ],
+        "pid 1 of a new pid namespace, in A's user namespace, not seeing A's sleep"
+    );
+
+    // Detached: the state and the pid file name the real init (the
+    // runtime's child), not the intermediate that forked it.
+    let mut c = Bundle::new(&["/bin/sleep", "1000"]);
+    c.spec = b.spec.clone();
+    c.edit(|s| s["process"]["args"] = json!(["/bin/sleep", "1000"]));
+    let pid_file = c.dir.join("c.pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        c.dir.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "t-uj-c",
+    ]);
+    let c_pid = rt.state("t-uj-c")["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        c_pid.to_string()
+    );
+    let status = std::fs::read_to_string(format!("/proc/{c_pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(
+        nspid.ends_with("\t1"),
+        "init is pid 1 of its namespace: {nspid}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{c_pid}/ns/user")).unwrap(),
+        a_user
+    );
+    rt.ok(&["start", "t-uj-c"]);
+    assert_eq!(rt.status("t-uj-c"), "running");
+    rt.ok(&["kill", "t-uj-c", "KILL"]);
+    rt.wait_status("t-uj-c", "stopped");
+    rt.ok(&["delete", "t-uj-c"]);
+}
+
+#[test]
 fn preserve_fds_and_listen_fds_pass_through() {
     use std::os::unix::process::CommandExt;
     let rt = Runtime::berth();

@@ -4,6 +4,8 @@
 //! ```text
 //! parent                        init (child)
 //!   clone3 ─────────────────────▶ born in its namespaces
+//!                  ◀──────────── Pid(n)       (only for a new pid namespace in a
+//!                                              joined user namespace: the real init)
 //!   uid/gid maps, cgroups
 //!   Go(state) ──────────────────▶ setup: rootfs, console...
 //!                  ◀──────────── Hooks        (only with prestart/createRuntime hooks)
@@ -30,6 +32,9 @@ pub enum Msg {
     HooksDone(Vec<u8>),
     /// init → parent: ready to exec once started.
     Ready,
+    /// intermediate → parent: the real init, forked into a new pid
+    /// namespace that only a child of the intermediate can be born into.
+    Pid(i32),
     /// init → parent: setup failed with this message.
     Error(String),
 }
@@ -70,6 +75,10 @@ impl Channel {
                 buf.extend_from_slice(state);
             }
             Msg::Ready => buf.push(b'r'),
+            Msg::Pid(pid) => {
+                buf.push(b'p');
+                buf.extend_from_slice(&pid.to_ne_bytes());
+            }
             Msg::Error(m) => {
                 buf.push(b'e');
                 buf.extend_from_slice(m.as_bytes());
@@ -103,6 +112,10 @@ impl Channel {
             b'h' => Msg::Hooks,
             b'H' => Msg::HooksDone(payload.to_vec()),
             b'r' => Msg::Ready,
+            b'p' => match <[u8; 4]>::try_from(payload) {
+                Ok(b) => Msg::Pid(i32::from_ne_bytes(b)),
+                Err(_) => return Err(Error::msg("malformed pid message on the init channel")),
+            },
             b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
             t => {
                 return Err(Error::msg(format!(
@@ -137,6 +150,7 @@ mod tests {
             Msg::Hooks,
             Msg::HooksDone(b"{\"id\":\"x\"}".to_vec()),
             Msg::Ready,
+            Msg::Pid(4242),
             Msg::Error("mount proc on /proc: permission denied".into()),
         ] {
             a.send(&m).unwrap();

@@ -68,6 +68,29 @@ pub fn run(ctx: InitCtx) -> ! {
 
 enum Never {}
 
+/// unshare(CLONE_NEWPID) only decides where our children are born, and it
+/// must follow setns(user) so the pid namespace belongs to the joined user
+/// namespace (mounting its /proc needs that). So this process forks the
+/// real init with CLONE_PARENT, which makes it the runtime's own child,
+/// tells the runtime its pid, and exits; the init carries on with setup.
+fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
+    // exit_signal must be 0 with CLONE_PARENT: the child inherits ours.
+    let mut args = sys::CloneArgs {
+        flags: libc::CLONE_PARENT as u64,
+        ..Default::default()
+    };
+    // SAFETY: single-threaded child; fork-like clone.
+    match unsafe { sys::clone3(&mut args) }.context("clone3 the init into its pid namespace")? {
+        0 => sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .context("set parent death signal"),
+        pid => {
+            let code = i32::from(ctx.chan.send(&Msg::Pid(pid)).is_err());
+            // SAFETY: _exit is always sound; the init owns the setup now.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
 fn setup(ctx: &InitCtx) -> Result<Never> {
     // Die with the parent while it is still setting us up.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
@@ -91,6 +114,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         if ctx.unshare_after_userns != 0 {
             sys::unshare(ctx.unshare_after_userns)
                 .context("unshare namespaces in the joined user namespace")?;
+        }
+        if ctx.unshare_after_userns & libc::CLONE_NEWPID != 0 {
+            fork_into_pidns(ctx)?;
         }
     }
 

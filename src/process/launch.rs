@@ -46,9 +46,6 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     let plan = Plan::from_spec(linux)?;
     validate_ids(&plan, l.spec)?;
     validate_sysctl(&plan, l.spec)?;
-    if plan.user_join.is_some() && plan.new & libc::CLONE_NEWPID != 0 {
-        crate::bail!("a new pid namespace inside a joined user namespace is not supported");
-    }
     let Some(process) = l.spec.process().as_ref() else {
         crate::bail!("config.json: process is required");
     };
@@ -146,11 +143,21 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     let pid = cloned.with_context(|| format!("clone3 (flags {flags:#x})"))?;
     // SAFETY: with CLONE_PIDFD the kernel stored a new fd we now own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    let launched = Launched {
+    let mut launched = Launched {
         pid,
-        start_time: sys::proc_stat(pid).map(|s| s.0).unwrap_or(0),
+        start_time: 0,
         pidfd,
     };
+    if plan.user_join.is_some() && plan.new & libc::CLONE_NEWPID != 0 {
+        // The child forks the real init into the new pid namespace (see
+        // init::fork_into_pidns) and exits.
+        if let Err(e) = adopt_forked_init(&parent_chan, &mut launched) {
+            kill_and_reap(&launched);
+            return Err(e);
+        }
+    }
+    let pid = launched.pid;
+    launched.start_time = sys::proc_stat(pid).map(|s| s.0).unwrap_or(0);
     state.pid = pid;
     state.start_time = launched.start_time;
 
@@ -161,6 +168,22 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     }
     drop(fifo);
     Ok(launched)
+}
+
+/// Replace the intermediate child by the init it forked (our child too,
+/// through CLONE_PARENT) and reap the intermediate.
+fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched) -> Result<()> {
+    let init = match chan.recv()? {
+        Some(Msg::Pid(p)) => p,
+        Some(Msg::Error(m)) => return Err(Error::msg(m)),
+        Some(m) => crate::bail!("expected the init's pid from the runtime's child, got {m:?}"),
+        None => crate::bail!("container init exited during setup"),
+    };
+    let pidfd = sys::pidfd_open(init).context("pidfd_open the container init")?;
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(launched.pid), None);
+    launched.pid = init;
+    launched.pidfd = pidfd;
+    Ok(())
 }
 
 /// Parent's half of the protocol after clone3.
