@@ -32,6 +32,7 @@ test: deps build
 	$(CARGO) test --release --workspace -- --test-threads=2
 	guest/test-cgroup2.sh
 	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
+	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
@@ -60,6 +61,7 @@ conformance: deps
 	$(CARGO) build --release -p oci-conformance
 	@$(CARGO) build --release --bin berth || echo "conformance: berth does not build; its column will be skipped"
 	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(BERTH) $(CONFORMANCE_ARGS)
+	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(BERTH)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

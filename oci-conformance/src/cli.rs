@@ -1,4 +1,4 @@
-//! `oci-conformance --runtime PATH [--label L] [--private-cgroup2] [--optional]
+//! `oci-conformance --runtime PATH [--label L] [--private-cgroup2] [--root DIR] [--optional]
 //! [--runtime PATH ...] [--filter PATTERN] [--tap|--json] [--keep-failed DIR]
 //! [--results FILE] [--gate LABEL] [--list]`
 
@@ -32,7 +32,7 @@ fn catch_interrupts() {
 }
 
 const USAGE: &str = "usage: oci-conformance --runtime PATH [--label LABEL] [--private-cgroup2] \
-[--oci-version V] [--optional] [--runtime PATH ...] [--filter PATTERN[,PATTERN]] [--tap|--json] \
+[--oci-version V] [--root DIR] [--optional] [--runtime PATH ...] [--filter PATTERN[,PATTERN]] [--tap|--json] \
 [--keep-failed DIR] [--results FILE] [--gate LABEL] [--checker PATH] [--busybox PATH] [--list]";
 
 struct RuntimeArg {
@@ -92,6 +92,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let v = value("--oci-version")?;
                 let i = last(&mut o, "--oci-version")?;
                 o.runtimes[i].runtime.oci_version = v;
+            }
+            "--root" => {
+                // The runtime's state directory (its global --root flag),
+                // e.g. where /run is read-only, as in the cgroup v2 guest.
+                let v = value("--root")?;
+                let i = last(&mut o, "--root")?;
+                o.runtimes[i]
+                    .runtime
+                    .global_args
+                    .extend(["--root".into(), v]);
             }
             "--private-cgroup2" => {
                 let i = last(&mut o, "--private-cgroup2")?;

@@ -144,7 +144,9 @@ fn cell(r: &RuntimeResults, id: &str) -> String {
 }
 
 /// (case id, assertion) pairs `gated` fails (not as a deliberate deviation)
-/// while some peer passes them.
+/// while some peer passes them, or passes the whole case: a failure early in
+/// a case ("runtime creates the container") is only reported by runtimes
+/// that fail it, so a peer that passed the case has no assertion of that name.
 pub fn regressions(gated: &RuntimeResults, peers: &[&RuntimeResults]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for c in gated.cases.iter().filter(|c| c.deviation.is_none()) {
@@ -152,10 +154,11 @@ pub fn regressions(gated: &RuntimeResults, peers: &[&RuntimeResults]) -> Vec<(St
             let peer_pass = peers.iter().any(|p| {
                 p.cases.iter().any(|pc| {
                     pc.id == c.id
-                        && pc
+                        && (pc
                             .assertions
                             .iter()
                             .any(|pa| pa.name == a.name && pa.passed == Some(true))
+                            || (pc.deviation.is_none() && pc.failed() == 0 && pc.passed() > 0))
                 })
             });
             if peer_pass {
@@ -278,4 +281,55 @@ pub fn results_markdown(all: &[RuntimeResults], host: &str) -> String {
         let _ = writeln!(md);
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Assertion;
+    use crate::suite::CaseResult;
+
+    fn case(id: &str, results: &[(&str, Option<bool>)]) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            section: String::new(),
+            level: String::new(),
+            requirement: String::new(),
+            deviation: None,
+            assertions: results
+                .iter()
+                .map(|(name, passed)| Assertion {
+                    name: (*name).into(),
+                    passed: *passed,
+                    detail: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn runtime(label: &str, cases: Vec<CaseResult>) -> RuntimeResults {
+        RuntimeResults {
+            label: label.into(),
+            path: String::new(),
+            skipped: None,
+            cases,
+        }
+    }
+
+    #[test]
+    fn a_setup_failure_in_a_case_a_peer_passes_is_a_regression() {
+        let gated = runtime(
+            "b",
+            vec![case(
+                "ns",
+                &[("runtime creates the container", Some(false))],
+            )],
+        );
+        let peer = runtime("r", vec![case("ns", &[("joined", Some(true))])]);
+        assert_eq!(regressions(&gated, &[&peer]).len(), 1);
+        // Not when the peer fails the case too, or only skipped it.
+        let failing = runtime("r", vec![case("ns", &[("joined", Some(false))])]);
+        let skipped = runtime("r", vec![case("ns", &[("joined", None)])]);
+        assert!(regressions(&gated, &[&failing, &skipped]).is_empty());
+    }
 }

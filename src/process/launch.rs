@@ -120,7 +120,14 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(cg) = l.cgroup_fd {
+    // A joined cgroup namespace hides the container's cgroup from the
+    // parent (it joins before clone3): CLONE_INTO_CGROUP would fail with
+    // ENOENT. The init is then placed by pid while it waits for Go, still
+    // before any of its setup runs.
+    let into_cgroup = l
+        .cgroup_fd
+        .filter(|_| !plan.joins.iter().any(|j| j.flag == libc::CLONE_NEWCGROUP));
+    if let Some(cg) = into_cgroup {
         const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = cg as u64;
@@ -161,7 +168,8 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
     state.pid = pid;
     state.start_time = launched.start_time;
 
-    let res = restored.and_then(|()| drive(&l, &plan, state, &parent_chan, pid));
+    let res =
+        restored.and_then(|()| drive(&l, &plan, state, &parent_chan, pid, into_cgroup.is_some()));
     if let Err(e) = res {
         kill_and_reap(&launched);
         return Err(e);
@@ -187,11 +195,18 @@ fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched) -> Result
 }
 
 /// Parent's half of the protocol after clone3.
-fn drive(l: &Launch, plan: &Plan, state: &State, chan: &channel::Channel, pid: i32) -> Result<()> {
+fn drive(
+    l: &Launch,
+    plan: &Plan,
+    state: &State,
+    chan: &channel::Channel,
+    pid: i32,
+    born_in_cgroup: bool,
+) -> Result<()> {
     if plan.new & libc::CLONE_NEWUSER != 0 {
         namespaces::write_id_maps(pid, l.spec.linux().as_ref())?;
     }
-    if l.cgroup_fd.is_none() {
+    if !born_in_cgroup {
         state.cgroup.add_pid(pid)?;
     }
     let hooks = l.spec.hooks().as_ref();

@@ -59,6 +59,12 @@ pub fn cases() -> Vec<Case> {
         case("cgroups.v2.unified", "config-linux.md#unified", Must,
             "linux.resources.unified keys are written as cgroup v2 files", v2_unified)
             .tags(&["cgroup-v2"]).mutant("drop:/linux/resources/unified"),
+        case("cgroups.v2.hugetlb", "config-linux.md#huge-page-limits", Must,
+            "hugepageLimits become hugetlb.<size>.max", v2_hugetlb)
+            .tags(&["cgroup-v2"]).mutant("drop:/linux/resources/hugepageLimits"),
+        case("cgroups.v2.update", "runtime.md#operations", Runc,
+            "update --resources changes a running container's pids.max", v2_update)
+            .tags(&["cgroup-v2"]).mutant("noop:update"),
         case("cgroups.v2.path", "config-linux.md#cgroups-path", Must,
             "an absolute cgroupsPath is the container's cgroup (0::/path)", v2_path)
             .tags(&["cgroup-v2"]).mutant("drop:/linux/cgroupsPath"),
@@ -314,6 +320,12 @@ fn network(ctx: &mut Ctx) {
 }
 
 fn update(ctx: &mut Ctx) {
+    update_pids(ctx, |pid| v1_dir(pid, "pids"));
+}
+
+/// `update --resources FILE` raises pids.max of a running container; `dir`
+/// finds its pids cgroup directory.
+fn update_pids(ctx: &mut Ctx, dir: fn(i32) -> Option<std::path::PathBuf>) {
     ctx.set("/linux/resources/pids", json!({"limit": 50}));
     let Some((pid, _)) = ctx.run_holding(&[]) else {
         return;
@@ -325,7 +337,7 @@ fn update(ctx: &mut Ctx) {
     ctx.check("update succeeds", out.ok(), out.describe());
     ctx.check_eq(
         "pids.max is now 99",
-        read_in(&v1_dir(pid, "pids"), "pids.max").as_deref(),
+        read_in(&dir(pid), "pids.max").as_deref(),
         Some("99"),
     );
 }
@@ -393,6 +405,32 @@ fn v2_pids(ctx: &mut Ctx) {
         read_in(&v2_dir(pid), "pids.max").as_deref(),
         Some("42"),
     );
+}
+
+fn v2_hugetlb(ctx: &mut Ctx) {
+    let root = Some(std::path::PathBuf::from("/sys/fs/cgroup"));
+    if read_in(&root, "cgroup.subtree_control")
+        .is_none_or(|c| !c.split(' ').any(|c| c == "hugetlb"))
+    {
+        return ctx.skip(
+            "hugetlb limit is applied",
+            "no hugetlb controller in this cgroup v2 hierarchy",
+        );
+    }
+    ctx.set(
+        "/linux/resources/hugepageLimits",
+        json!([{"pageSize": "2MB", "limit": 4194304}]),
+    );
+    let Some(pid) = ctx.create_ok() else { return };
+    ctx.check_eq(
+        "hugetlb.2MB.max is 4 MiB",
+        read_in(&v2_dir(pid), "hugetlb.2MB.max").as_deref(),
+        Some("4194304"),
+    );
+}
+
+fn v2_update(ctx: &mut Ctx) {
+    update_pids(ctx, v2_dir);
 }
 
 fn v2_unified(ctx: &mut Ctx) {
