@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::{seccomp, spec};
 
-/// Every mount option `rootfs::mounts::parse` understands (idmap/ridmap are
-/// refused, so not listed). A unit test keeps the two in step.
+/// Every mount option `rootfs::mounts::parse` understands. A unit test keeps
+/// the two in step.
 pub const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -17,6 +17,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -40,6 +41,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -67,6 +69,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
@@ -93,7 +96,7 @@ pub fn document() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } },
+            "mountExtensions": { "idmap": { "enabled": true } },
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
@@ -115,7 +118,6 @@ mod tests {
                 "{opt} would be passed to the filesystem as data"
             );
         }
-        assert!(crate::rootfs::mounts::parse(&["idmap".to_string()]).is_err());
     }
 
     #[test]

@@ -137,6 +137,72 @@ pub fn reset_signals() {
     }
 }
 
+/// `struct mount_attr` from linux/mount.h (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+#[derive(Default)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// mount_setattr(2) on the mount `fd` names (AT_EMPTY_PATH); `flags` may
+/// add AT_RECURSIVE.
+pub fn mount_setattr(fd: BorrowedFd, flags: libc::c_uint, attr: &MountAttr) -> io::Result<()> {
+    // SAFETY: fd is live, the path is an empty C string and attr is a
+    // correctly sized mount_attr.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags | libc::AT_EMPTY_PATH as libc::c_uint,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(|_| ())
+}
+
+pub const OPEN_TREE_CLONE: libc::c_uint = 1;
+
+/// open_tree(2) of an absolute or cwd-relative path.
+pub fn open_tree(path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated; integer flags.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// move_mount(2) of the detached mount `from` onto the directory or file
+/// `to` (an O_PATH fd).
+pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both fds are live; the paths are empty C strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(|_| ())
+}
+
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and
 /// the state letter of `pid`; None when the process does not exist.
 pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, u8)> {

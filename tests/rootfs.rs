@@ -202,3 +202,140 @@ fn hostile_device_path_is_contained() {
     );
     std::fs::remove_dir_all(&canary).unwrap();
 }
+
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_what_it_covers() {
+    let mut b = Bundle::new(&[]);
+    let etc = b.rootfs().join("etc");
+    std::fs::create_dir_all(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("sub/file"), "covered\n").unwrap();
+    std::fs::write(etc.join("exe"), "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(etc.join("exe"), std::fs::Permissions::from_mode(0o4751)).unwrap();
+    std::os::unix::fs::chown(etc.join("sub/file"), Some(7), Some(8)).unwrap();
+    // A symlink leading out of the rootfs is copied as a symlink.
+    let canary = std::env::temp_dir().join(common::unique("copyup-canary"));
+    std::fs::write(&canary, "host\n").unwrap();
+    std::os::unix::fs::symlink(&canary, etc.join("out")).unwrap();
+    let host_before = std::fs::read_dir(&etc).unwrap().count();
+
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                "options": ["tmpcopyup", "nosuid", "mode=755"]
+            }));
+        },
+        "cat /etc/sub/file; stat -c '%a %u:%g' /etc/exe /etc/sub/file; readlink /etc/out; \
+         grep ' /etc ' /proc/self/mountinfo | grep -c tmpfs; echo new > /etc/new && cat /etc/new",
+    );
+    assert_eq!(code, 0, "{err}");
+    let want = format!("covered\n4751 0:0\n644 7:8\n{}\n1\nnew\n", canary.display());
+    assert_eq!(out, want);
+    // The image's directory and the host file are untouched.
+    assert!(!exists(&etc.join("new")));
+    assert_eq!(std::fs::read_dir(&etc).unwrap().count(), host_before);
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "host\n");
+    let _ = std::fs::remove_file(&canary);
+
+    // Read-only: filled first, then remounted ro.
+    let mut b = Bundle::new(&[]);
+    std::fs::write(b.rootfs().join("etc/kept"), "kept\n").unwrap();
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                "options": ["tmpcopyup", "ro"]
+            }));
+        },
+        "cat /etc/kept; touch /etc/x 2>/dev/null && echo writable || echo read-only",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "kept\nread-only\n");
+}
+
+#[test]
+fn idmapped_bind_mounts_show_mapped_owners() {
+    let src = std::env::temp_dir().join(common::unique("idmap-src"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("root-file"), "r\n").unwrap();
+    std::fs::write(src.join("user-file"), "u\n").unwrap();
+    std::os::unix::fs::chown(src.join("user-file"), Some(1000), Some(1000)).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = Rm(src.clone());
+    let src_s = src.to_str().unwrap().to_string();
+
+    // No user namespace: {containerID 0, hostID 1234} shows on-disk 0 as
+    // 1234 (runc's reading); 1000 is unmapped (overflow id 65534).
+    let mut b = Bundle::new(&[]);
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "bind", "source": src_s,
+                "options": ["rbind", "idmap"],
+                "uidMappings": [{"containerID": 0, "hostID": 1234, "size": 1}],
+                "gidMappings": [{"containerID": 0, "hostID": 1234, "size": 1}]
+            }));
+        },
+        "stat -c '%u:%g' /mnt/root-file /mnt/user-file; grep ' /mnt ' /proc/self/mountinfo | grep -c idmapped",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1234:1234\n65534:65534\n1\n");
+
+    // A user namespace (0 → 100000) and `idmap` without mappings: the
+    // container's own mapping, so host root's files are the container root's
+    // and what it creates is owned by root on disk.
+    let mut b = Bundle::new(&[]);
+    std::fs::create_dir(b.rootfs().join("mnt")).unwrap();
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            s["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "bind", "source": src_s,
+                "options": ["bind", "idmap"]
+            }));
+        },
+        "stat -c '%u:%g' /mnt/root-file /mnt/user-file; echo c > /mnt/created",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0:0\n1000:1000\n");
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(src.join("created")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (0, 0));
+
+    // Errors: idmap on a non-bind mount, and without mappings or userns.
+    let rt = Runtime::berth();
+    for (mount, want) in [
+        (
+            json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+            "only supported for bind mounts",
+        ),
+        (
+            json!({"destination": "/mnt", "type": "bind", "source": src_s, "options": ["bind", "idmap"]}),
+            "needs a user namespace",
+        ),
+    ] {
+        let mut b = Bundle::new(&["/bin/true"]);
+        b.edit(|s| s["mounts"].as_array_mut().unwrap().push(mount));
+        let id = common::unique("t-idmap-err");
+        let err = rt.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert!(err.contains(want), "{err}");
+        assert!(!exists(&rt.root.join(&id)), "no state left");
+    }
+}

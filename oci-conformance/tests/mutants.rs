@@ -1,6 +1,8 @@
 //! The suite checks the runtime, not itself: every case must pass against
 //! runc and fail against a mutant runc that breaks exactly what the case
 //! checks (`oci-mutant`). Needs root and /usr/sbin/runc; skipped otherwise.
+//! A case neither runc nor crun passes here is proven on berth's release
+//! build when it exists (`make test` builds it first).
 
 use oci_conformance::bundle::Template;
 use oci_conformance::cases;
@@ -11,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 const RUNC: &str = "/usr/sbin/runc";
 const CRUN: &str = "/usr/bin/crun";
+const BERTH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/x86_64-unknown-linux-gnu/release/berth"
+);
 
 struct Scratch(PathBuf);
 impl Drop for Scratch {
@@ -44,6 +50,8 @@ fn every_case_fails_against_its_mutant() {
     let runc = Runtime::new(RUNC);
     let mut crun = Runtime::new(CRUN);
     crun.private_cgroup2 = true;
+    let mut berth = Runtime::new(BERTH);
+    berth.label = "berth".into();
     let mut reaper = Reaper::default();
     let filter = std::env::var("OCI_CONFORMANCE_SELFTEST_FILTER").ok();
     let (mut proven, mut survived, mut untestable, mut no_mutant) =
@@ -56,11 +64,12 @@ fn every_case_fails_against_its_mutant() {
             untestable.push(format!("{} (not on this host)", case.id));
             continue;
         }
-        // Prove on runc; where runc cannot pass the case here, on crun.
+        // Prove on runc; where runc cannot pass the case here, on crun, then
+        // on berth.
         let bases: Vec<&Runtime> = if case.mutant_on_crun {
-            vec![&crun]
+            vec![&crun, &berth]
         } else {
-            vec![&runc, &crun]
+            vec![&runc, &crun, &berth]
         };
         let mut chosen = None;
         let mut verdicts = Vec::new();

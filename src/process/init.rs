@@ -37,6 +37,8 @@ pub struct InitCtx<'a> {
     /// New or joined cgroup namespace.
     pub cgroupns: bool,
     pub cgroup: &'a crate::cgroups::Manager,
+    /// Detached idmapped mounts by `mounts` index (rootfs::idmap).
+    pub idmapped: &'a [Option<OwnedFd>],
     pub userns: bool,
     pub mountns: bool,
     pub utsns: bool,
@@ -152,6 +154,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         cgroupns: ctx.cgroupns,
         no_pivot: ctx.no_pivot,
         cgroup: ctx.cgroup,
+        idmapped: ctx.idmapped,
     };
     if !ctx.mountns {
         crate::bail!(

@@ -14,6 +14,7 @@ use super::namespaces::{self, Plan};
 use super::prepared::Prepared;
 use crate::container::{State, Status, EXEC_FIFO};
 use crate::error::{Context, Error, Result};
+use crate::rootfs::idmap::ContainerUserns;
 use crate::{hooks, sys};
 
 pub struct Launch<'a> {
@@ -78,6 +79,18 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         .open(&fifo_path)
         .context("open exec fifo")?;
 
+    // Idmapped mounts are made here, on the host, where the privilege to
+    // set MOUNT_ATTR_IDMAP is (see rootfs::idmap).
+    let userns = match (&plan.user_join, linux) {
+        (Some(j), _) => ContainerUserns::Joined(j.fd.as_fd()),
+        (None, Some(lx)) if plan.new & libc::CLONE_NEWUSER != 0 => ContainerUserns::New(
+            lx.uid_mappings().as_deref().unwrap_or(&[]),
+            lx.gid_mappings().as_deref().unwrap_or(&[]),
+        ),
+        _ => ContainerUserns::None,
+    };
+    let idmapped = crate::rootfs::idmap::prepare(l.spec, l.bundle, userns)?;
+
     let (parent_chan, child_chan) = channel::pair()?;
     let cgroup = state.cgroup.clone();
     let ctx = InitCtx {
@@ -100,6 +113,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         new_cgroupns: plan.new & libc::CLONE_NEWCGROUP != 0,
         cgroupns: plan.has(libc::CLONE_NEWCGROUP),
         cgroup: &cgroup,
+        idmapped: &idmapped,
         userns: plan.has_userns(),
         mountns: plan.has(libc::CLONE_NEWNS),
         utsns: plan.has(libc::CLONE_NEWUTS),

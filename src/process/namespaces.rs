@@ -5,7 +5,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Linux, LinuxNamespaceType};
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
 use crate::error::{Context, Error, Result};
 use crate::sys;
@@ -188,13 +188,19 @@ fn write_time_offsets(linux: Option<&Linux>) -> Result<()> {
 /// Write the init's uid_map and gid_map (the init waits until we are done).
 pub fn write_id_maps(pid: i32, linux: Option<&Linux>) -> Result<()> {
     let Some(linux) = linux else { return Ok(()) };
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
-    ] {
-        let Some(maps) = maps.as_ref().filter(|m| !m.is_empty()) else {
+    write_maps(
+        pid,
+        linux.uid_mappings().as_deref().unwrap_or(&[]),
+        linux.gid_mappings().as_deref().unwrap_or(&[]),
+    )
+}
+
+/// Write `pid`'s uid_map and gid_map (each skipped when empty).
+pub fn write_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
+    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+        if maps.is_empty() {
             continue;
-        };
+        }
         let mut text = String::new();
         for m in maps {
             text.push_str(&format!(

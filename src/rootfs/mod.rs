@@ -5,7 +5,9 @@
 //! → (hostname, sysctls) → `finalize`.
 
 mod cgroupfs;
+mod copyup;
 mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod resolve;
 
@@ -34,6 +36,8 @@ pub struct RootfsConfig<'a> {
     pub no_pivot: bool,
     /// The container's cgroups, for the `cgroup` mount.
     pub cgroup: &'a Manager,
+    /// Detached idmapped mounts by `mounts` index (see `idmap`).
+    pub idmapped: &'a [Option<OwnedFd>],
 }
 
 fn propagation(spec: &Spec) -> Result<Option<MsFlags>> {
@@ -87,7 +91,7 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
     let root = open_root(cfg.rootfs)?;
 
     let mut dev_is_bind = false;
-    for m in cfg.spec.mounts().iter().flatten() {
+    for (i, m) in cfg.spec.mounts().iter().flatten().enumerate() {
         let typ = m.typ().as_deref().unwrap_or("");
         if resolve::relative(m.destination()) == Path::new("dev") {
             let o = mounts::parse(m.options().as_deref().unwrap_or(&[]))?;
@@ -104,7 +108,12 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
             )?;
             continue;
         }
-        mounts::mount_entry(root.as_fd(), m, cfg.bundle, cfg.userns)?;
+        let idmapped = cfg
+            .idmapped
+            .get(i)
+            .and_then(|f| f.as_ref())
+            .map(|f| f.as_fd());
+        mounts::mount_entry(root.as_fd(), m, cfg.bundle, cfg.userns, idmapped)?;
     }
     if !dev_is_bind {
         for d in devices::wanted(cfg.spec.linux().as_ref().and_then(|l| l.devices().as_ref()))? {

@@ -2,7 +2,7 @@
 //! onto a destination resolved inside the rootfs.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use oci_spec::runtime::Mount;
 
 use super::resolve::{self, Kind};
 use crate::error::{Context, Error, Result};
+use crate::sys;
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
@@ -37,6 +38,8 @@ pub struct Options {
     /// Everything else: the filesystem's data string.
     pub data: Vec<String>,
     pub tmpcopyup: bool,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true): recursively).
+    pub idmap: Option<bool>,
 }
 
 impl Default for Options {
@@ -49,6 +52,7 @@ impl Default for Options {
             attr_clr: 0,
             data: Vec::new(),
             tmpcopyup: false,
+            idmap: None,
         }
     }
 }
@@ -135,9 +139,8 @@ pub fn parse(opts: &[String]) -> Result<Options> {
             "rnosymfollow" => attr(&mut o, MOUNT_ATTR_NOSYMFOLLOW, 0),
             "rsymfollow" => attr(&mut o, 0, MOUNT_ATTR_NOSYMFOLLOW),
             "tmpcopyup" => o.tmpcopyup = true,
-            "idmap" | "ridmap" => {
-                crate::bail!("mount option {opt}: idmapped mounts are not supported yet")
-            }
+            "idmap" => o.idmap = Some(false),
+            "ridmap" => o.idmap = Some(true),
             other => o.data.push(other.to_string()),
         }
     }
@@ -195,40 +198,24 @@ pub fn set_propagation(path: &str, props: &[MsFlags], what: &str) -> Result<()> 
 }
 
 fn mount_setattr(fd: BorrowedFd, set: u64, clr: u64, what: &str) -> Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
+    let attr = sys::MountAttr {
         attr_set: set,
         attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
+        ..Default::default()
     };
-    let empty = c"";
-    // SAFETY: fd is a live fd; attr is a correctly sized mount_attr.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::from(std::io::Error::last_os_error())
-            .context(format!("mount_setattr on {what}")));
-    }
-    Ok(())
+    sys::mount_setattr(fd, libc::AT_RECURSIVE as libc::c_uint, &attr)
+        .with_context(|| format!("mount_setattr on {what}"))
 }
 
-/// Mount one `mounts` entry. `root` is an fd on the (bind-mounted) rootfs.
-pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> Result<()> {
+/// Mount one `mounts` entry. `root` is an fd on the (bind-mounted) rootfs;
+/// `idmapped` the detached mount the runtime made for an idmapped bind.
+pub fn mount_entry(
+    root: BorrowedFd,
+    m: &Mount,
+    bundle: &Path,
+    userns: bool,
+    idmapped: Option<BorrowedFd>,
+) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse(m.options().as_deref().unwrap_or(&[]))
@@ -246,9 +233,6 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
         source.as_deref().unwrap_or(Path::new(typ)).display(),
         dest.display()
     );
-    if opts.tmpcopyup {
-        crate::bail!("mount {what}: tmpcopyup is not supported yet");
-    }
     let kind = match &source {
         Some(s)
             if bind
@@ -270,14 +254,18 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
             .as_deref()
             .ok_or_else(|| Error::msg(format!("mount {what}: bind mount without source")))?;
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(
-            Some(src),
-            target_path.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .with_context(|| format!("mount {what}"))?;
+        match idmapped {
+            Some(tree) => sys::move_mount(tree, target.as_fd())
+                .with_context(|| format!("move idmapped mount {what} into place"))?,
+            None => mount(
+                Some(src),
+                target_path.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                None::<&str>,
+            )
+            .with_context(|| format!("mount {what}"))?,
+        }
         // The fd still names the covered directory; reopen to reach the
         // new mount for the remount and propagation changes.
         let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
@@ -289,9 +277,39 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path, userns: bool) -> 
         }
         finish(&top, &top_path, &opts, &what)
     } else {
-        let flags = opts.flags & !MsFlags::MS_REMOUNT;
+        // tmpcopyup only means something for tmpfs (runc ignores it
+        // elsewhere). The covered directory is opened before the mount
+        // hides it; a read-only tmpfs is filled first, then remounted ro.
+        let copy_from = match opts.tmpcopyup && typ == "tmpfs" {
+            true => Some(
+                super::copyup::open_dir(target.as_fd())
+                    .with_context(|| format!("tmpcopyup {what}"))?,
+            ),
+            false => None,
+        };
+        let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
+        if copy_from.is_some() {
+            flags &= !MsFlags::MS_RDONLY;
+        }
         let src = source.as_deref().unwrap_or(Path::new(typ));
         let r = mount(Some(src), target_path.as_str(), Some(typ), flags, data);
+        if let (Ok(()), Some(from)) = (&r, copy_from) {
+            let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
+                .with_context(|| format!("reopen {}", dest.display()))?;
+            let to = super::copyup::open_dir(top.as_fd())?;
+            super::copyup::copy_tree(from.as_fd(), to.as_fd())
+                .with_context(|| format!("tmpcopyup {what}"))?;
+            if opts.flags.contains(MsFlags::MS_RDONLY) {
+                mount(
+                    None::<&str>,
+                    resolve::proc_fd_path(&top).as_str(),
+                    None::<&str>,
+                    flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    data,
+                )
+                .with_context(|| format!("remount {what} read-only after tmpcopyup"))?;
+            }
+        }
         if let Err(e) = r {
             // In a user namespace without its own network namespace the
             // kernel refuses sysfs: bind the host's, read-only (as runc).
@@ -358,6 +376,7 @@ mod tests {
         let o = p(&["ro", "rw", "nodev", "dev"]);
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert!(o.clear.contains(MsFlags::MS_RDONLY | MsFlags::MS_NODEV));
-        assert!(parse(&["idmap".to_string()]).is_err());
+        assert_eq!(parse(&["idmap".to_string()]).unwrap().idmap, Some(false));
+        assert_eq!(parse(&["ridmap".to_string()]).unwrap().idmap, Some(true));
     }
 }

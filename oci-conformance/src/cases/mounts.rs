@@ -80,6 +80,15 @@ pub fn cases() -> Vec<Case> {
         )
         .tags(&["spec-1.2"])
         .mutant("drop:/mounts/7/uidMappings\ndrop:/mounts/7/gidMappings"),
+        case(
+            "mounts.idmap-without-mapping",
+            "config.md#posix-platform-mounts",
+            Must,
+            "`idmap` with no uidMappings/gidMappings and no user namespace generates an error",
+            idmap_without_mapping,
+        )
+        .tags(&["spec-1.2"])
+        .mutant("exit:create=0"),
     ]
 }
 
@@ -271,6 +280,9 @@ fn sysfs_ro(ctx: &mut Ctx) {
     ctx.check("/sys is mounted ro", ro, "no ro on /sys");
 }
 
+/// The mapping reads as runc applies it (and containerd relies on, passing
+/// the container's own mappings): `containerID` is the id on disk, `hostID`
+/// the id the mount shows.
 fn idmapped(ctx: &mut Ctx) {
     ctx.set("/ociVersion", json!("1.2.0"));
     let src = host_dir(ctx);
@@ -278,8 +290,8 @@ fn idmapped(ctx: &mut Ctx) {
         "/mounts",
         json!({"destination": "/mnt/idmap", "type": "bind", "source": src,
         "options": ["rbind", "idmap"],
-        "uidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
-        "gidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}]}),
+        "uidMappings": [{"containerID": 0, "hostID": 1234, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1234, "size": 1}]}),
     );
     let Some(r) = ctx.probe(&["stat:/mnt/idmap/hello"]) else {
         return;
@@ -291,4 +303,20 @@ fn idmapped(ctx: &mut Ctx) {
         Some(1234),
     );
     ctx.check_eq("and by gid 1234", st["gid"].as_u64(), Some(1234));
+}
+
+fn idmap_without_mapping(ctx: &mut Ctx) {
+    ctx.set("/ociVersion", json!("1.2.0"));
+    let src = host_dir(ctx);
+    ctx.push(
+        "/mounts",
+        json!({"destination": "/mnt/idmap", "type": "bind", "source": src,
+        "options": ["rbind", "idmap"]}),
+    );
+    let out = ctx.create();
+    ctx.check(
+        "create with an idmap mount and nothing to map with fails",
+        !out.ok(),
+        out.describe(),
+    );
 }
