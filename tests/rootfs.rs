@@ -339,3 +339,124 @@ fn idmapped_bind_mounts_show_mapped_owners() {
         assert!(!exists(&rt.root.join(&id)), "no state left");
     }
 }
+
+#[test]
+fn overlay_mount_with_its_data_options() {
+    let mut b = Bundle::new(&[]);
+    for d in ["lower", "upper", "work"] {
+        std::fs::create_dir_all(b.dir.join(d)).unwrap();
+    }
+    std::fs::write(b.dir.join("lower/a"), "lower\n").unwrap();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        b.dir.join("lower").display(),
+        b.dir.join("upper").display(),
+        b.dir.join("work").display()
+    );
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "overlay", "source": "overlay",
+                "options": [data, "nodev"]
+            }));
+        },
+        "cat /mnt/a; echo upper > /mnt/b; echo changed > /mnt/a; grep ' /mnt ' /proc/self/mountinfo | grep -c ' - overlay '",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "lower\n1\n");
+    // Writes went to the upper layer; the lower one is untouched.
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("upper/b")).unwrap(),
+        "upper\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("upper/a")).unwrap(),
+        "changed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("lower/a")).unwrap(),
+        "lower\n"
+    );
+}
+
+#[test]
+fn propagation_options_reach_the_mount() {
+    let mut b = Bundle::new(&[]);
+    std::fs::create_dir_all(b.dir.join("shared")).unwrap();
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            let m = s["mounts"].as_array_mut().unwrap();
+            m.push(json!({"destination": "/mnt/sh", "type": "bind", "source": "shared", "options": ["rbind", "rshared"]}));
+            m.push(json!({"destination": "/mnt/pr", "type": "bind", "source": "shared", "options": ["rbind", "rprivate", "rro"]}));
+        },
+        "grep -E ' /mnt/(sh|pr) ' /proc/self/mountinfo",
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = |mp: &str| {
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some(mp))
+            .unwrap_or_else(|| panic!("no {mp} in {out}"))
+            .to_string()
+    };
+    assert!(line("/mnt/sh").contains(" shared:"), "{out}");
+    let pr = line("/mnt/pr");
+    assert!(!pr.contains("shared:") && !pr.contains("master:"), "{pr}");
+    assert!(pr.split(' ').nth(5).unwrap().starts_with("ro"), "rro: {pr}");
+}
+
+/// A host mount with nosuid,nodev,noexec, bound read-only into a container
+/// with a user namespace: the kernel locks those flags, so the read-only
+/// remount must keep them (or fail with EPERM).
+#[test]
+fn user_namespace_bind_keeps_the_locked_flags() {
+    let host = std::env::temp_dir().join(common::unique("locked"));
+    std::fs::create_dir_all(&host).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &host,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _guard = Unmount(host.clone());
+    std::fs::write(host.join("f"), "locked\n").unwrap();
+    let mut b = Bundle::new(&[]);
+    std::fs::create_dir(b.rootfs().join("mnt")).unwrap();
+    let src = host.to_str().unwrap().to_string();
+    let (code, out, err) = run_sh(
+        &mut b,
+        |s| {
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            s["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]
+            }));
+        },
+        "cat /mnt/f; grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f6",
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("locked"));
+    let opts = lines.next().unwrap_or_default();
+    for want in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(opts.split(',').any(|o| o == want), "{want} in {opts}");
+    }
+}
