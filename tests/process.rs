@@ -193,14 +193,7 @@ fn sysctl_is_written_in_the_container_namespace() {
 fn user_namespace_maps_ids() {
     let (code, out, err) = sh(
         |s| {
-            s["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            common::add_userns(s);
             s["root"]["readonly"] = json!(false);
         },
         "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map",
@@ -307,12 +300,7 @@ fn new_pid_namespace_inside_a_joined_user_namespace() {
     let rt = Runtime::berth();
     let mut a = Bundle::new(&["/bin/sleep", "1000"]);
     a.edit(|s| {
-        s["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        common::add_userns(s);
     });
     rt.ok(&["run", "-d", "--bundle", a.dir.to_str().unwrap(), "t-uj-a"]);
     let a_pid = rt.state("t-uj-a")["pid"].as_i64().unwrap();

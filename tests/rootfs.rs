@@ -298,14 +298,7 @@ fn idmapped_bind_mounts_show_mapped_owners() {
     let (code, out, err) = run_sh(
         &mut b,
         |s| {
-            s["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            common::add_userns(s);
             s["mounts"].as_array_mut().unwrap().push(json!({
                 "destination": "/mnt", "type": "bind", "source": src_s,
                 "options": ["bind", "idmap"]
@@ -438,14 +431,7 @@ fn user_namespace_bind_keeps_the_locked_flags() {
     let (code, out, err) = run_sh(
         &mut b,
         |s| {
-            s["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            common::add_userns(s);
             s["mounts"].as_array_mut().unwrap().push(json!({
                 "destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]
             }));

@@ -119,6 +119,18 @@ impl Bundle {
     }
 }
 
+/// Give the spec a new user namespace mapping container ids 0..65536 to
+/// host ids 100000.. (uid and gid).
+pub fn add_userns(spec: &mut Value) {
+    spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    spec["linux"]["uidMappings"] = map.clone();
+    spec["linux"]["gidMappings"] = map;
+}
+
 impl Drop for Bundle {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
