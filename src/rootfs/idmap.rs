@@ -46,11 +46,13 @@ pub fn prepare(
     // One helper user namespace per distinct (uid, gid) mapping.
     let mut made: Vec<(Maps, OwnedFd)> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
-        let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]))?;
+        let raw = m.options().as_deref().unwrap_or(&[]);
         let maps = (m.uid_mappings().as_ref(), m.gid_mappings().as_ref());
-        if opts.idmap.is_none() && maps.0.is_none() && maps.1.is_none() {
+        // Cheap test first: the init parses every mount's options anyway.
+        if maps == (None, None) && !raw.iter().any(|o| o == "idmap" || o == "ridmap") {
             continue;
         }
+        let opts = mounts::parse(raw)?;
         let what = describe(m);
         if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
             crate::bail!("mount {what}: idmapped mounts are only supported for bind mounts");
