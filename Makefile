@@ -42,6 +42,7 @@ test-cgroup2: deps
 # Start-up time side by side with runc and crun (hyperfine, one run).
 bench: deps build
 	scripts/bench-run.sh $(CURDIR)/$(RELEASE)/berth
+	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
 
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
