@@ -2,7 +2,7 @@
 # The conformance suite's cgroup v2 cases (tag:cgroup-v2), and the cases
 # whose mechanism differs on v2 (freezer, eBPF device filter, stats, cgroup
 # namespace, cgroup removal), inside the cgroup v2 guest, against berth and
-# runc side by side. Writes
+# runc (and crun) side by side. Writes
 # oci-conformance/RESULTS-cgroup2.md. Skips (exit 0) with the reason only when
 # qemu cannot run. Exit status: non-zero when berth fails an assertion runc
 # passes there.
@@ -13,11 +13,15 @@ suite=$(realpath "$1") berth=$(realpath "$2")
 out=$root/oci-conformance/RESULTS-cgroup2.md
 filter=tag:cgroup-v2,pause.resume,cgroups.devices.enforced,cgroups.events-stats,delete.stopped,ns.new.cgroup,ns.path.cgroup
 # /run is read-only in the guest (the host's / over 9p): state roots in /tmp.
-cmd="mkdir -p /tmp/berth-root /tmp/runc-root /tmp/out"
+cmd="mkdir -p /tmp/berth-root /tmp/runc-root /tmp/crun-root /tmp/out"
 cmd+="; args=(--runtime '$berth' --label berth --root /tmp/berth-root)"
 if runc=$(command -v runc 2>/dev/null); then
 	v=$("$runc" --version | awk 'NR==1 {print $3}')
 	cmd+="; args+=(--runtime '$runc' --label 'runc $v' --root /tmp/runc-root)"
+fi
+if crun=$(command -v crun 2>/dev/null); then
+	v=$("$crun" --version | awk 'NR==1 {print $3}')
+	cmd+="; args+=(--runtime '$crun' --label 'crun $v (ociVersion 1.1.0)' --root /tmp/crun-root --oci-version 1.1.0)"
 fi
 cmd+="; '$suite' \"\${args[@]}\" --filter '$filter' --results /tmp/out/results.md --gate berth; rc=\$?"
 cmd+="; echo '=== BEGIN RESULTS'; cat /tmp/out/results.md; echo '=== END RESULTS'; exit \$rc"
