@@ -120,7 +120,14 @@ impl Runtime {
         match &self.cleanup_path {
             Some(p) => Runtime {
                 path: p.clone(),
-                global_args: Vec::new(),
+                // The wrapper's own flags go; the real runtime's state
+                // directory (`--root=DIR`, one argument) stays.
+                global_args: self
+                    .global_args
+                    .iter()
+                    .filter(|a| a.starts_with("--root="))
+                    .cloned()
+                    .collect(),
                 cleanup_path: None,
                 ..self.clone()
             },

@@ -47,11 +47,21 @@ fn every_case_fails_against_its_mutant() {
     )
     .expect("build rootfs template");
     let host = suite::Host::detect();
-    let runc = Runtime::new(RUNC);
+    let mut runc = Runtime::new(RUNC);
     let mut crun = Runtime::new(CRUN);
-    crun.private_cgroup2 = true;
+    // crun 1.8 needs its wrapper on the hybrid host only.
+    crun.private_cgroup2 = Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists();
     let mut berth = Runtime::new(BERTH);
     berth.label = "berth".into();
+    // Where /run is read-only (the cgroup v2 guest), state directories go
+    // under OCI_CONFORMANCE_SELFTEST_ROOT; `--root=DIR` stays one argument so
+    // the mutant wrapper still finds the command.
+    if let Ok(root) = std::env::var("OCI_CONFORMANCE_SELFTEST_ROOT") {
+        for rt in [&mut runc, &mut crun, &mut berth] {
+            let dir = format!("{root}/{}", rt.label_slug());
+            rt.global_args.push(format!("--root={dir}"));
+        }
+    }
     let mut reaper = Reaper::default();
     let filter = std::env::var("OCI_CONFORMANCE_SELFTEST_FILTER").ok();
     let (mut proven, mut survived, mut untestable, mut no_mutant) =
@@ -130,6 +140,7 @@ fn every_case_fails_against_its_mutant() {
             "--real".into(),
             real.path.display().to_string(),
         ];
+        mutant.global_args.extend(real.global_args.iter().cloned());
         mutant.cleanup_path = Some(real.path.clone());
         mutant.private_cgroup2 = real.private_cgroup2;
         let r = suite::run_case(
