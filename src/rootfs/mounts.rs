@@ -280,12 +280,13 @@ pub fn mount_entry(
         // tmpcopyup only means something for tmpfs (runc ignores it
         // elsewhere). The covered directory is opened before the mount
         // hides it; a read-only tmpfs is filled first, then remounted ro.
-        let copy_from = match opts.tmpcopyup && typ == "tmpfs" {
-            true => Some(
+        let copy_from = if opts.tmpcopyup && typ == "tmpfs" {
+            Some(
                 super::copyup::open_dir(target.as_fd())
                     .with_context(|| format!("tmpcopyup {what}"))?,
-            ),
-            false => None,
+            )
+        } else {
+            None
         };
         let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
         if copy_from.is_some() {

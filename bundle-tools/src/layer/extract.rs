@@ -583,19 +583,32 @@ impl Extractor {
         self.cache = None;
         let dirs = std::mem::take(&mut self.dir_times);
         for (p, mtime) in dirs.into_iter().rev() {
-            let (parent, name) = split(&p);
-            // A later entry of the same layer may have removed it.
-            let Ok(pfd) = self.open_dir(parent, false) else {
-                continue;
-            };
-            let c = sys::cstr(name)?;
-            match sys::utimensat(pfd.as_fd(), &c, mtime) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(e).with_context(|| format!("set mtime of {}", p.display())),
-            }
+            self.at_if_present(&p, "set mtime of", |dir, name| {
+                sys::utimensat(dir, name, mtime)
+            })?;
         }
         Ok(())
+    }
+
+    /// Apply `op` to `p` through its parent directory, unless a later entry
+    /// removed or replaced it (its parent is gone, or ENOENT).
+    fn at_if_present(
+        &mut self,
+        p: &Path,
+        what: &str,
+        op: impl FnOnce(BorrowedFd, &CStr) -> io::Result<()>,
+    ) -> Result<()> {
+        let (parent, name) = split(p);
+        let Ok(pfd) = self.open_dir(parent, false) else {
+            return Ok(());
+        };
+        let c = sys::cstr(name)?;
+        match op(pfd.as_fd(), &c) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                Err(e).with_context(|| format!("{what} {}", p.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// After the last layer: rootless directory modes.
@@ -605,17 +618,7 @@ impl Extractor {
         // Deepest first, so tightening a parent never blocks a child.
         modes.sort_by_key(|m| std::cmp::Reverse(m.0.components().count()));
         for (p, mode) in modes {
-            let (parent, name) = split(&p);
-            let Ok(pfd) = self.open_dir(parent, false) else {
-                continue;
-            };
-            let c = sys::cstr(name)?;
-            match sys::fchmodat(pfd.as_fd(), &c, mode) {
-                Ok(()) => {}
-                // Removed or replaced by a later layer.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(e).with_context(|| format!("chmod {}", p.display())),
-            }
+            self.at_if_present(&p, "chmod", |dir, name| sys::fchmodat(dir, name, mode))?;
         }
         Ok(())
     }
