@@ -136,7 +136,6 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
                 bundle: &bundle,
                 rootfs: &rootfs,
                 state_dir: &dir,
-                lock_fd: lock.raw_fd(),
                 console_socket,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,

@@ -72,8 +72,28 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> io::Result<()> {
 
 /// Close every fd from `first` up (close_range(2), one syscall).
 pub fn close_from(first: u32) -> io::Result<()> {
+    close_range(first, u32::MAX)
+}
+
+/// Close the fds `first..=last` (close_range(2)); async-signal-safe.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(|_| ())
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(|_| ())
+}
+
+/// Whether `fd` is open (fcntl F_GETFD).
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the fd's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// The raw getcwd(2): the kernel's own answer, which begins with
+/// `(unreachable)` instead of `/` when the cwd is outside our root. Writes
+/// into `buf` and returns the length (no allocation).
+pub fn getcwd_raw(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes of writes.
+    check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })
+        .map(|n| n as usize)
 }
 
 /// Mark every fd from `first` up close-on-exec (close_range with CLOEXEC).

@@ -34,7 +34,12 @@ fn start_succeeds_when_the_process_exits_and_is_reaped_before_start_is_done() {
     let out_file = b.dir.join("out");
     rt.created.borrow_mut().push("t-start-race".into());
     let st = rt
-        .cmd(&["create", "--bundle", b.dir.to_str().unwrap(), "t-start-race"])
+        .cmd(&[
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "t-start-race",
+        ])
         .stdout(std::fs::File::create(&out_file).unwrap())
         .status()
         .unwrap();
@@ -107,7 +112,11 @@ fn two_hundred_short_lived_starts_never_fail() {
         }
     }
     let errors = errors.get_mut().unwrap();
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "failed starts: {errors:?}");
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "failed starts: {errors:?}"
+    );
 }
 
 #[test]
@@ -130,7 +139,13 @@ fn kill_all_of_a_stopped_container_kills_what_is_left_in_its_cgroup() {
     let out_file = b.dir.join("out");
     rt.created.borrow_mut().push("t-killall".into());
     let st = rt
-        .cmd(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), "t-killall"])
+        .cmd(&[
+            "run",
+            "-d",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "t-killall",
+        ])
         .stdout(std::fs::File::create(&out_file).unwrap())
         .status()
         .unwrap();
@@ -177,7 +192,13 @@ fn delete_of_a_stopped_container_kills_what_is_left_in_its_cgroup() {
     let out_file = b.dir.join("out");
     rt.created.borrow_mut().push("t-delete-left".into());
     let st = rt
-        .cmd(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), "t-delete-left"])
+        .cmd(&[
+            "run",
+            "-d",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "t-delete-left",
+        ])
         .stdout(std::fs::File::create(&out_file).unwrap())
         .status()
         .unwrap();
@@ -194,5 +215,8 @@ fn delete_of_a_stopped_container_kills_what_is_left_in_its_cgroup() {
     assert!(child > 0);
     rt.ok(&["delete", "t-delete-left"]);
     // SAFETY: blocking wait for a reparented child of ours.
-    assert_eq!(unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) }, child);
+    assert_eq!(
+        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) },
+        child
+    );
 }

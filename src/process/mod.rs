@@ -1,9 +1,11 @@
 //! Process creation: the single clone3 path (`launch`), the init that runs in
-//! the child (`init`), their protocol (`channel`) and namespace handling.
+//! the child (`init`), their protocol (`channel`) and namespace handling;
+//! what a child entering the container may hold (`fds`).
 
 pub mod attrs;
 pub mod channel;
 pub mod exec;
+pub mod fds;
 pub mod foreground;
 pub mod init;
 pub mod launch;

@@ -102,12 +102,26 @@ impl<'a> Prepared<'a> {
         }
         let cwd = self.process.cwd();
         if !cwd.as_os_str().is_empty() {
-            nix::unistd::chdir(cwd).with_context(|| {
+            let what = || {
                 format!(
                     "chdir to cwd ({:?}) set in config.json failed",
                     cwd.display().to_string()
                 )
-            })?;
+            };
+            nix::unistd::chdir(cwd).with_context(what)?;
+            // A cwd reached through a magic link (/proc/self/fd/N) can lie
+            // outside the container's root: the kernel then reports it as
+            // unreachable. Refuse it before anything runs there.
+            let mut buf = [0u8; libc::PATH_MAX as usize];
+            match sys::getcwd_raw(&mut buf) {
+                Ok(_) if buf[0] == b'/' => {}
+                _ => {
+                    return Err(Error::msg(
+                        "the directory is outside the container's root filesystem",
+                    )
+                    .context(what()))
+                }
+            }
         }
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(self.process.user().umask().unwrap_or(0o022) as libc::mode_t) };
@@ -126,16 +140,18 @@ impl<'a> Prepared<'a> {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
-        if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
-            // As late as possible: the filter need not allow what setup used.
-            if let Err(e) = f.install() {
-                fatal(e.context("install seccomp filter"));
-            }
-        }
+        // Before the filter, which may deny close_range.
         if let Err(e) = sys::cloexec_from(self.keep_fds) {
             fatal(Error::from(e).context("close inherited fds"));
         }
         sys::reset_signals();
+        if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
+            // As late as possible: the filter need not allow what setup
+            // used; only execve follows it.
+            if let Err(e) = f.install() {
+                fatal(e.context("install seccomp filter"));
+            }
+        }
         let err = sys::execve(exe, &argv, &envp);
         fatal(Error::from(err).context(format!("exec {exe:?}")))
     }
