@@ -96,6 +96,36 @@ pub fn getcwd_raw(buf: &mut [u8]) -> io::Result<usize> {
         .map(|n| n as usize)
 }
 
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): run the file behind `fd`.
+/// Only returns on failure.
+pub fn execve_fd(
+    fd: BorrowedFd,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings
+    // that the caller keeps alive across the call; the path is empty.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// memfd_create(2) with `flags` (MFD_*).
+pub fn memfd_create(name: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: name is NUL-terminated; integer flags.
+    let fd = check(unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Mark every fd from `first` up close-on-exec (close_range with CLOEXEC).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
@@ -167,6 +197,9 @@ pub struct MountAttr {
     pub userns_fd: u64,
 }
 
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// mount_setattr(2) on the mount `fd` names (AT_EMPTY_PATH); `flags` may

@@ -1,6 +1,7 @@
 //! Attacks on the runtime from inside the container, each one a way out that
 //! a runtime has had: a host directory reached through an inherited fd (the
-//! CVE-2024-21626 class). Each test proves its attack
+//! CVE-2024-21626 class) and the host binary overwritten through
+//! `/proc/PID/exe` (the CVE-2019-5736 class). Each test proves its attack
 //! ran: a probe that never executed, or an attacker that never saw a berth
 //! process, would prove nothing.
 
@@ -9,13 +10,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{Bundle, Runtime};
-use serde_json::json;
+use common::{Bundle, Runtime, BERTH};
+use serde_json::{json, Value};
 
 /// A file only the host can see, and a probe that tries to read it through
 /// `..` from its cwd: from any host directory a dozen `..` reach `/`.
@@ -316,4 +318,110 @@ fn the_container_process_holds_only_stdio_and_the_fds_it_was_given() {
     assert!(out.contains("/dev/pts/"), "{out}");
     rt.ok(&["delete", "--force", "t-fds"]);
     common::reap(pid);
+}
+
+/// The static attacker (examples/escape_attacker.rs), built by `cargo test`.
+fn attacker() -> PathBuf {
+    let p = Path::new(BERTH)
+        .parent()
+        .unwrap()
+        .join("examples/escape_attacker");
+    assert!(
+        p.exists(),
+        "{} missing: `cargo test` builds the examples",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn the_host_binary_cannot_be_reached_or_overwritten_from_inside() {
+    // The runtime under attack is a private copy, so a successful attack
+    // corrupts only it (and nothing else runs it).
+    let bin_dir = std::env::temp_dir().join(common::unique("berth-bin"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let copy = bin_dir.join("berth");
+    std::fs::copy(BERTH, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let original = std::fs::read(&copy).unwrap();
+    let rt = Runtime::new(copy.to_str().unwrap());
+
+    // The init must outlive the attack: its exit would end the pid namespace.
+    let b = Bundle::new(&["/bin/sleep", "1000"]);
+    let rootfs = b.rootfs();
+    std::fs::copy(attacker(), rootfs.join("attacker")).unwrap();
+    // CVE-2019-5736's entry point: a script whose interpreter is the
+    // runtime that execs it.
+    std::fs::write(rootfs.join("evil"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(rootfs.join("evil"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bundle = b.dir.to_str().unwrap().to_string();
+
+    // A created init (the runtime, waiting in the container as its pid 1),
+    // the attacker exec'd next to it.
+    rt.ok(&["create", "--bundle", &bundle, "t-esc-exe"]);
+    let init = rt.state("t-esc-exe")["pid"].as_i64().unwrap() as i32;
+    let report = b.dir.join("attack.json");
+    let apid_file = b.dir.join("attacker.pid");
+    let status = rt
+        .cmd(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            apid_file.to_str().unwrap(),
+            "t-esc-exe",
+            "/attacker",
+            "30",
+        ])
+        .stdout(std::fs::File::create(&report).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let apid: i32 = std::fs::read_to_string(&apid_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    for i in 0..200 {
+        let out = rt.run_cmd(&["exec", "t-esc-exe", "/bin/true"]);
+        assert!(
+            out.status.success(),
+            "exec {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for _ in 0..10 {
+        let _ = rt.run_cmd(&["exec", "t-esc-exe", "/evil"]);
+    }
+    rt.ok(&["start", "t-esc-exe"]);
+    // Now no berth process runs: the attacker keeps trying to write what it
+    // holds, then reports.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(rootfs.join("attack-stop"), "").unwrap();
+    // SAFETY: reaping our own (reparented) child by pid.
+    unsafe { libc::waitpid(apid, std::ptr::null_mut(), 0) };
+    let _ = rt.run_cmd(&["delete", "--force", "t-esc-exe"]);
+    common::reap(init);
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let after = std::fs::read(&copy).unwrap();
+    let _ = std::fs::remove_dir_all(&bin_dir);
+
+    eprintln!("attacker's report: {text}");
+    assert_eq!(after, original, "the host binary was modified: {text}");
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    let seen = v["seen"].as_array().unwrap();
+    assert!(
+        !seen.is_empty(),
+        "the attacker never saw a berth process: {text}"
+    );
+    assert!(
+        v["written"].as_array().unwrap().is_empty(),
+        "the attacker wrote to a berth binary: {text}"
+    );
+    for fd in v["opath_fds"].as_array().unwrap() {
+        assert_eq!(
+            fd["read_only_mount"], true,
+            "a berth exe reachable from inside is writable: {fd} ({text})"
+        );
+    }
 }
