@@ -87,6 +87,12 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
+/// Set FD_CLOEXEC on `fd`.
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD with an integer flag on an fd number.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long).map(|_| ())
+}
+
 /// The raw getcwd(2): the kernel's own answer, which begins with
 /// `(unreachable)` instead of `/` when the cwd is outside our root. Writes
 /// into `buf` and returns the length (no allocation).

@@ -65,6 +65,25 @@ pub fn close_all_except(keep: &[RawFd]) -> std::io::Result<()> {
     sys::close_range(next, u32::MAX)
 }
 
+/// Mark every fd from `first` up close-on-exec: one close_range, or where
+/// the kernel refuses it (before 5.11, or a filter), fcntl on each fd
+/// listed in /proc/self/fd.
+pub fn cloexec_from(first: u32) -> std::io::Result<()> {
+    if sys::cloexec_from(first).is_ok() {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &RawFd| fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        // EBADF: the directory's own fd, closed by now.
+        let _ = sys::set_cloexec(fd);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

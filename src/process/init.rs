@@ -257,8 +257,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if let Err(e) = nix::unistd::write(&fifo, b"0") {
         fatal(&Error::from(e).context("write exec fifo"));
     }
+    // The fifo's O_PATH fd is close-on-exec: nothing the profile may deny
+    // runs after the filter.
     drop(fifo);
-    close_fd(ctx.exec_fifo);
     ctx.prep.exec(&exe, "init")
 }
 
