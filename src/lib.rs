@@ -19,7 +19,9 @@ pub mod process;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
-pub mod sys;
 pub mod tty;
+
+/// The syscall layer (the `berth-sys` crate, shared with berth-bundle).
+pub use berth_sys as sys;
 
 pub use error::{Context, Error, Result};

@@ -105,11 +105,10 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         flags: libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     if let Some(fd) = &leaf {
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        args.flags |= CLONE_INTO_CGROUP;
+        args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
     let saved = namespaces::enter_for_clone(&plan, None)?;

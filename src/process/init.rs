@@ -76,7 +76,7 @@ fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
     // exit_signal must be 0 with CLONE_PARENT: the child inherits ours.
     let mut args = sys::CloneArgs {
         flags: libc::CLONE_PARENT as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     // SAFETY: single-threaded child; fork-like clone.
     match unsafe { sys::clone3(&mut args) }.context("clone3 the init into its pid namespace")? {

@@ -138,7 +138,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         flags,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     // A joined cgroup namespace hides the container's cgroup from the
     // parent (it joins before clone3): CLONE_INTO_CGROUP would fail with
@@ -148,8 +148,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         .cgroup_fd
         .filter(|_| !plan.joins.iter().any(|j| j.flag == libc::CLONE_NEWCGROUP));
     if let Some(cg) = into_cgroup {
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        args.flags |= CLONE_INTO_CGROUP;
+        args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = cg as u64;
     }
 
