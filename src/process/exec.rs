@@ -134,7 +134,7 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         parent_chan.send(&Msg::Go(Vec::new()))?;
         match parent_chan.recv()? {
             Some(Msg::Ready) => Ok(()),
-            Some(Msg::Error(m)) => Err(Error::msg(m)),
+            Some(Msg::Error(m, n)) => Err(channel::remote_error(m, n)),
             Some(m) => Err(Error::msg(format!(
                 "unexpected {m:?} from the exec'd process"
             ))),
@@ -154,7 +154,7 @@ fn run_child(c: Child) -> ! {
         Ok(exe) => c.prep.exec(&exe, "exec"),
         Err(e) => e,
     };
-    if c.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+    if c.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth exec: {err}");
     }
     // SAFETY: _exit is always sound.

@@ -54,11 +54,7 @@ pub fn run(ctx: InitCtx) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if ctx
-        .chan
-        .send(&Msg::Error(err.message().to_string()))
-        .is_err()
-    {
+    if ctx.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth init: {err}");
     }
     // SAFETY: _exit is always sound; skip atexit handlers of the parent's copy.

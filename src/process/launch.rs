@@ -14,7 +14,7 @@ use super::init::{self, InitCtx};
 use super::namespaces::{self, Plan};
 use super::prepared::Prepared;
 use crate::container::{State, Status, EXEC_FIFO};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::rootfs::idmap::ContainerUserns;
 use crate::{hooks, sys};
 
@@ -202,7 +202,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
 fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched) -> Result<()> {
     let init = match chan.recv()? {
         Some(Msg::Pid(p)) => p,
-        Some(Msg::Error(m)) => return Err(Error::msg(m)),
+        Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
         Some(m) => crate::bail!("expected the init's pid from the runtime's child, got {m:?}"),
         None => crate::bail!("container init exited during setup"),
     };
@@ -242,7 +242,7 @@ fn drive(
     if let Err(e) = chan.send(&go) {
         // The init may have failed before reading: its error is queued.
         return Err(match chan.recv() {
-            Ok(Some(Msg::Error(m))) => Error::msg(m),
+            Ok(Some(Msg::Error(m, n))) => channel::remote_error(m, n),
             _ => e,
         });
     }
@@ -261,12 +261,12 @@ fn drive(
                 }
                 if let Err(e) = chan.send(&Msg::HooksDone(json)) {
                     return Err(match chan.recv() {
-                        Ok(Some(Msg::Error(m))) => Error::msg(m),
+                        Ok(Some(Msg::Error(m, n))) => channel::remote_error(m, n),
                         _ => e,
                     });
                 }
             }
-            Some(Msg::Error(m)) => return Err(Error::msg(m)),
+            Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
             Some(m) => crate::bail!("unexpected {m:?} from the container init"),
             None => crate::bail!("container init exited during setup"),
         }
