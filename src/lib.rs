@@ -23,6 +23,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod tty;
 pub mod update;
+pub mod validate;
 
 /// The syscall layer (the `berth-sys` crate, shared with berth-bundle).
 pub use berth_sys as sys;

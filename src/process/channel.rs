@@ -112,9 +112,22 @@ impl Channel {
 
     /// The next message; `None` when the other side closed its end (died).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        self.recv_flags(MsgFlags::empty())
+    }
+
+    /// The error the other side already reported, if one is queued: what
+    /// really went wrong when our own step failed because it died.
+    pub fn pending_error(&self) -> Option<Error> {
+        match self.recv_flags(MsgFlags::MSG_DONTWAIT) {
+            Ok(Some(Msg::Error(m, n))) => Some(remote_error(m, n)),
+            _ => None,
+        }
+    }
+
+    fn recv_flags(&self, flags: MsgFlags) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX_MSG];
         let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match recv(self.fd.as_raw_fd(), &mut buf, flags) {
                 Ok(n) => break n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::from(e).context("receive on the init channel")),
