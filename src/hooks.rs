@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -92,27 +92,16 @@ fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
 /// A memfd holding `data`, positioned at 0: the hook reads the state and then
 /// sees EOF, and a hook that never reads it can't block us.
 fn state_memfd(data: &[u8]) -> Result<OwnedFd> {
-    // SAFETY: the name is a valid NUL-terminated string and the flags are
-    // valid; the returned fd is checked before use.
-    let fd = unsafe { libc::memfd_create(c"berth-hook-state".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("memfd_create");
-    }
-    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
-    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut file = File::from(
+        crate::sys::memfd_create(c"berth-hook-state", libc::MFD_CLOEXEC).context("memfd_create")?,
+    );
     file.write_all(data).context("write state to memfd")?;
     file.rewind().context("rewind state memfd")?;
     Ok(file.into())
 }
 
 fn pidfd_open(pid: u32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("pidfd_open");
-    }
-    // SAFETY: the syscall returned a fresh fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::sys::pidfd_open(pid as libc::pid_t).context("pidfd_open")
 }
 
 /// Collect the hook's output until it exits or `timeout` passes.

@@ -170,7 +170,7 @@ fn write_pid_file(path: Option<&Path>, pid: i32) -> Result<()> {
 
 fn owner_name() -> String {
     // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = sys::geteuid();
     if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
         for line in passwd.lines() {
             let mut f = line.split(':');

@@ -80,7 +80,7 @@ pub fn default_spec(rootless: bool) -> Value {
 /// mapped), and no resource limits (cgroups are usually not delegated).
 fn make_rootless(spec: &mut Value) {
     // SAFETY: geteuid/getegid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = (crate::sys::geteuid(), crate::sys::getegid());
     let linux = &mut spec["linux"];
     if let Some(nss) = linux["namespaces"].as_array_mut() {
         nss.retain(|ns| !matches!(ns["type"].as_str(), Some("network") | Some("user")));

@@ -276,9 +276,7 @@ impl Manager {
         }
         let mut result = Ok(());
         for pid in self.pids()? {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            if unsafe { libc::kill(pid, signal) } != 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = crate::sys::kill(pid, signal) {
                 if e.raw_os_error() != Some(libc::ESRCH) && result.is_ok() {
                     result = Err(fsio::io_error(e, format!("kill({pid}, {signal})")));
                 }

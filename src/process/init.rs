@@ -41,8 +41,8 @@ pub fn run(ctx: InitCtx) -> ! {
     if ctx.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth init: {err}");
     }
-    // SAFETY: _exit is always sound; skip atexit handlers of the parent's copy.
-    unsafe { libc::_exit(1) }
+    // No atexit handlers of the parent's copy.
+    sys::exit(1)
 }
 
 enum Never {}
@@ -64,8 +64,8 @@ fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
             .context("set parent death signal"),
         pid => {
             let code = i32::from(ctx.chan.send(&Msg::Pid(pid)).is_err());
-            // SAFETY: _exit is always sound; the init owns the setup now.
-            unsafe { libc::_exit(code) }
+            // The init owns the setup now.
+            sys::exit(code)
         }
     }
 }
@@ -215,16 +215,13 @@ fn close_fd(fd: RawFd) {
 /// After `Ready` there is nobody to report to but stderr.
 fn fatal(e: &Error) -> ! {
     eprintln!("berth init: {e}");
-    // SAFETY: _exit is always sound.
-    unsafe { libc::_exit(127) }
+    sys::exit(127)
 }
 
 fn join_session_keyring(id: &str) {
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     if let Ok(name) = CString::new(id) {
-        // SAFETY: name is a valid C string for the duration of the call.
         // A kernel without keyrings (ENOSYS) or a locked-down one is not
         // an error, as in runc.
-        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+        let _ = sys::join_session_keyring(&name);
     }
 }

@@ -2,7 +2,7 @@
 //! drive the init through the channel protocol until it is ready (or
 //! failed).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -85,11 +85,9 @@ pub fn launch(
         idmapped: &idmapped,
     };
 
-    let flags = libc::CLONE_PIDFD as u64 | ns.clone_flags();
-    let mut pidfd: RawFd = -1;
+    let flags = ns.clone_flags();
     let mut args = sys::CloneArgs {
         flags,
-        pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..sys::clone_args()
     };
@@ -112,15 +110,14 @@ pub fn launch(
     let saved = namespaces::enter_for_clone(ns, linux)?;
     // SAFETY: berth is single-threaded here (no threads are ever started
     // before create), and the args ask for a fork-like clone.
-    let cloned = unsafe { sys::clone3(&mut args) };
+    let cloned = unsafe { sys::clone3_pidfd(&mut args) };
     match cloned {
-        Ok(0) => init::run(ctx),
+        Ok((0, _)) => init::run(ctx),
         _ => drop(ctx),
     }
     let restored = saved.restore();
-    let pid = cloned.with_context(|| format!("clone3 (flags {flags:#x})"))?;
-    // SAFETY: with CLONE_PIDFD the kernel stored a new fd we now own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let (pid, pidfd) = cloned.with_context(|| format!("clone3 (flags {flags:#x})"))?;
+    let pidfd = pidfd.ok_or_else(|| crate::Error::msg("clone3 returned no pidfd"))?;
     let mut launched = Launched {
         pid,
         start_time: 0,

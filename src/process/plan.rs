@@ -64,13 +64,7 @@ impl<'a> ProcessPlan<'a> {
     /// rlimits, scheduler and I/O priority.
     pub fn set_limits(&self) -> Result<()> {
         for (res, soft, hard, name) in &self.rlimits {
-            let lim = libc::rlimit {
-                rlim_cur: *soft,
-                rlim_max: *hard,
-            };
-            // SAFETY: lim is a valid rlimit struct.
-            if unsafe { libc::setrlimit(*res, &lim) } != 0 {
-                let os = std::io::Error::last_os_error();
+            if let Err(os) = sys::setrlimit(*res, *soft, *hard) {
                 let eperm = os.raw_os_error() == Some(libc::EPERM);
                 let mut e =
                     Error::from(os).context(format!("setrlimit {name} (soft {soft}, hard {hard})"));
@@ -129,8 +123,7 @@ impl<'a> ProcessPlan<'a> {
                 }
             }
         }
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(self.process.user().umask().unwrap_or(0o022) as libc::mode_t) };
+        sys::umask(self.process.user().umask().unwrap_or(0o022));
         self.lookup_exec()
     }
 
@@ -139,8 +132,7 @@ impl<'a> ProcessPlan<'a> {
     pub fn exec(&self, exe: &CStr, who: &str) -> ! {
         let fatal = |e: Error| -> ! {
             eprintln!("berth {who}: {e}");
-            // SAFETY: _exit is always sound.
-            unsafe { libc::_exit(127) }
+            sys::exit(127)
         };
         let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
@@ -167,27 +159,15 @@ impl<'a> ProcessPlan<'a> {
             u.gid(),
             u.additional_gids().clone().unwrap_or_default(),
         );
-        // SAFETY: groups points to groups.len() gids.
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = sys::setgroups(&groups) {
             // A rootless user namespace has setgroups denied; with no extra
             // groups requested there is nothing to do.
             if !(self.userns && groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
                 return Err(Error::from(e).context(format!("setgroups {groups:?}")));
             }
         }
-        // SAFETY: integer-only syscalls.
-        if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-            return Err(
-                Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}"))
-            );
-        }
-        // SAFETY: integer-only syscalls.
-        if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-            return Err(
-                Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}"))
-            );
-        }
+        sys::setresgid(gid).with_context(|| format!("setresgid {gid}"))?;
+        sys::setresuid(uid).with_context(|| format!("setresuid {uid}"))?;
         sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keepcaps")?;
         self.caps.apply()
     }
@@ -200,10 +180,9 @@ impl<'a> ProcessPlan<'a> {
         };
         let name = arg0.to_bytes();
         let executable = |p: &CStr| -> bool {
-            // SAFETY: p is a valid C string.
-            let ok = unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0;
-            ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
-                .is_ok_and(|m| m.is_file())
+            sys::executable(p)
+                && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
+                    .is_ok_and(|m| m.is_file())
         };
         if name.contains(&b'/') {
             if executable(arg0) {

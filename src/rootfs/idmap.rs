@@ -137,10 +137,8 @@ fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd
     let pid = unsafe { sys::clone3(&mut args) }
         .context("clone3 a user namespace for an idmapped mount")?;
     if pid == 0 {
-        loop {
-            // SAFETY: pause has no memory effects; SIGKILL ends this child.
-            unsafe { libc::pause() };
-        }
+        // SIGKILL ends this child.
+        sys::pause_forever();
     }
     let res = (|| {
         crate::process::namespaces::write_maps(pid, uid, gid)?;
@@ -148,8 +146,8 @@ fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd
             .context("open the idmap user namespace")?;
         Ok(OwnedFd::from(f))
     })();
-    // SAFETY: pid is our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // pid is our own child, not yet reaped.
+    let _ = sys::kill(pid, libc::SIGKILL);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     res
 }

@@ -55,6 +55,12 @@ fn open_how_zeroed() -> libc::open_how {
     unsafe { std::mem::zeroed() }
 }
 
+/// AT_FDCWD as a descriptor: `*at` calls relative to the cwd.
+pub fn cwd_fd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is never closed and is valid for the process's life.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
 /// openat relative to `dir`; callers pass `O_NOFOLLOW` for the last component.
 pub fn openat(
     dir: BorrowedFd<'_>,
