@@ -123,6 +123,39 @@ pub fn stat(pid: i32) -> Option<(i32, String, char)> {
     Some((ppid, comm, state))
 }
 
+/// Paths (under `prefix`) of the unix sockets that `pids` have open.
+fn sockets_of(pids: &[i32], prefix: &str) -> Vec<PathBuf> {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let by_inode: std::collections::HashMap<String, String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let path = f.get(7)?;
+            path.starts_with(prefix)
+                .then(|| (f[6].to_string(), path.to_string()))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for pid in pids {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(link) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let l = link.to_string_lossy();
+            if let Some(inode) = l.strip_prefix("socket:[").and_then(|x| x.strip_suffix(']')) {
+                if let Some(p) = by_inode.get(inode) {
+                    out.push(PathBuf::from(p));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Mount points (unescaped) of every mount, with the filesystem type.
 pub fn mounts() -> Vec<(PathBuf, String)> {
     let s = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -232,12 +265,19 @@ pub fn cleanup() -> Vec<String> {
             notes.push(format!("{name} (pid {pid}) did not exit"));
         }
     }
-    // What is left of the tree: shims, monitors, containers.
+    // What is left of the tree: shims, monitors, containers. A shim
+    // killed here leaves its socket in /run/containerd/s: note which of
+    // those sockets our processes hold, and remove them after.
+    let mut sockets = Vec::new();
     for round in 0..10 {
         let left = descendants();
         if left.is_empty() {
             break;
         }
+        sockets.extend(sockets_of(
+            &left.iter().map(|l| l.0).collect::<Vec<_>>(),
+            "/run/containerd/",
+        ));
         if round == 0 {
             for (pid, _, comm) in &left {
                 notes.push(format!("left running: pid {pid} ({comm})"));
@@ -247,6 +287,9 @@ pub fn cleanup() -> Vec<String> {
             proc::kill(*pid, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+    for p in &sockets {
+        let _ = std::fs::remove_file(p);
     }
     let stuck = unmount_under(&reg.roots);
     for p in &stuck {
@@ -267,7 +310,9 @@ pub fn cleanup() -> Vec<String> {
             }
         }
     }
-    for d in &reg.run_dirs {
+    let mut run_dirs = reg.run_dirs.clone();
+    run_dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for d in &run_dirs {
         let _ = std::fs::remove_dir(d);
     }
     for r in &reg.roots {

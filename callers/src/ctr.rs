@@ -27,6 +27,12 @@ pub const TTY_SCRIPT: &str = "echo ready; read x; echo got:$x; \
     for i in $(seq 25); do s=$(stty size 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != '0 0' ] && break; sleep 0.2; done; \
     echo size:$s; tty; exit 6";
 
+/// dd's 64M buffer in a 32M cgroup: the kernel kills dd; the init stays a
+/// moment, so that the shim's OOM event is not raced by the exit (that race
+/// is the caller's, with any runtime), then exits with dd's status.
+pub const OOM_SCRIPT: &str =
+    "dd if=/dev/zero of=/dev/null bs=64M count=1; rc=$?; sleep 1; exit $rc";
+
 /// A container init that reports SIGTERM with exit 7 and keeps a child.
 const TRAPPER: &str =
     "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 1 & wait $!; done";
@@ -120,18 +126,9 @@ impl Ctr {
         let _ = self.ctr().args(&["container", "rm", id]).timeout(20).run();
     }
     fn state_gone(&self, rt: Rt, id: &str) -> Result<(), String> {
-        let o = Cmd::new(&[self.env.runtimes[rt.idx()].to_str().unwrap(), "--root"])
-            .arg(self.roots[rt.idx()].to_str().unwrap())
-            .args(&["state", id])
-            .timeout(10)
-            .run();
-        if o.code == 0 {
-            return Err(format!(
-                "the runtime still has container {id}: {}",
-                o.stdout.trim()
-            ));
-        }
-        Ok(())
+        let root = record::root_of(&self.rts[rt.idx()].rec, id)
+            .ok_or(format!("no recorded create of {id}"))?;
+        state_gone(&self.env.runtimes[rt.idx()], &root, id)
     }
 }
 
@@ -538,7 +535,7 @@ fn c_oom(s: &Ctr, rt: Rt, _: &mut Scene) -> CheckResult {
     let o = s
         .run(rt)
         .args(&["--rm", "--memory-limit", "33554432", IMG, &id])
-        .args(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
+        .args(&["sh", "-c", OOM_SCRIPT])
         .run();
     expect_eq("exit code", o.code, 137).map_err(|e| format!("{e}: {}", o.brief()))?;
     poll(5.0, || {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::ctr::{runtime_error_reaches_user, TTY_SCRIPT};
+use crate::ctr::{runtime_error_reaches_user, OOM_SCRIPT, TTY_SCRIPT};
 use crate::daemon::{Containerd, Daemon};
 use crate::proc::{run_pty, Cmd, Step};
 use crate::suite::*;
@@ -19,7 +19,6 @@ pub struct Docker {
     dockerd: Daemon,
     sock: PathBuf,
     client_cfg: PathBuf,
-    exec_root: PathBuf,
     rts: [RtInfo; 2],
 }
 
@@ -87,24 +86,13 @@ impl Docker {
             )
         })
     }
-    /// The runtime's state dir for this daemon (dockerd's runtime root).
+    /// The runtime has no state left for the container (in the root dockerd
+    /// gave it, as recorded: dockerd 20.10 names the root after the
+    /// container's runtime, `runtime-runc` for the default one).
     fn state_gone(&self, rt: Rt, full_id: &str) -> Result<(), String> {
-        let root = self
-            .exec_root
-            .join(format!("runtime-{}", rt_name(rt)))
-            .join("moby");
-        let o = Cmd::new(&[
-            self.env.runtimes[rt.idx()].to_str().unwrap(),
-            "--root",
-            root.to_str().unwrap(),
-        ])
-        .args(&["state", full_id])
-        .timeout(10)
-        .run();
-        if o.code == 0 {
-            return Err(format!("the runtime still has container {full_id}"));
-        }
-        Ok(())
+        let root = record::root_of(&self.rts[rt.idx()].rec, full_id)
+            .ok_or(format!("no recorded create of {full_id}"))?;
+        state_gone(&self.env.runtimes[rt.idx()], &root, full_id)
     }
     /// Start a detached container; its id and init pid.
     fn detached(
@@ -445,7 +433,7 @@ fn d_oom(s: &Docker, rt: Rt, _: &mut Scene) -> CheckResult {
             "32m",
             IMG,
         ])
-        .args(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
+        .args(&["sh", "-c", OOM_SCRIPT])
         .run();
     let res = (|| {
         expect_eq("exit code", o.code, 137).map_err(|e| format!("{e}: {}", o.brief()))?;
@@ -886,7 +874,6 @@ fn setup(env: Env) -> Result<Docker, String> {
     let rts: [RtInfo; 2] = rts.try_into().map_err(|_| "runtimes")?;
     let ctd = Containerd::start(&dir.join("containerd"), None, &[])?;
     let sock = dir.join("docker.sock");
-    let exec_root = dir.join("exec");
     let cfg = dir.join("daemon.json");
     // An empty config file: /etc/docker/daemon.json is not read.
     std::fs::write(&cfg, "{}\n").map_err(|e| e.to_string())?;
@@ -894,7 +881,7 @@ fn setup(env: Env) -> Result<Docker, String> {
         "dockerd".to_string(),
         format!("--config-file={}", cfg.display()),
         format!("--data-root={}", dir.join("data").display()),
-        format!("--exec-root={}", exec_root.display()),
+        format!("--exec-root={}", dir.join("exec").display()),
         format!("--pidfile={}", dir.join("dockerd.pid").display()),
         format!("--host=unix://{}", sock.display()),
         format!("--containerd={}", ctd.sock.display()),
@@ -922,7 +909,6 @@ fn setup(env: Env) -> Result<Docker, String> {
         dockerd,
         sock,
         client_cfg,
-        exec_root,
         rts,
     };
     s.dockerd.wait_ready(60.0, || {

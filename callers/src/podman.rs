@@ -15,8 +15,6 @@ pub struct Podman {
     env: Env,
     dir: PathBuf,
     rts: [RtInfo; 2],
-    /// The state root each launcher gives its runtime.
-    roots: [PathBuf; 2],
 }
 
 const TRAPPER: &str = "trap 'echo got-term; exit 143' TERM; trap 'echo got-usr1' USR1; \
@@ -95,18 +93,9 @@ impl Podman {
         })
     }
     fn state_gone(&self, rt: Rt, id: &str) -> Result<(), String> {
-        let o = Cmd::new(&[
-            self.env.runtimes[rt.idx()].to_str().unwrap(),
-            "--root",
-            self.roots[rt.idx()].to_str().unwrap(),
-        ])
-        .args(&["state", id])
-        .timeout(10)
-        .run();
-        if o.code == 0 {
-            return Err(format!("the runtime still has container {id}"));
-        }
-        Ok(())
+        let root = record::root_of(&self.rts[rt.idx()].rec, id)
+            .ok_or(format!("no recorded create of {id}"))?;
+        state_gone(&self.env.runtimes[rt.idx()], &root, id)
     }
     fn detached(
         &self,
@@ -652,7 +641,6 @@ network_config_dir = "{d}/cni"
         env,
         dir,
         rts: rts.try_into().map_err(|_| "runtimes")?,
-        roots,
     };
     for img in [&s.env.images.base, &s.env.images.user] {
         s.p()

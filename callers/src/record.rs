@@ -224,6 +224,24 @@ impl Call {
     }
 }
 
+/// The state root the runtime was given for container `id`'s create: the
+/// caller's `--root`, else the launcher's (RECORD_ROOT), else None (the
+/// runtime's default).
+pub fn root_of(dir: &Path, id: &str) -> Option<PathBuf> {
+    let calls = read_calls(dir);
+    let c = calls
+        .iter()
+        .rfind(|c| c.cmd == "create" && c.container() == id)?;
+    if let Some(i) = c.argv.iter().position(|a| a == "--root") {
+        return c.argv.get(i + 1).map(PathBuf::from);
+    }
+    if let Some(r) = c.argv.iter().find_map(|a| a.strip_prefix("--root=")) {
+        return Some(PathBuf::from(r));
+    }
+    let r = std::fs::read_to_string(c.dir.join("root")).ok()?;
+    Some(PathBuf::from(r.trim()))
+}
+
 /// The calls of one check, as signatures, container by container (calls
 /// for several containers interleave): `create --bundle --pid-file -> 0,
 /// start -> 0, delete -> 0`; runs of one signature collapse (`state -> 0

@@ -329,6 +329,32 @@ pub fn cgroup_pids(pid: &str) -> Result<Vec<i32>, String> {
         .collect())
 }
 
+/// Fail if `runtime --root root state id` still knows the container.
+pub fn state_gone(runtime: &Path, root: &Path, id: &str) -> Result<(), String> {
+    let o = crate::proc::Cmd::new(&[
+        runtime.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "state",
+        id,
+    ])
+    .timeout(10)
+    .run();
+    if o.code == 0 {
+        return Err(format!(
+            "the runtime still has container {id} (in {})",
+            root.display()
+        ));
+    }
+    if !root.exists() {
+        return Err(format!(
+            "the runtime's root {} is not there: wrong root?",
+            root.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Is `pid` alive (not a zombie) and still running `marker` in its cmdline?
 pub fn alive_with(pid: i32, marker: &str) -> bool {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
