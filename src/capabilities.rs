@@ -75,7 +75,7 @@ impl CapSets {
     }
 
     /// Set effective, permitted and inheritable in one capset, then raise
-    /// the ambient set. Runs after the user switch (with PR_SET_KEEPCAPS).
+    /// what of the ambient set the kernel allows. Runs after the user switch (with PR_SET_KEEPCAPS).
     pub fn apply(&self) -> Result<()> {
         #[repr(C)]
         struct Header {
@@ -143,8 +143,14 @@ impl CapSets {
                     )
                 };
                 if r != 0 {
-                    return Err(Error::from(std::io::Error::last_os_error())
-                        .context(format!("raise ambient capability {}", names(1 << cap))));
+                    // As runc: an ambient capability the kernel refuses
+                    // (not in permitted and inheritable, as in `runc
+                    // spec`'s config) is not raised, and that is no error.
+                    crate::logging::debug(&format!(
+                        "ambient capability {} not raised: {}",
+                        names(1 << cap),
+                        std::io::Error::last_os_error()
+                    ));
                 }
             }
         }

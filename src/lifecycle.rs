@@ -136,7 +136,6 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
                 bundle: &bundle,
                 rootfs: &rootfs,
                 state_dir: &dir,
-                lock_fd: lock.raw_fd(),
                 console_socket,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
@@ -198,6 +197,12 @@ pub fn start(c: &Container) -> Result<()> {
         Status::Running => crate::bail!("cannot start an already running container"),
         s => crate::bail!("cannot start a container in the {} state", s.as_str()),
     }
+    // The init's pidfd first: once the fifo is open the process may run,
+    // exit and be reaped (by a shim) at once, and its pid would be gone.
+    let pidfd = sys::pidfd_open(c.state.pid)
+        .ok()
+        .filter(|_| c.state.init_alive())
+        .ok_or_else(|| Error::msg("container init exited before it could be started"))?;
     let fifo_path = c.dir.join(EXEC_FIFO);
     // Non-blocking open, then wait for the init's byte or its death: a dead
     // init must not leave `start` hanging.
@@ -206,7 +211,6 @@ pub fn start(c: &Container) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo_path)
         .context("open exec fifo")?;
-    let pidfd = sys::pidfd_open(c.state.pid).context("pidfd_open of the container init")?;
     let mut fds = [
         PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
         PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
@@ -280,18 +284,26 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     crate::bail!("invalid signal {s:?}")
 }
 
+/// `kill`: the init, or with `all` every process of the container. As in
+/// runc, `--all` of a stopped container still signals what is left in its
+/// cgroup (a container without a pid namespace of its own leaves its
+/// children behind; containerd's shim kills them this way).
 pub fn kill(c: &Container, sig: i32, all: bool) -> Result<()> {
-    if c.status() == Status::Stopped {
-        crate::bail!("container not running");
-    }
+    let stopped = c.status() == Status::Stopped;
     if all {
-        if !c.state.cgroup.pids()?.is_empty() {
+        let in_cgroup = c.state.cgroup.pids().unwrap_or_default();
+        if !in_cgroup.is_empty() {
             return c.state.cgroup.kill_all(sig);
         }
-        for pid in container_pids(c)? {
-            let _ = signal_pid(pid, None, sig);
+        if !stopped {
+            for pid in container_pids(c)? {
+                let _ = signal_pid(pid, None, sig);
+            }
         }
         return Ok(());
+    }
+    if stopped {
+        crate::bail!("container not running");
     }
     signal_pid(c.state.pid, Some(c.state.start_time), sig)
 }
@@ -368,7 +380,13 @@ pub fn destroy(c: Container) -> Result<()> {
             logging::warn(&e.to_string());
         }
     }
-    c.state.cgroup.destroy()?;
+    // What a container without its own pid namespace left behind dies
+    // with it (runc does the same), or the cgroups could not go.
+    if !c.state.cgroup.pids().unwrap_or_default().is_empty() {
+        c.state.cgroup.destroy_force()?;
+    } else {
+        c.state.cgroup.destroy()?;
+    }
     c.remove_dir()
 }
 

@@ -72,8 +72,64 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> io::Result<()> {
 
 /// Close every fd from `first` up (close_range(2), one syscall).
 pub fn close_from(first: u32) -> io::Result<()> {
+    close_range(first, u32::MAX)
+}
+
+/// Close the fds `first..=last` (close_range(2)); async-signal-safe.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(|_| ())
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(|_| ())
+}
+
+/// Whether `fd` is open (fcntl F_GETFD).
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the fd's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Set FD_CLOEXEC on `fd`.
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD with an integer flag on an fd number.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long).map(|_| ())
+}
+
+/// The raw getcwd(2): the kernel's own answer, which begins with
+/// `(unreachable)` instead of `/` when the cwd is outside our root. Writes
+/// into `buf` and returns the length (no allocation).
+pub fn getcwd_raw(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes of writes.
+    check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })
+        .map(|n| n as usize)
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): run the file behind `fd`.
+/// Only returns on failure.
+pub fn execve_fd(
+    fd: BorrowedFd,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings
+    // that the caller keeps alive across the call; the path is empty.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// memfd_create(2) with `flags` (MFD_*).
+pub fn memfd_create(name: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: name is NUL-terminated; integer flags.
+    let fd = check(unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Mark every fd from `first` up close-on-exec (close_range with CLOEXEC).
@@ -147,6 +203,9 @@ pub struct MountAttr {
     pub userns_fd: u64,
 }
 
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// mount_setattr(2) on the mount `fd` names (AT_EMPTY_PATH); `flags` may

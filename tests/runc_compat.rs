@@ -141,3 +141,38 @@ fn exit_codes_match_runc() {
         assert_eq!(o, r, "{args:?}");
     }
 }
+
+/// The most common way to make a bundle: `runc spec` (its ambient set has
+/// no inheritable counterpart, which the kernel refuses to raise; runc
+/// leaves those out). The process sees the same capability sets under both.
+#[test]
+fn a_runc_spec_bundle_runs_with_the_same_capabilities_as_under_runc() {
+    let Some(runc) = runc() else { return };
+    let berth = Runtime::berth();
+    let b = Bundle::new(&["/bin/true"]);
+    std::fs::remove_file(b.dir.join("config.json")).unwrap();
+    let out = std::process::Command::new(&runc.bin)
+        .arg("spec")
+        .current_dir(&b.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
+    assert!(spec["process"]["capabilities"]["ambient"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+    assert!(spec["process"]["capabilities"]["inheritable"].is_null());
+    spec["process"]["terminal"] = serde_json::json!(false);
+    spec["process"]["args"] = serde_json::json!(["/bin/grep", "^Cap", "/proc/self/status"]);
+    std::fs::write(
+        b.dir.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+    let (code, theirs, err) = runc.run(&b, "t-runc-spec");
+    assert_eq!(code, 0, "runc: {err}");
+    let (code, ours, err) = berth.run(&b, "t-runc-spec");
+    assert_eq!(code, 0, "berth: {err}");
+    assert_eq!(ours, theirs);
+}

@@ -109,9 +109,30 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
+    // Commands that fork into a container run from a protected copy of the
+    // binary (this may re-exec), then note the fds their caller passed,
+    // before anything of ours is opened.
+    let (enters, passed_fds) = match &cli.command {
+        Command::Create(a) => (true, a.preserve_fds),
+        Command::Run(a) => (true, a.create.preserve_fds),
+        Command::Exec(a) => (true, a.preserve_fds),
+        _ => (false, 0),
+    };
+    let protected = if enters {
+        let r = crate::process::host_binary::protect();
+        let listen = crate::process::launch::listen_fds().unwrap_or(0);
+        crate::process::fds::record_inherited(passed_fds.saturating_add(listen));
+        r
+    } else {
+        Ok(())
+    };
     let json = cli.log_format == "json";
     if let Err(e) = logging::init(cli.log.as_deref(), json, cli.debug) {
         eprintln!("berth: {e}");
+        return 1;
+    }
+    if let Err(e) = protected {
+        logging::error(&e.to_string());
         return 1;
     }
     let g = Globals {

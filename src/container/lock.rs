@@ -12,12 +12,6 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// The locked fd (the container init must close its inherited copy, or
-    /// the lock would live as long as the init waits for `start`).
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        self._file.as_raw_fd()
-    }
-
     pub fn acquire(dir: &Path) -> Result<Lock> {
         let file = File::open(dir)
             .map_err(|e| Error::from(e).context(format!("open {}", dir.display())))?;

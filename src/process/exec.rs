@@ -9,6 +9,7 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxSeccomp, Process};
 
 use super::channel::{self, Channel, Msg};
+use super::fds;
 use super::launch::Launched;
 use super::namespaces::{self, proc_name, Join, Plan};
 use super::prepared::Prepared;
@@ -73,7 +74,10 @@ fn plan_for(pid: i32) -> Result<Plan> {
 
 struct Child<'a> {
     chan: Channel,
-    close_first: RawFd,
+    /// The fds ≥ 3 the child keeps (sorted); every other one is closed at
+    /// its birth: the parent's lock, cgroup and namespace fds name host
+    /// directories (see `fds`).
+    keep_fds: Vec<RawFd>,
     user_join: Option<RawFd>,
     console_socket: Option<RawFd>,
     prep: Prepared<'a>,
@@ -85,9 +89,12 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let userns = plan.user_join.is_some();
     let prep = Prepared::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
+    let mut own = vec![child_chan.raw_fd()];
+    own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
+    own.extend(o.console_socket.as_ref().map(|s| s.as_raw_fd()));
     let child = Child {
+        keep_fds: fds::keep_list(&own),
         chan: child_chan,
-        close_first: parent_chan.raw_fd(),
         user_join: plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()),
         console_socket: o.console_socket.as_ref().map(|s| s.as_raw_fd()),
         prep,
@@ -143,9 +150,8 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
 }
 
 fn run_child(c: Child) -> ! {
-    // SAFETY: inherited through clone3 and unused here.
-    unsafe { libc::close(c.close_first) };
-    let err = match child_setup(&c) {
+    let closed = fds::close_all_except(&c.keep_fds).context("close the runtime's fds");
+    let err = match closed.and_then(|()| child_setup(&c)) {
         Ok(exe) => c.prep.exec(&exe, "exec"),
         Err(e) => e,
     };

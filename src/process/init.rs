@@ -3,13 +3,14 @@
 //! the parent over the channel and becomes the error of `create`.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hook, Spec};
 
 use super::attrs;
 use super::channel::{Channel, Msg};
+use super::fds;
 use super::prepared::Prepared;
 use crate::error::{Context, Error, Result};
 use crate::{hooks, rootfs, sys, tty};
@@ -22,9 +23,9 @@ pub struct InitCtx<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub chan: Channel,
-    /// fds of the parent's that the child closes first thing: its end of
-    /// the channel and the state-dir lock.
-    pub close_first: [RawFd; 2],
+    /// The fds ≥ 3 the init keeps (sorted); it closes every other one at
+    /// birth (see `fds`).
+    pub keep_fds: Vec<RawFd>,
     /// O_PATH fd of the exec fifo, reopened for writing via /proc/self/fd.
     pub exec_fifo: RawFd,
     pub console_socket: Option<RawFd>,
@@ -48,12 +49,8 @@ pub struct InitCtx<'a> {
 
 /// Run the init; never returns.
 pub fn run(ctx: InitCtx) -> ! {
-    for fd in ctx.close_first {
-        // SAFETY: these fds were inherited through clone3 and nothing else
-        // in this process uses them.
-        unsafe { libc::close(fd) };
-    }
-    let err = match setup(&ctx) {
+    let closed = fds::close_all_except(&ctx.keep_fds).context("close the runtime's fds");
+    let err = match closed.and_then(|()| setup(&ctx)) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -162,6 +159,10 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         );
     }
     rootfs::prepare(&rcfg)?;
+    // The idmapped trees are in place: their fds go.
+    for fd in ctx.idmapped.iter().flatten() {
+        close_fd(fd.as_raw_fd());
+    }
 
     if let Some(sock) = ctx.console_socket {
         let size = process.and_then(|p| p.console_size());
@@ -256,8 +257,18 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if let Err(e) = nix::unistd::write(&fifo, b"0") {
         fatal(&Error::from(e).context("write exec fifo"));
     }
+    // The fifo's O_PATH fd is close-on-exec: nothing the profile may deny
+    // runs after the filter.
     drop(fifo);
     ctx.prep.exec(&exe, "init")
+}
+
+/// Close one inherited fd (the parent's copy is never dropped here: the
+/// init only leaves by execve or _exit).
+fn close_fd(fd: RawFd) {
+    if let Ok(fd) = u32::try_from(fd) {
+        let _ = sys::close_range(fd, fd);
+    }
 }
 
 /// After `Ready` there is nobody to report to but stderr.

@@ -9,6 +9,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
 use super::channel::{self, Msg};
+use super::fds;
 use super::init::{self, InitCtx};
 use super::namespaces::{self, Plan};
 use super::prepared::Prepared;
@@ -23,8 +24,6 @@ pub struct Launch<'a> {
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub state_dir: &'a Path,
-    /// The state-dir lock, which the init must not keep.
-    pub lock_fd: RawFd,
     /// Connected console socket (or `run`'s own socketpair end).
     pub console_socket: Option<OwnedFd>,
     pub no_pivot: bool,
@@ -93,12 +92,19 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
 
     let (parent_chan, child_chan) = channel::pair()?;
     let cgroup = state.cgroup.clone();
+    // The init keeps only these (and stdio, and what the caller passed):
+    // the lock, the cgroup and namespace fds, our end of the channel close
+    // at its birth.
+    let mut own = vec![child_chan.raw_fd(), fifo.as_raw_fd()];
+    own.extend(l.console_socket.as_ref().map(|s| s.as_raw_fd()));
+    own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
+    own.extend(idmapped.iter().flatten().map(|f| f.as_raw_fd()));
     let ctx = InitCtx {
         id: l.id,
         spec: l.spec,
         rootfs: l.rootfs,
         bundle: l.bundle,
-        close_first: [parent_chan.raw_fd(), l.lock_fd],
+        keep_fds: fds::keep_list(&own),
         chan: child_chan,
         exec_fifo: fifo.as_raw_fd(),
         console_socket: l.console_socket.as_ref().map(|s| s.as_raw_fd()),

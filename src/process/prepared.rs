@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
 
 use super::attrs;
+use super::fds;
 use crate::capabilities::{self, CapSets};
 use crate::error::{Context, Error, Result};
 use crate::{seccomp, sys};
@@ -87,10 +88,14 @@ impl<'a> Prepared<'a> {
         Ok(())
     }
 
-    /// Become the configured process: seccomp (early, when it needs
-    /// CAP_SYS_ADMIN), user and groups, capabilities, no_new_privs, cwd,
-    /// umask. Returns the resolved executable.
+    /// Become the configured process: fds close-on-exec and signals reset
+    /// (before any filter: a profile may deny close_range or
+    /// rt_sigaction), seccomp (early, when it needs CAP_SYS_ADMIN), user
+    /// and groups, capabilities, no_new_privs, cwd, umask. Returns the
+    /// resolved executable.
     pub fn become_process(&self) -> Result<CString> {
+        fds::cloexec_from(self.keep_fds).context("close inherited fds")?;
+        sys::reset_signals();
         if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
             // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
             // it before the capabilities go.
@@ -102,20 +107,34 @@ impl<'a> Prepared<'a> {
         }
         let cwd = self.process.cwd();
         if !cwd.as_os_str().is_empty() {
-            nix::unistd::chdir(cwd).with_context(|| {
+            let what = || {
                 format!(
                     "chdir to cwd ({:?}) set in config.json failed",
                     cwd.display().to_string()
                 )
-            })?;
+            };
+            nix::unistd::chdir(cwd).with_context(what)?;
+            // A cwd reached through a magic link (/proc/self/fd/N) can lie
+            // outside the container's root: the kernel then reports it as
+            // unreachable. Refuse it before anything runs there.
+            let mut buf = [0u8; libc::PATH_MAX as usize];
+            match sys::getcwd_raw(&mut buf) {
+                Ok(_) if buf[0] == b'/' => {}
+                _ => {
+                    return Err(Error::msg(
+                        "the directory is outside the container's root filesystem",
+                    )
+                    .context(what()))
+                }
+            }
         }
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(self.process.user().umask().unwrap_or(0o022) as libc::mode_t) };
         self.lookup_exec()
     }
 
-    /// The last steps: seccomp (late, with no_new_privs), close inherited
-    /// fds, default signals, execve. Only returns by exiting.
+    /// The last steps: seccomp (late, with no_new_privs), then execve and
+    /// nothing else. Only returns by exiting.
     pub fn exec(&self, exe: &CStr, who: &str) -> ! {
         let fatal = |e: Error| -> ! {
             eprintln!("berth {who}: {e}");
@@ -127,15 +146,12 @@ impl<'a> Prepared<'a> {
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
         if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
-            // As late as possible: the filter need not allow what setup used.
+            // As late as possible: the filter need not allow what setup
+            // used; only execve follows it.
             if let Err(e) = f.install() {
                 fatal(e.context("install seccomp filter"));
             }
         }
-        if let Err(e) = sys::cloexec_from(self.keep_fds) {
-            fatal(Error::from(e).context("close inherited fds"));
-        }
-        sys::reset_signals();
         let err = sys::execve(exe, &argv, &envp);
         fatal(Error::from(err).context(format!("exec {exe:?}")))
     }
