@@ -51,6 +51,8 @@ pub struct Call {
     pub tag: String,
     /// What the call appended to its --log file.
     pub log: String,
+    /// What it printed (state, ps, list, features, --version only).
+    pub stdout: String,
 }
 
 fn nul_split(b: &[u8]) -> Vec<String> {
@@ -112,6 +114,7 @@ pub fn read_calls(dir: &Path) -> Vec<Call> {
             exit: read("exit").trim().parse().ok(),
             tag: read("tag").trim().to_string(),
             log: read("log"),
+            stdout: read("stdout"),
             dir: p,
         });
     }
@@ -144,7 +147,38 @@ impl Call {
             .exit
             .map(|e| e.to_string())
             .unwrap_or_else(|| "?".into());
-        format!("{} -> {exit}", words.join(" "))
+        match self.output_shape() {
+            Some(shape) => format!("{} -> {exit} {shape}", words.join(" ")),
+            None => format!("{} -> {exit}", words.join(" ")),
+        }
+    }
+
+    /// The shape of what a caller parses from the runtime's output: `state`'s
+    /// keys and status, `ps --format json`'s type. Values that differ from
+    /// run to run (pids, times, paths) are left out.
+    pub fn output_shape(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(self.stdout.trim()).ok()?;
+        match (self.cmd.as_str(), &v) {
+            ("state", serde_json::Value::Object(m)) => {
+                let mut keys: Vec<&str> = m.keys().map(String::as_str).collect();
+                keys.sort();
+                Some(format!(
+                    "{{{}; status={}}}",
+                    keys.join(","),
+                    m.get("status")?.as_str().unwrap_or("?")
+                ))
+            }
+            ("ps", serde_json::Value::Array(a)) => Some(
+                if a.iter().all(|x| x.is_i64()) {
+                    "[pids]"
+                } else {
+                    "[not pids]"
+                }
+                .to_string(),
+            ),
+            ("ps", serde_json::Value::Null) => Some("null".into()),
+            _ => None,
+        }
     }
 
     /// The `msg` of every error line in the call's JSON log.
@@ -304,7 +338,22 @@ mod tests {
             exit: Some(exit),
             tag: String::new(),
             log: String::new(),
+            stdout: String::new(),
         }
+    }
+
+    #[test]
+    fn output_shapes_drop_values() {
+        let mut c = call(&["state", "x"], 0);
+        c.stdout = r#"{"ociVersion":"1.0.2","id":"x","pid":5,"status":"running"}"#.into();
+        assert_eq!(
+            c.signature(),
+            "state -> 0 {id,ociVersion,pid,status; status=running}"
+        );
+        let mut p = call(&["ps", "--format", "json", "x"], 0);
+        p.stdout = "[12,13]".into();
+        assert_eq!(p.signature(), "ps --format -> 0 [pids]");
+        assert_eq!(p.container(), "x");
     }
 
     #[test]
