@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::{LinuxResources, Spec};
 
-use crate::cgroups::update::UpdateOptions;
+use crate::update::UpdateOptions;
 
 use crate::container::{self, Container, State, Status, EXEC_FIFO};
 use crate::error::{Context, Error, Result};

@@ -12,6 +12,8 @@ pub mod convert;
 pub mod layer;
 pub mod layout;
 pub mod progress;
-pub mod sys;
 pub mod tree;
 pub mod unpack;
+
+/// The syscall layer (the `berth-sys` crate, shared with the runtime).
+pub use berth_sys as sys;

@@ -105,11 +105,10 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         flags: libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     if let Some(fd) = &leaf {
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        args.flags |= CLONE_INTO_CGROUP;
+        args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
     let saved = namespaces::enter_for_clone(&plan, None)?;
@@ -135,7 +134,7 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         parent_chan.send(&Msg::Go(Vec::new()))?;
         match parent_chan.recv()? {
             Some(Msg::Ready) => Ok(()),
-            Some(Msg::Error(m)) => Err(Error::msg(m)),
+            Some(Msg::Error(m, n)) => Err(channel::remote_error(m, n)),
             Some(m) => Err(Error::msg(format!(
                 "unexpected {m:?} from the exec'd process"
             ))),
@@ -155,7 +154,7 @@ fn run_child(c: Child) -> ! {
         Ok(exe) => c.prep.exec(&exe, "exec"),
         Err(e) => e,
     };
-    if c.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+    if c.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth exec: {err}");
     }
     // SAFETY: _exit is always sound.

@@ -54,11 +54,7 @@ pub fn run(ctx: InitCtx) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if ctx
-        .chan
-        .send(&Msg::Error(err.message().to_string()))
-        .is_err()
-    {
+    if ctx.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth init: {err}");
     }
     // SAFETY: _exit is always sound; skip atexit handlers of the parent's copy.
@@ -76,7 +72,7 @@ fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
     // exit_signal must be 0 with CLONE_PARENT: the child inherits ours.
     let mut args = sys::CloneArgs {
         flags: libc::CLONE_PARENT as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     // SAFETY: single-threaded child; fork-like clone.
     match unsafe { sys::clone3(&mut args) }.context("clone3 the init into its pid namespace")? {

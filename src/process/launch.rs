@@ -14,7 +14,7 @@ use super::init::{self, InitCtx};
 use super::namespaces::{self, Plan};
 use super::prepared::Prepared;
 use crate::container::{State, Status, EXEC_FIFO};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::rootfs::idmap::ContainerUserns;
 use crate::{hooks, sys};
 
@@ -138,7 +138,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         flags,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     // A joined cgroup namespace hides the container's cgroup from the
     // parent (it joins before clone3): CLONE_INTO_CGROUP would fail with
@@ -148,8 +148,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
         .cgroup_fd
         .filter(|_| !plan.joins.iter().any(|j| j.flag == libc::CLONE_NEWCGROUP));
     if let Some(cg) = into_cgroup {
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        args.flags |= CLONE_INTO_CGROUP;
+        args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = cg as u64;
     }
 
@@ -203,7 +202,7 @@ pub fn launch(l: Launch, state: &mut State) -> Result<Launched> {
 fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched) -> Result<()> {
     let init = match chan.recv()? {
         Some(Msg::Pid(p)) => p,
-        Some(Msg::Error(m)) => return Err(Error::msg(m)),
+        Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
         Some(m) => crate::bail!("expected the init's pid from the runtime's child, got {m:?}"),
         None => crate::bail!("container init exited during setup"),
     };
@@ -243,7 +242,7 @@ fn drive(
     if let Err(e) = chan.send(&go) {
         // The init may have failed before reading: its error is queued.
         return Err(match chan.recv() {
-            Ok(Some(Msg::Error(m))) => Error::msg(m),
+            Ok(Some(Msg::Error(m, n))) => channel::remote_error(m, n),
             _ => e,
         });
     }
@@ -262,12 +261,12 @@ fn drive(
                 }
                 if let Err(e) = chan.send(&Msg::HooksDone(json)) {
                     return Err(match chan.recv() {
-                        Ok(Some(Msg::Error(m))) => Error::msg(m),
+                        Ok(Some(Msg::Error(m, n))) => channel::remote_error(m, n),
                         _ => e,
                     });
                 }
             }
-            Some(Msg::Error(m)) => return Err(Error::msg(m)),
+            Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
             Some(m) => crate::bail!("unexpected {m:?} from the container init"),
             None => crate::bail!("container init exited during setup"),
         }

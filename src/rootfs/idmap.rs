@@ -142,7 +142,7 @@ fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd
     let mut args = sys::CloneArgs {
         flags: libc::CLONE_NEWUSER as u64,
         exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
+        ..sys::clone_args()
     };
     // SAFETY: the runtime is single-threaded before the init's clone3; the
     // child only waits to be killed.

@@ -1,5 +1,5 @@
-//! Thin wrappers over the `*at` syscalls extraction needs. Each returns
-//! `io::Result` and is the only place `unsafe` appears for that call.
+//! Files relative to directory fds: the `*at` calls, and openat2 confined
+//! to a root.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -14,35 +14,40 @@ pub fn cstr(s: &OsStr) -> io::Result<CString> {
 }
 
 fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::check(ret as libc::c_long).map(|_| ())
 }
 
-/// openat2 with `RESOLVE_IN_ROOT`: every symlink (absolute or with `..`) is
-/// resolved as if `root` were `/`, so the result can never be outside it.
+/// openat2 with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: every symlink
+/// (absolute or with `..`) is resolved as if `root` were `/`, and magic
+/// links (`/proc/self/fd/N`) are refused, so the result can never be
+/// outside it. Retried on EAGAIN (a concurrent rename seen by the kernel's
+/// lookup) and EINTR.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     let mut how: libc::open_how = open_how_zeroed();
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `path` is a valid NUL-terminated string, `how` is a fully
-    // initialised open_how whose size we pass; the kernel writes nothing back.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    loop {
+        // SAFETY: `path` is a valid NUL-terminated string, `how` is a fully
+        // initialised open_how whose size we pass; the kernel writes nothing
+        // back.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the syscall returned a new descriptor nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
+            return Err(e);
+        }
     }
-    // SAFETY: the syscall returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 fn open_how_zeroed() -> libc::open_how {
@@ -287,30 +292,4 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: valid descriptor and a writable stat buffer.
     check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st)
-}
-
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Turn SIGINT/SIGTERM/SIGHUP into a flag the extraction loop polls, so an
-/// interrupted unpack takes the normal error path and removes its
-/// temporary directory instead of dying half-way.
-pub fn trap_interrupts() -> io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: sigaction is plain old data; zeroed is a valid empty mask.
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_signal as *const () as usize;
-        // SAFETY: `sa` is initialised, the handler only does an atomic store,
-        // and a null old-action pointer is allowed.
-        check(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) })?;
-    }
-    Ok(())
-}
-
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }

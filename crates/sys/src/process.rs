@@ -1,0 +1,183 @@
+//! Processes: clone3, pidfds, namespaces, prctl, execve, signals.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::check;
+
+/// `struct clone_args` (CLONE_ARGS_SIZE_VER2), libc's definition.
+pub type CloneArgs = libc::clone_args;
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7). libc's glibc constant is a `c_int`
+/// that cannot hold the value, so it is spelt here as clone_args takes it.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// An all-zero `clone_args`, for the fields the caller then sets.
+pub fn clone_args() -> CloneArgs {
+    // SAFETY: clone_args is plain integers; all-zero is its documented
+    // "no options" value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Fork-like clone3: returns 0 in the child, the child's pid in the parent.
+/// With `CLONE_PIDFD` the pidfd is stored through `args.pidfd`.
+///
+/// # Safety
+/// The caller must be single-threaded (the child gets a copy of only the
+/// calling thread) and `args` must not ask for a shared VM or a new stack.
+pub unsafe fn clone3(args: &mut CloneArgs) -> io::Result<libc::pid_t> {
+    // SAFETY: args points to a live, correctly sized clone_args; the caller
+    // guarantees the fork-like use (no CLONE_VM, no stack).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    check(ret).map(|r| r as libc::pid_t)
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; a null siginfo means "as kill(2) would".
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
+pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall; fd is a live namespace fd.
+    check(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long).map(|_| ())
+}
+
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::unshare(flags) } as libc::c_long).map(|_| ())
+}
+
+pub fn prctl(op: libc::c_int, a: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the prctl ops we use take integer arguments only.
+    check(unsafe { libc::prctl(op, a, 0, 0, 0) } as libc::c_long).map(|_| ())
+}
+
+/// execve that only returns on failure.
+pub fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings
+    // that the caller keeps alive across the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Reset every signal to its default disposition and unblock all: the
+/// runtime ignores SIGPIPE (Rust's default) and `run` blocks signals, and
+/// neither may leak into the container's process.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always sound; errors (invalid
+        // signal numbers reserved by libc) are irrelevant here.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised set; sigprocmask has no other effects.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): run the file behind `fd`.
+/// Only returns on failure.
+pub fn execve_fd(
+    fd: BorrowedFd,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings
+    // that the caller keeps alive across the call; the path is empty.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and
+/// the state letter of `pid`; None when the process does not exist.
+pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, u8)> {
+    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    let end = data.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&data[end + 2..]).ok()?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.as_bytes().first().copied()?;
+    // `state` was field 3; start time is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Turn SIGINT/SIGTERM/SIGHUP into a flag the extraction loop polls, so an
+/// interrupted unpack takes the normal error path and removes its
+/// temporary directory instead of dying half-way.
+pub fn trap_interrupts() -> io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: sigaction is plain old data; zeroed is a valid empty mask.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_signal as *const () as usize;
+        // SAFETY: `sa` is initialised, the handler only does an atomic store,
+        // and a null old-action pointer is allowed.
+        check(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } as libc::c_long)?;
+    }
+    Ok(())
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_of_self_is_running() {
+        let (start, state) = proc_stat(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert!(state != b'Z' && state != b'X');
+        assert!(proc_stat(i32::MAX).is_none());
+    }
+}
