@@ -5,7 +5,7 @@
 
 use crate::blobs::{Algorithm, Compression, Digest, Hasher};
 use crate::layer::path::normalize;
-use crate::layout::index::{self, Descriptor, Index};
+use crate::layout::index::{self, Descriptor, ImageIndex, ImageManifest, MediaType};
 use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -46,7 +46,7 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        crate::unpack::remove_tree(&self.dir);
+        crate::tempdir::remove_tree(&self.dir);
     }
 }
 
@@ -183,33 +183,22 @@ fn import_oci(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         }
     }
     let raw = std::fs::read(st.dir.join("index.json")).context("OCI archive: read index.json")?;
-    let idx: Index = serde_json::from_slice(&raw).context("OCI archive: invalid index.json")?;
-    match idx.manifests.len() {
+    let idx: ImageIndex =
+        serde_json::from_slice(&raw).context("OCI archive: invalid index.json")?;
+    match idx.manifests().len() {
         0 => bail!("OCI archive: index.json lists no images"),
-        1 => {
-            let mut d = idx.manifests[0].clone();
-            d.annotations = None;
-            Ok(d)
-        }
+        1 => Ok(index::without_annotations(idx.manifests()[0].clone())),
         _ => {
             // Several images (or platforms): keep them together behind one
             // nested index so platform selection still works.
-            let nested = Index {
-                schema_version: 2,
-                media_type: Some(index::MT_OCI_INDEX.into()),
-                manifests: idx.manifests,
-                annotations: None,
-            };
+            let nested = index::new_index(idx.manifests().clone());
             let bytes = serde_json::to_vec(&nested)?;
             let d = layout.store.put_bytes(&bytes)?;
-            Ok(Descriptor {
-                media_type: index::MT_OCI_INDEX.into(),
-                digest: d.to_string(),
-                size: bytes.len() as u64,
-                platform: None,
-                annotations: None,
-                urls: None,
-            })
+            Ok(index::descriptor(
+                MediaType::ImageIndex,
+                &d,
+                bytes.len() as u64,
+            ))
         }
     }
 }
@@ -255,14 +244,7 @@ fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         let comp = Compression::sniff(&head[..n]);
         let (d, size) = adopt(layout, &p, Algorithm::Sha256)
             .with_context(|| format!("docker-archive: layer {l}"))?;
-        let desc = Descriptor {
-            media_type: comp.oci_layer_media_type().into(),
-            digest: d.to_string(),
-            size,
-            platform: None,
-            annotations: None,
-            urls: None,
-        };
+        let desc = index::descriptor(comp.oci_layer_media_type().into(), &d, size);
         seen.insert(p, desc.clone());
         layers.push(desc);
     }
@@ -270,39 +252,35 @@ fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         cfg.get("os").and_then(|v| v.as_str()),
         cfg.get("architecture").and_then(|v| v.as_str()),
     ) {
-        (Some(os), Some(arch)) => Some(index::Platform {
-            os: os.into(),
-            architecture: arch.into(),
-            variant: cfg
-                .get("variant")
+        (Some(os), Some(arch)) => Some(index::platform(
+            os,
+            arch,
+            cfg.get("variant")
                 .and_then(|v| v.as_str())
                 .map(String::from),
-            ..Default::default()
-        }),
+        )),
         _ => None,
     };
-    let manifest = index::Manifest {
-        schema_version: 2,
-        media_type: Some(index::MT_OCI_MANIFEST.into()),
-        config: Descriptor {
-            media_type: index::MT_OCI_CONFIG.into(),
-            digest: cfg_digest.to_string(),
-            size: cfg_bytes.len() as u64,
-            platform: None,
-            annotations: None,
-            urls: None,
-        },
+    let manifest = new_manifest(
+        index::descriptor(MediaType::ImageConfig, &cfg_digest, cfg_bytes.len() as u64),
         layers,
-        annotations: None,
-    };
+    );
     let bytes = serde_json::to_vec(&manifest)?;
     let d = layout.store.put_bytes(&bytes)?;
-    Ok(Descriptor {
-        media_type: index::MT_OCI_MANIFEST.into(),
-        digest: d.to_string(),
-        size: bytes.len() as u64,
-        platform,
-        annotations: None,
-        urls: None,
-    })
+    let mut desc = index::descriptor(MediaType::ImageManifest, &d, bytes.len() as u64);
+    desc.set_platform(platform);
+    Ok(desc)
+}
+
+/// An OCI image manifest for `config` and `layers`.
+pub fn new_manifest(config: Descriptor, layers: Vec<Descriptor>) -> ImageManifest {
+    let mut m: ImageManifest = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 2,
+        "config": serde_json::to_value(&config).expect("descriptor serialises"),
+        "layers": [],
+    }))
+    .expect("minimal manifest");
+    m.set_media_type(Some(MediaType::ImageManifest));
+    m.set_layers(layers);
+    m
 }

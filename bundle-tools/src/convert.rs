@@ -2,11 +2,14 @@
 //! of berth's default spec. All conversion rules live here.
 
 use crate::layer::IdMap;
-use crate::layout::index::ImageConfig;
+use crate::layout::index::ImageConfiguration;
 use crate::sys;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use oci_spec::runtime::{
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder,
+    Spec, UserBuilder,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::fd::BorrowedFd;
 
@@ -19,133 +22,146 @@ pub struct ConvertOptions<'a> {
 /// Build config.json. `rootfs` is used to resolve user and group names from
 /// the image's own /etc/passwd and /etc/group (read inside the rootfs).
 pub fn convert(
-    img: &ImageConfig,
+    img: &ImageConfiguration,
     rootfs: BorrowedFd<'_>,
     opts: &ConvertOptions<'_>,
-) -> Result<Value> {
-    let mut spec = berth::spec::default_spec(opts.rootless);
-    let cfg = img.config.clone().unwrap_or_default();
-    let process = spec
-        .get_mut("process")
-        .and_then(Value::as_object_mut)
+) -> Result<Spec> {
+    let mut spec = berth_spec::default_spec(opts.rootless);
+    let cfg = img.config().clone().unwrap_or_default();
+    let mut process = spec
+        .process()
+        .clone()
         .context("default spec has no process")?;
 
     // Entrypoint + Cmd → args (Cmd appended); neither keeps the default.
-    let mut args: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
-    args.extend(cfg.cmd.clone().unwrap_or_default());
+    let mut args: Vec<String> = cfg.entrypoint().clone().unwrap_or_default();
+    args.extend(cfg.cmd().clone().unwrap_or_default());
     if !args.is_empty() {
-        process.insert("args".into(), json!(args));
+        process.set_args(Some(args));
     }
 
     // Env verbatim; defaults are added only for names the image lacks.
-    let image_env = cfg.env.clone().unwrap_or_default();
+    let image_env = cfg.env().clone().unwrap_or_default();
     let names: Vec<&str> = image_env
         .iter()
         .map(|e| e.split('=').next().unwrap_or(""))
         .collect();
     let mut env = image_env.clone();
-    if let Some(defaults) = process.get("env").and_then(Value::as_array) {
-        for d in defaults.iter().filter_map(Value::as_str) {
-            if !names.contains(&d.split('=').next().unwrap_or("")) {
-                env.push(d.to_string());
-            }
+    for d in process.env().clone().unwrap_or_default() {
+        if !names.contains(&d.split('=').next().unwrap_or("")) {
+            env.push(d);
         }
     }
-    process.insert("env".into(), json!(env));
+    process.set_env(Some(env));
 
     let cwd = cfg
-        .working_dir
+        .working_dir()
         .clone()
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    process.insert("cwd".into(), json!(cwd));
+    process.set_cwd(cwd.into());
 
-    if let Some(user) = cfg.user.as_deref().filter(|u| !u.is_empty()) {
+    if let Some(user) = cfg.user().as_deref().filter(|u| !u.is_empty()) {
         let (uid, gid, extra) = resolve_user(user, rootfs)?;
-        let mut u = json!({ "uid": uid, "gid": gid });
-        if let Some(extra) = extra {
-            if !extra.is_empty() {
-                u["additionalGids"] = json!(extra);
-            }
+        let mut u = UserBuilder::default().uid(uid).gid(gid);
+        if let Some(extra) = extra.filter(|e| !e.is_empty()) {
+            u = u.additional_gids(extra);
         }
-        process.insert("user".into(), u);
+        process.set_user(u.build().context("process user")?);
     }
+    spec.set_process(Some(process));
 
     // Volumes → mounts: a tmpfs per volume keeps application data out of
     // the rootfs, as conversion.md asks.
-    if let Some(vols) = &cfg.volumes {
-        let mounts = spec
-            .get_mut("mounts")
-            .and_then(Value::as_array_mut)
-            .context("default spec has no mounts")?;
-        for v in vols.keys() {
-            mounts.push(json!({
-                "destination": v, "type": "tmpfs", "source": "tmpfs",
-                "options": ["nosuid", "nodev", "mode=755"]
-            }));
+    if let Some(vols) = cfg.volumes() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        let mut vols = vols.clone();
+        vols.sort();
+        for v in vols {
+            mounts.push(
+                MountBuilder::default()
+                    .destination(v)
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(vec!["nosuid".into(), "nodev".into(), "mode=755".into()])
+                    .build()
+                    .context("volume mount")?,
+            );
         }
+        spec.set_mounts(Some(mounts));
     }
 
-    spec["annotations"] = json!(annotations(img));
+    spec.set_annotations(Some(
+        annotations(img).into_iter().collect::<HashMap<_, _>>(),
+    ));
 
     if !opts.uid_map.is_empty() || !opts.gid_map.is_empty() {
-        let m = |map: &IdMap| -> Value {
-            json!(map
-                .0
+        let m = |map: &IdMap| -> Result<Vec<LinuxIdMapping>> {
+            map.0
                 .iter()
-                .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))
-                .collect::<Vec<_>>())
+                .map(|r| {
+                    LinuxIdMappingBuilder::default()
+                        .container_id(r.container)
+                        .host_id(r.host)
+                        .size(r.size)
+                        .build()
+                        .context("id mapping")
+                })
+                .collect()
         };
-        let linux = spec
-            .get_mut("linux")
-            .and_then(Value::as_object_mut)
-            .context("default spec has no linux")?;
-        linux.insert("uidMappings".into(), m(opts.uid_map));
-        linux.insert("gidMappings".into(), m(opts.gid_map));
-        if let Some(ns) = linux.get_mut("namespaces").and_then(Value::as_array_mut) {
-            if !ns.iter().any(|n| n["type"] == "user") {
-                ns.push(json!({"type": "user"}));
-            }
+        let mut linux = spec.linux().clone().context("default spec has no linux")?;
+        linux.set_uid_mappings(Some(m(opts.uid_map)?));
+        linux.set_gid_mappings(Some(m(opts.gid_map)?));
+        let mut ns = linux.namespaces().clone().unwrap_or_default();
+        if !ns.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()
+                    .context("user namespace")?,
+            );
         }
+        linux.set_namespaces(Some(ns));
+        spec.set_linux(Some(linux));
     }
     Ok(spec)
 }
 
 /// Implicit annotations from the config, then Labels, which win conflicts.
-pub fn annotations(img: &ImageConfig) -> BTreeMap<String, String> {
+pub fn annotations(img: &ImageConfiguration) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
     let k = |s: &str| format!("org.opencontainers.image.{s}");
-    if !img.os.is_empty() {
-        a.insert(k("os"), img.os.clone());
+    let (os, arch) = crate::layout::index::config_os_arch(img);
+    if !os.is_empty() {
+        a.insert(k("os"), os);
     }
-    if !img.architecture.is_empty() {
-        a.insert(k("architecture"), img.architecture.clone());
+    if !arch.is_empty() {
+        a.insert(k("architecture"), arch);
     }
     let opt = [
-        ("variant", &img.variant),
-        ("os.version", &img.os_version),
-        ("author", &img.author),
-        ("created", &img.created),
+        ("variant", img.variant()),
+        ("os.version", img.os_version()),
+        ("author", img.author()),
+        ("created", img.created()),
     ];
     for (name, v) in opt {
         if let Some(v) = v {
             a.insert(k(name), v.clone());
         }
     }
-    if let Some(f) = &img.os_features {
+    if let Some(f) = img.os_features() {
         a.insert(k("os.features"), f.join(","));
     }
-    if let Some(cfg) = &img.config {
-        if let Some(s) = &cfg.stop_signal {
+    if let Some(cfg) = img.config() {
+        if let Some(s) = cfg.stop_signal() {
             a.insert(k("stopSignal"), s.clone());
         }
-        if let Some(p) = &cfg.exposed_ports {
-            a.insert(
-                k("exposedPorts"),
-                p.keys().cloned().collect::<Vec<_>>().join(","),
-            );
+        if let Some(p) = cfg.exposed_ports() {
+            let mut p = p.clone();
+            p.sort();
+            a.insert(k("exposedPorts"), p.join(","));
         }
-        if let Some(l) = &cfg.labels {
+        if let Some(l) = cfg.labels() {
             for (key, v) in l {
                 a.insert(key.clone(), v.clone());
             }

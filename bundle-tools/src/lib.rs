@@ -12,6 +12,7 @@ pub mod convert;
 pub mod layer;
 pub mod layout;
 pub mod progress;
+pub mod tempdir;
 pub mod tree;
 pub mod unpack;
 

@@ -9,7 +9,8 @@ use crate::layer::pipeline::{self, Counters};
 use crate::layer::{ExtractOptions, Extractor, IdMap};
 use crate::layout::platform::PlatformSpec;
 use crate::layout::refs::{ImageRef, Selector};
-use crate::layout::Layout;
+use crate::layout::{index, Layout};
+use crate::tempdir::{remove_tree, TempDir};
 use crate::{archive, progress, sys, tree};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -38,57 +39,6 @@ pub struct Report {
     pub layers: usize,
     pub entries: u64,
     pub notes: Vec<String>,
-}
-
-/// A directory removed on drop unless `keep` was called.
-pub struct TempDir {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempDir {
-    pub fn create(path: PathBuf) -> Result<Self> {
-        std::fs::create_dir(&path)
-            .with_context(|| format!("create temporary directory {}", path.display()))?;
-        Ok(TempDir { path, armed: true })
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    pub fn keep(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.armed {
-            remove_tree(&self.path);
-        }
-    }
-}
-
-/// Remove a tree we created; if permissions block it (rootless unpack of
-/// read-only directories), make directories writable and retry.
-pub fn remove_tree(p: &Path) {
-    if std::fs::remove_dir_all(p).is_ok() || !p.exists() {
-        return;
-    }
-    fn open_up(p: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(md) = std::fs::symlink_metadata(p) {
-            if md.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                if let Ok(rd) = std::fs::read_dir(p) {
-                    for e in rd.flatten() {
-                        open_up(&e.path());
-                    }
-                }
-            }
-        }
-    }
-    open_up(p);
-    let _ = std::fs::remove_dir_all(p);
 }
 
 struct Umask(u32);
@@ -145,19 +95,19 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
     let layout = Layout::open(&layout_path)?;
     let img = layout.resolve(&sel, &opts.platform)?;
     let mut layers = Vec::new();
-    for l in &img.manifest.layers {
-        let c = Compression::from_layer_media_type(&l.media_type)
-            .with_context(|| format!("layer {}", l.digest))?;
-        let d = Digest::parse(&l.digest).context("layer descriptor")?;
+    for l in img.manifest.layers() {
+        let c = Compression::from_layer_media_type(l.media_type().as_ref())
+            .with_context(|| format!("layer {}", l.digest()))?;
+        let d = index::blob_digest(l).context("layer descriptor")?;
         if !layout.store.contains(&d) {
             bail!("layer {} is missing from {}", d, layout.path.display());
         }
-        layers.push((d, l.size, c));
+        layers.push((d, l.size(), c));
     }
 
     // diff_ids are checked only when the config lists one per layer.
-    let diff_ids: Vec<Option<Digest>> = match img.config.rootfs.as_ref().map(|r| &r.diff_ids) {
-        Some(ids) if ids.len() == layers.len() => ids
+    let diff_ids: Vec<Option<Digest>> = match img.config.rootfs().diff_ids() {
+        ids if ids.len() == layers.len() => ids
             .iter()
             .map(|d| Digest::parse(d).map(Some))
             .collect::<Result<_>>()
@@ -222,9 +172,9 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
     let source = json!({
         "layout": if imported { json!(null) } else { json!(std::fs::canonicalize(&layout_path).unwrap_or(layout_path.clone())) },
         "ref": opts.image,
-        "manifest": img.manifest_desc.digest,
-        "config": img.manifest.config.digest,
-        "layers": img.manifest.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
+        "manifest": img.manifest_desc.digest(),
+        "config": img.manifest.config().digest(),
+        "layers": img.manifest.layers().iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
         "rootless": opts.rootless,
         "tree": TREE_FILE,
         "entries": entries,
@@ -241,7 +191,7 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
         .with_context(|| format!("move bundle into place at {}", bundle.display()))?;
     tmp.keep();
     Ok(Report {
-        manifest: img.manifest_desc.digest.clone(),
+        manifest: img.manifest_desc.digest().to_string(),
         layers: layers.len(),
         entries: x.entries,
         notes: x.notes.clone(),

@@ -19,6 +19,6 @@ pub fn run(a: Args) -> Result<()> {
         Selector::Digest(_) => bail!("import destination must be LAYOUT[:TAG], not a digest"),
     };
     let d = archive::import(&a.file, &layout, &tag)?;
-    println!("{}:{tag} {}", layout.display(), d.digest);
+    println!("{}:{tag} {}", layout.display(), d.digest());
     Ok(())
 }

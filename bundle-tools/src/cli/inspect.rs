@@ -37,81 +37,86 @@ pub fn run(a: Args) -> Result<()> {
     let (_, _, r) = resolve(&a.image, a.platform)?;
     if a.json {
         let v = json!({
-            "digest": r.manifest_desc.digest,
+            "digest": r.manifest_desc.digest(),
             "manifest": r.manifest,
             "config": r.config_raw,
-            "layers": r.manifest.layers,
+            "layers": r.manifest.layers(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
         "Manifest:     {} ({})",
-        r.manifest_desc.digest, r.manifest_desc.media_type
+        r.manifest_desc.digest(),
+        r.manifest_desc.media_type()
     );
     println!(
         "Config:       {} ({})",
-        r.manifest.config.digest,
-        human(r.manifest.config.size)
+        r.manifest.config().digest(),
+        human(r.manifest.config().size())
     );
-    println!("Platform:     {}/{}", r.config.os, r.config.architecture);
-    if let Some(c) = &r.config.created {
+    println!(
+        "Platform:     {}/{}",
+        r.config.os(),
+        r.config.architecture()
+    );
+    if let Some(c) = r.config.created() {
         println!("Created:      {c}");
     }
-    if let Some(c) = &r.config.config {
+    if let Some(c) = r.config.config() {
         let cmd: Vec<String> = c
-            .entrypoint
+            .entrypoint()
             .iter()
             .flatten()
-            .chain(c.cmd.iter().flatten())
+            .chain(c.cmd().iter().flatten())
             .cloned()
             .collect();
         println!("Command:      {cmd:?}");
-        if let Some(e) = &c.env {
+        if let Some(e) = c.env() {
             println!("Env:          {}", e.join(" "));
         }
-        if let Some(u) = &c.user {
+        if let Some(u) = c.user() {
             println!("User:         {u}");
         }
     }
-    let total: u64 = r.manifest.layers.iter().map(|l| l.size).sum();
-    println!(
-        "Layers:       {} ({})",
-        r.manifest.layers.len(),
-        human(total)
-    );
-    for l in &r.manifest.layers {
-        println!("  {} {:>9} {}", l.digest, human(l.size), l.media_type);
+    let layers = r.manifest.layers();
+    let total: u64 = layers.iter().map(|l| l.size()).sum();
+    println!("Layers:       {} ({})", layers.len(), human(total));
+    for l in layers {
+        println!("  {} {:>9} {}", l.digest(), human(l.size()), l.media_type());
     }
     Ok(())
 }
 
 pub fn history(a: HistoryArgs) -> Result<()> {
     let (_, _, r) = resolve(&a.image, a.platform)?;
-    let hist = r.config.history.clone().unwrap_or_default();
-    let mut layers = r.manifest.layers.iter();
+    let hist = r.config.history().clone().unwrap_or_default();
+    let mut layers = r.manifest.layers().iter();
     println!(
         "{:<19} {:<25} {:>9}  CREATED BY",
         "LAYER", "CREATED", "SIZE"
     );
     for h in &hist {
-        let empty = h.empty_layer.unwrap_or(false);
+        let empty = h.empty_layer().unwrap_or(false);
         let (id, size) = if empty {
             ("<empty layer>".to_string(), "0B".to_string())
         } else {
             match layers.next() {
-                Some(l) => (l.digest.chars().take(19).collect(), human(l.size)),
+                Some(l) => (
+                    l.digest().to_string().chars().take(19).collect(),
+                    human(l.size()),
+                ),
                 None => ("<missing>".into(), "?".into()),
             }
         };
         let by = h
-            .created_by
+            .created_by()
             .clone()
-            .or_else(|| h.comment.clone())
+            .or_else(|| h.comment().clone())
             .unwrap_or_default();
         println!(
             "{id:<19} {:<25} {size:>9}  {by}",
-            h.created.clone().unwrap_or_default()
+            h.created().clone().unwrap_or_default()
         );
     }
     Ok(())

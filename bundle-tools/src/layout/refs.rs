@@ -11,6 +11,16 @@ pub enum Selector {
     Digest(String),
 }
 
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Default => write!(f, "(no tag given, and no single image or \"latest\")"),
+            Selector::Tag(t) => write!(f, "tagged {t:?}"),
+            Selector::Digest(d) => write!(f, "with digest {d}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageRef {
     Layout { path: PathBuf, sel: Selector },
