@@ -9,7 +9,7 @@
 
 use super::idmap::IdMap;
 use super::path::normalize;
-use super::whiteouts;
+use super::whiteouts::{self, remove_at, LayerTree};
 use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -36,7 +36,7 @@ pub struct Extractor {
     root_path: PathBuf,
     opts: ExtractOptions,
     /// Paths this layer has written: whiteouts only hide lower layers.
-    pub(super) layer_paths: HashSet<PathBuf>,
+    layer_paths: HashSet<PathBuf>,
     /// Directory mtimes, set when the layer is done (children change them).
     dir_times: Vec<(PathBuf, i64)>,
     /// Rootless: real directory modes, applied at the end (we keep u+rwx
@@ -144,6 +144,7 @@ impl Extractor {
         let (parent, name) = split(&path);
         let name_bytes = name.as_bytes();
         if let Some(rest) = name_bytes.strip_prefix(b".wh.") {
+            self.cache = None;
             return whiteouts::apply(self, parent, rest);
         }
 
@@ -490,7 +491,7 @@ impl Extractor {
                 return Ok(fd);
             }
         }
-        let fd = self.open_dir(parent, create)?;
+        let fd = self.open_dir_in_root(parent, create)?;
         let st = sys::fstat(fd.as_fd())
             .with_context(|| format!("stat directory {}", parent.display()))?;
         self.parent_sgid = st.st_mode & libc::S_ISGID != 0;
@@ -499,7 +500,7 @@ impl Extractor {
 
     /// Open a directory inside the rootfs, following symlinks only within
     /// it; with `create`, make missing (implied) parents as 0755 root dirs.
-    pub(super) fn open_dir(&mut self, rel: &Path, create: bool) -> Result<OwnedFd> {
+    fn open_dir_in_root(&mut self, rel: &Path, create: bool) -> Result<OwnedFd> {
         if rel.as_os_str().is_empty() {
             return Ok(self.root.try_clone()?);
         }
@@ -575,10 +576,6 @@ impl Extractor {
         Ok(fd)
     }
 
-    pub(super) fn forget_cache(&mut self) {
-        self.cache = None;
-    }
-
     fn finish_layer(&mut self) -> Result<()> {
         self.cache = None;
         let dirs = std::mem::take(&mut self.dir_times);
@@ -599,7 +596,7 @@ impl Extractor {
         op: impl FnOnce(BorrowedFd, &CStr) -> io::Result<()>,
     ) -> Result<()> {
         let (parent, name) = split(p);
-        let Ok(pfd) = self.open_dir(parent, false) else {
+        let Ok(pfd) = self.open_dir_in_root(parent, false) else {
             return Ok(());
         };
         let c = sys::cstr(name)?;
@@ -650,22 +647,6 @@ fn clear_existing(
     Ok((false, fmt != libc::S_IFDIR && fmt != libc::S_IFLNK))
 }
 
-/// Remove `name` in `dir`; a directory is removed with its contents
-/// (through the fd's own path: nothing else writes the tree meanwhile, and
-/// remove_dir_all never follows symlinks).
-pub(super) fn remove_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> Result<()> {
-    if !is_dir {
-        return sys::unlinkat(dir, name, 0).context("unlink");
-    }
-    let base = std::fs::read_link(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir)
-    ))
-    .context("locate parent directory")?;
-    let p = base.join(OsStr::from_bytes(name.to_bytes()));
-    std::fs::remove_dir_all(&p).with_context(|| format!("remove directory {}", p.display()))
-}
-
 pub(super) fn split(p: &Path) -> (&Path, &OsStr) {
     let parent = p.parent().unwrap_or(Path::new(""));
     let name = p.file_name().unwrap_or(p.as_os_str());
@@ -698,6 +679,15 @@ pub fn rootless_xattr_value(uid: u32, gid: u32) -> Vec<u8> {
         varint(&mut out, gid as u64);
     }
     out
+}
+
+impl LayerTree for Extractor {
+    fn open_dir(&mut self, rel: &Path, create: bool) -> Result<OwnedFd> {
+        self.open_dir_in_root(rel, create)
+    }
+    fn layer_paths(&self) -> &HashSet<PathBuf> {
+        &self.layer_paths
+    }
 }
 
 #[cfg(test)]
