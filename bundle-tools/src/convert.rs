@@ -61,15 +61,28 @@ pub fn convert(
         .unwrap_or_else(|| "/".into());
     process.set_cwd(cwd.into());
 
-    if let Some(user) = cfg.user().as_deref().filter(|u| !u.is_empty()) {
-        let (uid, gid, extra) = resolve_user(user, rootfs)?;
-        let mut u = UserBuilder::default().uid(uid).gid(gid);
-        if let Some(extra) = extra.filter(|e| !e.is_empty()) {
+    let user = cfg.user().as_deref().filter(|u| !u.is_empty());
+    let resolved = resolve_user(user.unwrap_or("0"), rootfs)?;
+    if user.is_some() {
+        let mut u = UserBuilder::default().uid(resolved.uid).gid(resolved.gid);
+        if let Some(extra) = resolved.additional_gids.clone().filter(|e| !e.is_empty()) {
             u = u.additional_gids(extra);
         }
         process.set_user(u.build().context("process user")?);
     }
+    // HOME from the user's /etc/passwd entry ("/" without one), as Docker
+    // and umoci do, unless the image sets it.
+    if !names.contains(&"HOME") {
+        let mut env = process.env().clone().unwrap_or_default();
+        env.push(format!("HOME={}", resolved.home.as_deref().unwrap_or("/")));
+        process.set_env(Some(env));
+    }
     spec.set_process(Some(process));
+    // Bundles from images are writable, as umoci's, Docker's and podman's.
+    if let Some(mut root) = spec.root().clone() {
+        root.set_readonly(Some(false));
+        spec.set_root(Some(root));
+    }
 
     // Volumes → mounts: a tmpfs per volume keeps application data out of
     // the rootfs, as conversion.md asks.
@@ -186,8 +199,19 @@ fn read_in_root(rootfs: BorrowedFd<'_>, path: &str) -> Result<Option<String>> {
     Ok(Some(s))
 }
 
-/// `user[:group]` → (uid, gid, additionalGids when they apply).
-pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Option<Vec<u32>>)> {
+/// A config `User` resolved against the image's passwd and group files.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (when they apply: no explicit group given).
+    pub additional_gids: Option<Vec<u32>>,
+    /// The passwd entry's home directory.
+    pub home: Option<String>,
+}
+
+/// `user[:group]` → uid, gid, additionalGids when they apply, home.
+pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<ResolvedUser> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -210,9 +234,17 @@ pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Opt
         .filter(|f: &Vec<&str>| f.len() >= 3)
         .collect();
 
-    let (uid, pw_gid, name) = if let Ok(uid) = user.parse::<u32>() {
+    let home = |f: &Vec<&str>| f.get(5).filter(|h| !h.is_empty()).map(|h| h.to_string());
+    let (uid, pw_gid, name, home) = if let Ok(uid) = user.parse::<u32>() {
+        // A numeric user with a passwd entry is that user: its name brings
+        // its supplementary groups and its home.
         let ent = pw.iter().find(|f| f[2].parse::<u32>().ok() == Some(uid));
-        (uid, ent.and_then(|f| f[3].parse::<u32>().ok()), None)
+        (
+            uid,
+            ent.and_then(|f| f[3].parse::<u32>().ok()),
+            ent.map(|f| f[0]),
+            ent.and_then(home),
+        )
     } else {
         let Some(ent) = pw.iter().find(|f| f[0] == user) else {
             bail!(
@@ -222,7 +254,7 @@ pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Opt
         let uid = ent[2]
             .parse::<u32>()
             .with_context(|| format!("/etc/passwd: bad uid for {user}"))?;
-        (uid, ent[3].parse::<u32>().ok(), Some(user))
+        (uid, ent[3].parse::<u32>().ok(), Some(user), home(ent))
     };
     let gid = match group {
         Some(g) if g.parse::<u32>().is_ok() => g.parse::<u32>().unwrap_or(0),
@@ -257,5 +289,10 @@ pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Opt
         }
         _ => None,
     };
-    Ok((uid, gid, extra))
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids: extra,
+        home,
+    })
 }
