@@ -78,7 +78,27 @@ fn stage(file: &Path, layout_path: &Path) -> Result<Staged> {
             .with_context(|| format!("read {}", file.display()))?
             .to_vec()
     };
-    let dec = Compression::sniff(&head).decoder(r)?;
+    let mut dec = Compression::sniff(&head).decoder(r)?;
+    // Check the first header before the tar reader sees it: its errors
+    // quote the header, which for a text file is the file itself.
+    let mut first = vec![0u8; 512];
+    let mut n = 0;
+    while n < first.len() {
+        match dec.read(&mut first[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("read {}", file.display())),
+        }
+    }
+    first.truncate(n);
+    if !crate::layer::path::is_tar_header(&first) {
+        bail!(
+            "{}: not an image archive (not a tar file: expected a docker-archive or an OCI archive)",
+            file.display()
+        );
+    }
+    let dec = std::io::Cursor::new(first).chain(dec);
     let dir = layout_path.join(format!(".import-{}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
     let mut staged = Staged {

@@ -87,8 +87,7 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
             // Read archives through a throwaway layout inside the temporary
             // bundle directory: one copy of each blob, gone with it.
             let lp = tmp.path().join("image-layout");
-            archive::import(f, &lp, "image")
-                .with_context(|| format!("read archive {}", f.display()))?;
+            archive::import(f, &lp, "image")?;
             (lp, Selector::Tag("image".into()), true)
         }
     };

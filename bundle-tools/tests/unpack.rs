@@ -905,3 +905,59 @@ fn rootless_unprivileged_unpack_keeps_xattrs_it_cannot_set() {
     );
     assert_eq!(xattrs(&r.join("u")).get("user.ok"), Some(&b"fine".to_vec()));
 }
+
+#[test]
+fn converted_config_sets_home_groups_and_a_writable_root() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let base = l.layer(
+        GZ,
+        &[
+            file(
+                "etc/passwd",
+                b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            ),
+            file("etc/group", b"root:x:0:\napp:x:1000:\naudio:x:29:app\n"),
+        ],
+    );
+    let cases = [
+        (json!({}), json!({"uid": 0, "gid": 0}), "HOME=/root"),
+        (
+            json!({"User": "1000"}),
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [29]}),
+            "HOME=/home/app",
+        ),
+        (
+            json!({"User": "4242"}),
+            json!({"uid": 4242, "gid": 0}),
+            "HOME=/",
+        ),
+        (
+            json!({"User": "app", "Env": ["HOME=/custom"]}),
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [29]}),
+            "HOME=/custom",
+        ),
+    ];
+    for (i, (c, user, home)) in cases.into_iter().enumerate() {
+        let tag = format!("t{i}");
+        l.tag(&tag, l.image(json!({ "config": c }), vec![base.clone()]));
+        let b = t.path().join(&tag);
+        ok(&unpack(&l.reference(&tag), &b, &[]));
+        let s = config_json(&b);
+        assert_eq!(s["process"]["user"], user, "case {i}");
+        let env: Vec<&str> = s["process"]["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            env.iter()
+                .filter(|e| e.starts_with("HOME="))
+                .collect::<Vec<_>>(),
+            vec![&home],
+            "case {i}: {env:?}"
+        );
+        assert_eq!(s["root"]["readonly"], false, "bundles are writable");
+    }
+}
