@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    layout: PathBuf,
+    /// LAYOUT, oci-archive:FILE or docker-archive:FILE
+    layout: String,
 }
 
 fn platforms(l: &Layout, d: &Descriptor, depth: u32) -> Vec<String> {
@@ -47,10 +48,47 @@ fn image_size(l: &Layout, d: &Descriptor) -> Option<u64> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let l = Layout::open(&a.layout)?;
-    let idx = l.index()?;
-    println!("{:<20} {:<19} {:>9}  PLATFORMS", "TAG", "DIGEST", "SIZE");
-    for d in idx.manifests() {
+    let file = a
+        .layout
+        .strip_prefix("oci-archive:")
+        .or_else(|| a.layout.strip_prefix("docker-archive:"));
+    let (l, entries, _tmp) = match file {
+        Some(f) => {
+            // An archive: read through a throwaway layout; names as tags.
+            let tmp = crate::tempdir::TempDir::create(
+                std::env::temp_dir().join(format!("berth-bundle-ls-{}", std::process::id())),
+            )?;
+            let (l, images) =
+                crate::archive::import_images(std::path::Path::new(f), &tmp.path().join("layout"))?;
+            let mut entries = Vec::new();
+            for (i, m) in images.into_iter().enumerate() {
+                let names = if m.names.is_empty() {
+                    vec![format!("@{i}")]
+                } else {
+                    m.names
+                };
+                for n in names {
+                    let mut d = m.desc.clone();
+                    index::set_ref_name(&mut d, &n);
+                    entries.push(d);
+                }
+            }
+            (l, entries, Some(tmp))
+        }
+        None => {
+            let l = Layout::open(&PathBuf::from(&a.layout))?;
+            let e = l.index()?.manifests().clone();
+            (l, e, None)
+        }
+    };
+    let w = entries
+        .iter()
+        .map(|d| index::ref_name(d).unwrap_or("<none>").len())
+        .chain([20])
+        .max()
+        .unwrap_or(20);
+    println!("{:<w$} {:<19} {:>9}  PLATFORMS", "TAG", "DIGEST", "SIZE");
+    for d in &entries {
         let digest = d.digest().to_string();
         let short = digest
             .split(':')
@@ -61,7 +99,7 @@ pub fn run(a: Args) -> Result<()> {
             .map(human)
             .unwrap_or_else(|| "index".into());
         println!(
-            "{:<20} sha256:{:<12} {:>9}  {}",
+            "{:<w$} sha256:{:<12} {:>9}  {}",
             index::ref_name(d).unwrap_or("<none>"),
             short,
             size,

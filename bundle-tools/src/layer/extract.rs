@@ -29,6 +29,10 @@ pub struct ExtractOptions {
     pub rootless: bool,
     pub uid_map: IdMap,
     pub gid_map: IdMap,
+    /// Write whiteouts the way overlayfs keeps them (0/0 character devices,
+    /// `trusted.overlay.opaque`) instead of applying them: a layer of the
+    /// shared store, extracted on its own.
+    pub overlay_whiteouts: bool,
 }
 
 pub struct Extractor {
@@ -792,6 +796,9 @@ impl LayerTree for Extractor {
     }
     fn layer_paths(&self) -> &HashSet<PathBuf> {
         &self.layer_paths
+    }
+    fn overlay_whiteouts(&self) -> bool {
+        self.opts.overlay_whiteouts
     }
 }
 

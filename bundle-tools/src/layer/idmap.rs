@@ -60,6 +60,21 @@ impl IdMap {
     }
 }
 
+impl IdMap {
+    /// Host id → container id (the inverse of `to_host`), for commit.
+    pub fn to_container(&self, id: u32) -> Result<u32> {
+        if self.0.is_empty() {
+            return Ok(id);
+        }
+        for r in &self.0 {
+            if id >= r.host && (id - r.host) < r.size {
+                return Ok(r.container + (id - r.host));
+            }
+        }
+        bail!("host id {id} is not covered by the id map {self}")
+    }
+}
+
 impl std::fmt::Display for IdRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.container, self.host, self.size)

@@ -19,10 +19,15 @@ pub trait LayerTree {
     fn open_dir(&mut self, rel: &Path, create: bool) -> Result<OwnedFd>;
     /// Paths the current layer has written so far.
     fn layer_paths(&self) -> &HashSet<PathBuf>;
+    /// Record whiteouts as overlayfs does instead of applying them.
+    fn overlay_whiteouts(&self) -> bool;
 }
 
 /// Apply the whiteout `parent/.wh.<rest>`.
 pub fn apply(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<()> {
+    if x.overlay_whiteouts() {
+        return record_overlay(x, parent, rest);
+    }
     if rest == OPAQUE {
         return opaque(x, parent);
     }
@@ -54,6 +59,41 @@ pub fn apply(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<()> {
         .with_context(|| format!("whiteout {}", target.display()))?;
     }
     Ok(())
+}
+
+/// overlayfs' form: `.wh.NAME` is a 0/0 character device NAME, the opaque
+/// marker `trusted.overlay.opaque=y` on its directory.
+fn record_overlay(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<()> {
+    if rest == OPAQUE {
+        let dfd = x
+            .open_dir(parent, true)
+            .with_context(|| format!("opaque directory {}", parent.display()))?;
+        return sys::lsetxattrat(dfd.as_fd(), c".", c"trusted.overlay.opaque", b"y")
+            .with_context(|| format!("mark {} opaque", parent.display()));
+    }
+    if rest.starts_with(b".wh.") {
+        return Ok(());
+    }
+    if rest.is_empty() || rest == b"." || rest == b".." || rest.contains(&b'/') {
+        anyhow::bail!("invalid whiteout name");
+    }
+    let target = parent.join(OsStr::from_bytes(rest));
+    if x.layer_paths().contains(&target) {
+        return Ok(());
+    }
+    let pfd = x
+        .open_dir(parent, true)
+        .with_context(|| format!("whiteout {}", target.display()))?;
+    let name = sys::cstr(OsStr::from_bytes(rest))?;
+    if let Some(st) = sys::lstatat(pfd.as_fd(), &name)? {
+        remove_at(
+            pfd.as_fd(),
+            &name,
+            st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+        )?;
+    }
+    sys::mknodat(pfd.as_fd(), &name, libc::S_IFCHR, 0)
+        .with_context(|| format!("whiteout {}", target.display()))
 }
 
 fn opaque(x: &mut impl LayerTree, dir: &Path) -> Result<()> {

@@ -18,6 +18,9 @@ pub struct Layout {
     pub store: Store,
 }
 
+/// A held flock on one of the layout's lock files; released on drop.
+pub struct LayoutLock(#[allow(dead_code)] std::fs::File);
+
 /// One image, resolved down to its manifest and config.
 #[derive(Debug)]
 pub struct Resolved {
@@ -85,27 +88,110 @@ impl Layout {
         Ok(v)
     }
 
-    /// Point `tag` at `desc` in index.json, replacing an older entry.
-    pub fn tag(&self, tag: &str, desc: Descriptor) -> Result<()> {
-        let mut desc = desc;
-        index::set_ref_name(&mut desc, tag);
+    fn lock_file(&self, name: &str, op: libc::c_int) -> Result<LayoutLock> {
+        let p = self.path.join(name);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("open lock {}", p.display()))?;
+        crate::sys::flock(std::os::fd::AsFd::as_fd(&f), op)
+            .with_context(|| format!("lock {}", p.display()))?;
+        Ok(LayoutLock(f))
+    }
+
+    /// Writers of new blobs (commit, config, import) hold this shared for
+    /// their whole run; `gc` holds it exclusively, so it never removes a
+    /// blob that is written but not yet tagged.
+    pub fn lock_blobs(&self, exclusive: bool) -> Result<LayoutLock> {
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        self.lock_file(".berth-blobs.lock", op)
+    }
+
+    /// Serialises read-modify-write of index.json between processes.
+    fn lock_index(&self) -> Result<LayoutLock> {
+        self.lock_file(".berth-index.lock", libc::LOCK_EX)
+    }
+
+    /// Edit the index.json entry list under the index lock, atomically.
+    pub fn edit_index<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<serde_json::Value>) -> Result<T>,
+    ) -> Result<T> {
+        let _l = self.lock_index()?;
         let mut idx = self.index_raw()?;
-        let entry = serde_json::to_value(&desc).context("serialise descriptor")?;
         let list = idx
             .as_object_mut()
             .context("index.json is not an object")?
             .entry("manifests")
             .or_insert_with(|| serde_json::json!([]));
-        if let Some(list) = list.as_array_mut() {
+        let list = list
+            .as_array_mut()
+            .context("index.json: manifests is not a list")?;
+        let r = f(list)?;
+        write_json_atomic(&self.path.join("index.json"), &idx)?;
+        Ok(r)
+    }
+
+    /// Remove `tag`; whether it was there.
+    pub fn untag(&self, tag: &str) -> Result<bool> {
+        self.edit_index(|list| {
+            let before = list.len();
+            list.retain(|d| d["annotations"][index::ANNOTATION_REF_NAME] != tag);
+            Ok(list.len() != before)
+        })
+    }
+
+    /// Make blob `d` present here, from `other` (hardlinked when possible).
+    pub fn copy_blob_from(&self, other: &Layout, d: &Digest) -> Result<()> {
+        if self.store.contains(d) {
+            return Ok(());
+        }
+        let src = other.store.path(d);
+        let (tmp, f) = self.store.create_temp()?;
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(&src, &tmp).is_err() {
+            std::fs::copy(&src, &tmp)
+                .with_context(|| format!("copy blob {d} from {}", other.path.display()))?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("sync {}", tmp.display()))?;
+        }
+        self.store.adopt_temp(&tmp, d)
+    }
+
+    /// Point `tag` at `desc` in index.json, replacing an older entry.
+    pub fn tag(&self, tag: &str, desc: Descriptor) -> Result<()> {
+        let mut desc = desc;
+        index::set_ref_name(&mut desc, tag);
+        let entry = serde_json::to_value(&desc).context("serialise descriptor")?;
+        self.edit_index(|list| {
             list.retain(|d| d["annotations"][index::ANNOTATION_REF_NAME] != tag);
             list.push(entry);
-        }
-        write_json_atomic(&self.path.join("index.json"), &idx)
+            Ok(())
+        })
     }
 
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, d: &Descriptor) -> Result<T> {
         let digest = index::blob_digest(d)?;
         self.store.read_json(&digest, d.size())
+    }
+
+    /// The one index.json entry (or blob) a selector names, as `tag` and
+    /// `rm` see it: a multi-platform index stays an index.
+    pub fn top_descriptor(&self, sel: &Selector) -> Result<Descriptor> {
+        let mut c = self.top_candidates(sel)?;
+        if c.len() > 1 {
+            bail!("{}: {} entries match {sel}", self.path.display(), c.len());
+        }
+        Ok(c.remove(0))
     }
 
     /// The index.json entries a selector names.
@@ -206,8 +292,25 @@ impl Layout {
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let data = serde_json::to_vec(v).context("serialise JSON")?;
-    std::fs::write(&tmp, data).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename {} into place", path.display()))
+    let res = (|| -> Result<()> {
+        use std::io::Write;
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("write {}", tmp.display()))?;
+        f.write_all(&data)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("rename {} into place", path.display()))?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        crate::blobs::sync_dir(dir)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 /// Read an index blob (used by platform selection for nested indexes).
