@@ -60,7 +60,7 @@ fn oci_layer_type(mt: &MediaType) -> MediaType {
 
 /// The uncompressed digest of a layer blob (for base configs without
 /// diff_ids).
-fn diff_id_of(layout: &Layout, d: &index::Descriptor) -> Result<Digest> {
+pub fn diff_id_of(layout: &Layout, d: &index::Descriptor) -> Result<Digest> {
     let c = Compression::from_layer_media_type(d.media_type().as_ref())?;
     let digest = index::blob_digest(d)?;
     let mut r = layout.store.open(&digest, d.size())?;

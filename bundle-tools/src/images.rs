@@ -200,13 +200,23 @@ pub fn export_oci(l: &Layout, r: &Resolved, file: &Path, name: &str) -> Result<(
 pub fn export_docker(l: &Layout, r: &Resolved, file: &Path, name: Option<&str>) -> Result<()> {
     let cfg_d = index::blob_digest(r.manifest.config())?;
     let cfg_bytes = l.store.read_all(&cfg_d, r.manifest.config().size())?;
-    let diff_ids = r.config.rootfs().diff_ids().clone();
+    let mut diff_ids = r.config.rootfs().diff_ids().clone();
+    let mut cfg_bytes = cfg_bytes;
+    let mut cfg_d = cfg_d;
     if diff_ids.len() != r.manifest.layers().len() {
-        bail!(
-            "the image config lists {} diff_ids for {} layers",
-            diff_ids.len(),
-            r.manifest.layers().len()
-        );
+        // docker load needs them: compute, and write the config with them.
+        diff_ids = r
+            .manifest
+            .layers()
+            .iter()
+            .map(|d| crate::commit::diff_id_of(l, d).map(|x| x.to_string()))
+            .collect::<Result<_>>()?;
+        let mut v = r.config_raw.clone();
+        v["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+        cfg_bytes = serde_json::to_vec(&v)?;
+        let mut h = crate::blobs::Hasher::new(crate::blobs::Algorithm::Sha256);
+        h.update(&cfg_bytes);
+        cfg_d = h.finish();
     }
     let mut layer_names = Vec::new();
     for d in &diff_ids {

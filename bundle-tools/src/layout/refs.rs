@@ -69,6 +69,13 @@ impl ImageRef {
 /// Split `LAYOUT[:TAG]` / `LAYOUT@DIGEST`. A ':' only starts a tag after the
 /// last '/', so layout paths may contain colons in directory names.
 pub fn split_layout_ref(s: &str) -> (PathBuf, Selector) {
+    // An existing layout followed by `:TAG` wins, so tags may hold ':' and
+    // '/' (`LAYOUT:docker.io/library/busybox:1.36`, as import keeps names).
+    for (i, _) in s.match_indices(':') {
+        if i + 1 < s.len() && std::path::Path::new(&s[..i]).join("oci-layout").is_file() {
+            return (s[..i].into(), Selector::Tag(s[i + 1..].to_string()));
+        }
+    }
     let last = s.rfind('/').map(|i| i + 1).unwrap_or(0);
     let tail = &s[last..];
     if let Some(i) = tail.find('@') {
