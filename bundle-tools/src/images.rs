@@ -8,7 +8,7 @@ use crate::clock;
 use crate::config_edit::{self, HistoryEntry};
 use crate::layout::index::{self, Descriptor, ImageManifest, MediaType};
 use crate::layout::{Layout, Resolved};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
