@@ -5,7 +5,7 @@ TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 PREFIX ?= /usr/local
 # Debian packages the tests and peers need.
-DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace
+DEB_PACKAGES := busybox-static runc crun umoci skopeo podman hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace
 
 .PHONY: all deps build test test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
 

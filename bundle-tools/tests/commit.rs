@@ -534,3 +534,108 @@ fn image_management_tag_rmi_gc_config_export() {
     ok(&unpack(&format!("{}:web:v1", l2.display()), &x, &[]));
     assert_same_tree(&t.path().join("still/rootfs"), &x.join("rootfs"));
 }
+
+#[test]
+fn skopeo_and_podman_read_what_berth_bundle_writes() {
+    if !have("skopeo") {
+        eprintln!("SKIP: skopeo is not installed (make deps)");
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    base_image(&l);
+    let b = t.path().join("b");
+    ok(&unpack(&l.reference("base"), &b, &[]));
+    change(&b.join("rootfs"));
+    for tag in ["gz", "zst"] {
+        if tag == "zst" {
+            std::fs::write(b.join("rootfs/z"), b"zstd layer").expect("write");
+        }
+        ok(&run(&[
+            "commit",
+            b.to_str().expect("utf8"),
+            "--image",
+            &l.reference(tag),
+            "--compress",
+            if tag == "gz" { "gzip" } else { "zstd" },
+        ]));
+        let o = Command::new("skopeo")
+            .args(["inspect", &format!("oci:{}", l.reference(tag))])
+            .output()
+            .expect("skopeo");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(
+            v["Layers"].as_array().expect("layers").len(),
+            if tag == "gz" { 3 } else { 4 }
+        );
+        let dst = t.path().join("copy");
+        let o = Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                &format!("oci:{}", l.reference(tag)),
+                &format!("oci:{}:{tag}", dst.display()),
+            ])
+            .output()
+            .expect("skopeo");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let u = t.path().join(format!("u-{tag}"));
+        ok(&unpack(&format!("{}:{tag}", dst.display()), &u, &[]));
+        assert_same_tree(&b.join("rootfs"), &u.join("rootfs"));
+    }
+    if !have("podman") {
+        eprintln!("SKIP: podman is not installed (make deps)");
+        return;
+    }
+    // A private podman: its own root, runroot, tmpdir; cgroupfs.
+    let arch = t.path().join("web.tar");
+    ok(&run(&[
+        "export",
+        &l.reference("zst"),
+        &format!("docker-archive:{}:localhost/web:v1", arch.display()),
+    ]));
+    let p = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(t.path().join("pr"))
+            .arg("--runroot")
+            .arg(t.path().join("prr"))
+            .arg("--tmpdir")
+            .arg(t.path().join("pt"))
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args)
+            .output()
+            .expect("podman")
+    };
+    let o = p(&["load", "-i", arch.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = p(&["image", "inspect", "localhost/web:v1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v[0]["RootFS"]["Layers"].as_array().expect("layers").len(),
+        4
+    );
+    let o = p(&["run", "--rm", "--net=none", "localhost/web:v1", "/bin/true"]);
+    let _ = p(&["system", "reset", "-f"]);
+    let _ = sh(&format!(
+        "umount -R {}/pr 2>/dev/null; umount -R {}/prr 2>/dev/null",
+        t.path().display(),
+        t.path().display()
+    ));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    if err.contains("setrlimit") {
+        eprintln!(
+            "SKIP: podman run: this host refuses podman's rlimits ({})",
+            err.trim()
+        );
+    }
+}

@@ -210,13 +210,22 @@ pub fn export(a: ExportArgs) -> Result<()> {
         _ => None,
     };
     let split = |s: &str| -> (PathBuf, Option<String>) {
-        // FILE[:NAME]: the file need not exist, so split at the first ':'
-        // after the last '/'.
-        let last = s.rfind('/').map(|i| i + 1).unwrap_or(0);
-        match s[last..].find(':') {
-            Some(i) => (s[..last + i].into(), Some(s[last + i + 1..].to_string())),
-            None => (s.into(), None),
+        // FILE[:NAME]: FILE need not exist and NAME may hold ':' and '/':
+        // the first ':' whose prefix lies in an existing directory ends FILE.
+        for (i, _) in s.match_indices(':') {
+            let f = Path::new(&s[..i]);
+            let dir = match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if i > 0 && dir.is_dir() && !f.is_dir() {
+                return (
+                    f.into(),
+                    Some(s[i + 1..].to_string()).filter(|n| !n.is_empty()),
+                );
+            }
         }
+        (s.into(), None)
     };
     if let Some(rest) = a.dest.strip_prefix("docker-archive:") {
         let (f, n) = split(rest);
