@@ -34,7 +34,22 @@ pub fn run(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A hook's fields as the runtime-spec wants them (checked at create, and
+/// again when a hook runs).
+pub fn check(hook: &Hook) -> Result<()> {
+    for entry in hook.env().as_deref().unwrap_or_default() {
+        if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+            crate::bail!("invalid env entry {entry:?}: want KEY=VALUE");
+        }
+    }
+    if let Some(t) = hook.timeout().filter(|t| *t <= 0) {
+        crate::bail!("timeout must be greater than zero, got {t}");
+    }
+    Ok(())
+}
+
 fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
+    check(hook)?;
     let path = hook.path();
     let mut cmd = Command::new(path);
     // args[0] is argv[0]; with no args, argv is just [path].
@@ -42,19 +57,15 @@ fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
         cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear();
-    for entry in hook.env().as_deref().unwrap_or_default() {
-        match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                cmd.env(k, v);
-            }
-            _ => crate::bail!("invalid env entry {entry:?}: want KEY=VALUE"),
-        }
+    for (k, v) in hook
+        .env()
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+    {
+        cmd.env(k, v);
     }
-    let timeout = match hook.timeout() {
-        Some(t) if t <= 0 => crate::bail!("timeout must be greater than zero, got {t}"),
-        Some(t) => Some(Duration::from_secs(t as u64)),
-        None => None,
-    };
+    let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
 
     cmd.stdin(Stdio::from(state_memfd(state_json)?))
         .stdout(Stdio::piped())

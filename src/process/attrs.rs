@@ -8,14 +8,18 @@ use oci_spec::runtime::{
 
 use crate::error::{Error, Result};
 
-pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
-    let domain: libc::c_ulong = match p.domain() {
+/// The persona `linux.personality` asks for (checked in the parent).
+pub fn persona(p: &LinuxPersonality) -> Result<libc::c_ulong> {
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        crate::bail!("flags are not supported");
+    }
+    Ok(match p.domain() {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
-    };
-    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-        crate::bail!("linux.personality: flags are not supported");
-    }
+    })
+}
+
+pub fn set_personality(domain: libc::c_ulong) -> Result<()> {
     // SAFETY: personality takes an integer and touches no memory.
     if unsafe { libc::personality(domain) } == -1 {
         return Err(Error::from(std::io::Error::last_os_error())

@@ -12,7 +12,7 @@ use super::channel::{self, Channel, Msg};
 use super::fds;
 use super::launch::Launched;
 use super::namespaces::{self, proc_name, Join, Plan};
-use super::prepared::Prepared;
+use super::plan::ProcessPlan;
 use crate::cgroups::Manager;
 use crate::error::{Context, Error, Result};
 use crate::{sys, tty};
@@ -80,14 +80,14 @@ struct Child<'a> {
     keep_fds: Vec<RawFd>,
     user_join: Option<RawFd>,
     console_socket: Option<RawFd>,
-    prep: Prepared<'a>,
+    prep: ProcessPlan<'a>,
 }
 
 /// Start the process; returns once it is about to exec (or failed).
 pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let plan = plan_for(init_pid)?;
     let userns = plan.user_join.is_some();
-    let prep = Prepared::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
+    let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
     let mut own = vec![child_chan.raw_fd()];
     own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
@@ -134,7 +134,7 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         parent_chan.send(&Msg::Go(Vec::new()))?;
         match parent_chan.recv()? {
             Some(Msg::Ready) => Ok(()),
-            Some(Msg::Error(m)) => Err(Error::msg(m)),
+            Some(Msg::Error(m, n)) => Err(channel::remote_error(m, n)),
             Some(m) => Err(Error::msg(format!(
                 "unexpected {m:?} from the exec'd process"
             ))),
@@ -154,7 +154,7 @@ fn run_child(c: Child) -> ! {
         Ok(exe) => c.prep.exec(&exe, "exec"),
         Err(e) => e,
     };
-    if c.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+    if c.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth exec: {err}");
     }
     // SAFETY: _exit is always sound.

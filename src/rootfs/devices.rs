@@ -46,6 +46,9 @@ fn defaults() -> Vec<Device> {
 }
 
 fn from_spec(d: &LinuxDevice) -> Result<Device> {
+    if !d.path().starts_with("/dev") {
+        crate::bail!("device {}: not under /dev", d.path().display());
+    }
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
@@ -84,9 +87,6 @@ pub fn wanted(spec_devices: Option<&Vec<LinuxDevice>>) -> Result<Vec<Device>> {
 }
 
 pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
-    if !d.path.starts_with("/dev") {
-        crate::bail!("device {}: not under /dev", d.path.display());
-    }
     let what = || format!("create device {}", d.path.display());
     if userns {
         // A bind of the host's node: the kernel refuses mknod here.

@@ -70,6 +70,37 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::unshare(flags) } as libc::c_long).map(|_| ())
 }
 
+/// setresuid(uid, uid, uid).
+pub fn setresuid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: integer-only syscall; on failure credentials are unchanged.
+    check(unsafe { libc::setresuid(uid, uid, uid) } as libc::c_long).map(|_| ())
+}
+
+/// setresgid(gid, gid, gid).
+pub fn setresgid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: integer-only syscall; on failure credentials are unchanged.
+    check(unsafe { libc::setresgid(gid, gid, gid) } as libc::c_long).map(|_| ())
+}
+
+/// setgroups(2) with `groups`.
+pub fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the live slice.
+    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } as libc::c_long).map(|_| ())
+}
+
+/// setsid(2): a new session led by the caller.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid has no memory effects.
+    check(unsafe { libc::setsid() } as libc::c_long).map(|_| ())
+}
+
+/// setdomainname(2).
+pub fn setdomainname(name: &[u8]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the live byte slice.
+    check(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } as libc::c_long)
+        .map(|_| ())
+}
+
 pub fn prctl(op: libc::c_int, a: libc::c_ulong) -> io::Result<()> {
     // SAFETY: the prctl ops we use take integer arguments only.
     check(unsafe { libc::prctl(op, a, 0, 0, 0) } as libc::c_long).map(|_| ())

@@ -1,6 +1,6 @@
-//! The container's process as runc runs it, prepared in the parent
-//! (strings, limits, capabilities, seccomp) and applied in the child just
-//! before execve: shared by the container init and `exec`.
+//! The process plan: the container's process as runc runs it, prepared in
+//! the parent (strings, limits, capabilities, seccomp) and applied in the
+//! child just before execve; shared by the container init and `exec`.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -15,7 +15,7 @@ use crate::{seccomp, sys};
 
 pub type Rlimit = (libc::__rlimit_resource_t, u64, u64, String);
 
-pub struct Prepared<'a> {
+pub struct ProcessPlan<'a> {
     pub process: &'a Process,
     /// In a user namespace (setgroups may be denied there).
     pub userns: bool,
@@ -30,7 +30,7 @@ pub struct Prepared<'a> {
     pub keep_fds: u32,
 }
 
-impl<'a> Prepared<'a> {
+impl<'a> ProcessPlan<'a> {
     /// Parent side: everything that can fail on bad input fails here.
     pub fn new(
         process: &'a Process,
@@ -38,19 +38,20 @@ impl<'a> Prepared<'a> {
         userns: bool,
         extra_env: &[String],
         keep_fds: u32,
-    ) -> Result<Prepared<'a>> {
+    ) -> Result<ProcessPlan<'a>> {
         let (args, mut env) = process_strings(process)?;
         for e in extra_env {
             env.push(cstring(e.clone())?);
         }
-        Ok(Prepared {
+        Ok(ProcessPlan {
             process,
             userns,
-            caps: capabilities::parse(process.capabilities().as_ref())?,
+            caps: capabilities::parse(process.capabilities().as_ref())
+                .context("process.capabilities")?,
             last_cap: capabilities::last_cap(),
-            rlimits: parse_rlimits(process)?,
+            rlimits: parse_rlimits(process).context("process.rlimits")?,
             seccomp: match seccomp_cfg {
-                Some(s) => Some(seccomp::compile(s).context("seccomp")?),
+                Some(s) => Some(seccomp::compile(s).context("linux.seccomp")?),
                 None => None,
             },
             no_new_privs: process.no_new_privileges().unwrap_or(false),
@@ -250,13 +251,15 @@ fn process_strings(p: &Process) -> Result<(Vec<CString>, Vec<CString>)> {
     let args = args
         .iter()
         .map(|a| cstring(a.clone()))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .context("process.args")?;
     let env = p
         .env()
         .iter()
         .flatten()
         .map(|e| cstring(e.clone()))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .context("process.env")?;
     Ok((args, env))
 }
 
