@@ -31,17 +31,9 @@ pub fn apply(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<()> {
     if rest == OPAQUE {
         return opaque(x, parent);
     }
-    if rest.starts_with(b".wh.") {
-        // Other `.wh..wh.` names are aufs internals with no meaning here.
+    let Some(target) = hidden_path(x, parent, rest)? else {
         return Ok(());
-    }
-    if rest.is_empty() || rest == b"." || rest == b".." || rest.contains(&b'/') {
-        anyhow::bail!("invalid whiteout name");
-    }
-    let target = parent.join(OsStr::from_bytes(rest));
-    if x.layer_paths().contains(&target) {
-        return Ok(());
-    }
+    };
     let pfd = match x.open_dir(parent, false) {
         Ok(fd) => fd,
         // Nothing below a missing (or non-directory) parent to delete.
@@ -61,6 +53,20 @@ pub fn apply(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The lower-layer path `parent/.wh.<rest>` hides, or None when there is
+/// nothing to do (aufs' other `.wh..wh.` names; a path this layer wrote).
+fn hidden_path(x: &impl LayerTree, parent: &Path, rest: &[u8]) -> Result<Option<PathBuf>> {
+    if rest.starts_with(b".wh.") {
+        // Other `.wh..wh.` names are aufs internals with no meaning here.
+        return Ok(None);
+    }
+    if rest.is_empty() || rest == b"." || rest == b".." || rest.contains(&b'/') {
+        anyhow::bail!("invalid whiteout name");
+    }
+    let target = parent.join(OsStr::from_bytes(rest));
+    Ok((!x.layer_paths().contains(&target)).then_some(target))
+}
+
 /// overlayfs' form: `.wh.NAME` is a 0/0 character device NAME, the opaque
 /// marker `trusted.overlay.opaque=y` on its directory.
 fn record_overlay(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<()> {
@@ -71,16 +77,9 @@ fn record_overlay(x: &mut impl LayerTree, parent: &Path, rest: &[u8]) -> Result<
         return sys::lsetxattrat(dfd.as_fd(), c".", c"trusted.overlay.opaque", b"y")
             .with_context(|| format!("mark {} opaque", parent.display()));
     }
-    if rest.starts_with(b".wh.") {
+    let Some(target) = hidden_path(x, parent, rest)? else {
         return Ok(());
-    }
-    if rest.is_empty() || rest == b"." || rest == b".." || rest.contains(&b'/') {
-        anyhow::bail!("invalid whiteout name");
-    }
-    let target = parent.join(OsStr::from_bytes(rest));
-    if x.layer_paths().contains(&target) {
-        return Ok(());
-    }
+    };
     let pfd = x
         .open_dir(parent, true)
         .with_context(|| format!("whiteout {}", target.display()))?;

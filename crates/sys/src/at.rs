@@ -181,16 +181,7 @@ fn timespecs(mtime: i64) -> [libc::timespec; 2] {
 }
 
 pub fn utimensat(dir: BorrowedFd<'_>, name: &CStr, mtime: i64) -> io::Result<()> {
-    let ts = timespecs(mtime);
-    // SAFETY: valid descriptor, name and a two-element timespec array.
-    check(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    utimensat_ns(dir, name, mtime, 0)
 }
 
 pub fn futimens(fd: BorrowedFd<'_>, mtime: i64) -> io::Result<()> {
