@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
 	containerd podman conmon containernetworking-plugins docker.io tini
 
-.PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-unpack clippy fmt clean conformance
+.PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -63,6 +63,7 @@ test-cgroup2: deps
 bench: deps build
 	scripts/bench-run.sh $(CURDIR)/$(RELEASE)/berth
 	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
+	bundle-tools/bench/commit.sh $(RELEASE)/berth-bundle
 
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
@@ -72,6 +73,12 @@ install: build
 bench-unpack: deps
 	$(CARGO) build --release -p berth-bundle
 	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
+
+# Overlay bundle of a cached image, and commit of 100 changed files vs
+# umoci repack, on a ~300 MB image.
+bench-commit: deps
+	$(CARGO) build --release -p berth-bundle
+	bundle-tools/bench/commit.sh $(RELEASE)/berth-bundle
 
 # OCI runtime-spec conformance: berth (skipped with a reason while it cannot
 # run a container) side by side with runc and crun; regenerates
