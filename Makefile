@@ -5,9 +5,9 @@ TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 PREFIX ?= /usr/local
 # Debian packages the tests and peers need.
-DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace
+DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace
 
-.PHONY: all deps build test test-cgroup2 demo install bench bench-unpack clippy fmt clean conformance
+.PHONY: all deps build test test-cgroup2 demo install bench bench-quick bench-build bench-profile bench-unpack clippy fmt clean conformance
 
 all: build
 
@@ -33,16 +33,43 @@ test: deps build
 	guest/test-cgroup2.sh
 	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
+	$(MAKE) --no-print-directory bench-quick
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
 test-cgroup2: deps
 	guest/test-cgroup2.sh
 
-# Start-up time side by side with runc and crun (hyperfine, one run).
-bench: deps build
-	scripts/bench-run.sh $(CURDIR)/$(RELEASE)/berth
-	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
+# Benchmarks (bench/README.md): berth against runc and crun (run, create,
+# start, delete, exec, 100 running containers, peak RSS, CPU, floors) and
+# berth-bundle against umoci, in interleaved rounds; markdown on stdout,
+# bench/RESULTS.md and bench/results.json. Two berth binaries side by side:
+#   make bench BERTH_OLD=path/to/old/berth      (BERTH= for the new one)
+# bench-quick: the same in fewer rounds on a small image (CI's smoke test;
+# results in target/bench/). bench-profile: where `berth run` spends its
+# time (perf, strace, callgrind) into bench/PROFILE.md.
+BENCH := $(RELEASE)/berth-bench
+BERTH_OLD ?=
+BENCH_ARGS ?=
+BENCH_RUNTIMES = --runtime berth=$(BERTH) $(if $(BERTH_OLD),--runtime berth-old=$(BERTH_OLD))
+PROFILE_PACKAGES := valgrind linux-perf
+
+bench-build:
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target
+
+bench: deps build bench-build
+	$(BENCH) --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+bench-quick: deps build bench-build
+	$(BENCH) --quick --strict --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+bench-profile: deps build bench-build
+	@missing=$$(for p in $(PROFILE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	PROFILE_DIR=$(CURDIR)/target/bench/profile $(BENCH) env --repo $(CURDIR) $(BENCH_RUNTIMES) -- bash bench/profile.sh $(CURDIR)/bench/PROFILE.md
 
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
