@@ -4,10 +4,15 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 PREFIX ?= /usr/local
-# Debian packages the tests and peers need.
-DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace
+# Debian packages the tests and peers need. The caller suite (callers/)
+# needs containerd (ctr, containerd-shim-runc-v2), podman (with conmon; as
+# root on overlay it needs neither uidmap nor fuse-overlayfs; CNI plugins
+# for its network backend) and docker.io (dockerd, /usr/bin/docker,
+# docker-init from tini).
+DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
+	containerd podman conmon containernetworking-plugins docker.io tini
 
-.PHONY: all deps build test test-cgroup2 demo install bench bench-quick bench-build bench-profile bench-unpack clippy fmt clean conformance
+.PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -25,15 +30,30 @@ build:
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(RELEASE)/berth $(CURDIR)/$(RELEASE)/berth-bundle
 
-# Everything: unit and integration tests on this host (cgroup v1), the
-# cgroup suite again on cgroup v2 in the guest, then the conformance suite
-# (fails if berth fails an assertion runc or crun passes here).
+# Everything: unit and integration tests on this host (cgroup v1), berth
+# under its real callers (containerd, podman, Docker; fails if berth fails
+# a check runc passes), the cgroup suite again on cgroup v2 in the guest,
+# then the conformance suite (fails if berth fails an assertion runc or
+# crun passes here).
 test: deps build
 	$(CARGO) test --release --workspace -- --test-threads=2
+	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 	guest/test-cgroup2.sh
 	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 	$(MAKE) --no-print-directory bench-quick
+
+# berth under containerd's shim (ctr), podman's conmon and Docker, each
+# check with runc too; the runtime calls they make are recorded in
+# target/callers/records (see callers/README.md). CALLERS_ARGS: e.g.
+# `--only docker`, `--full`.
+CALLERS_ARGS ?=
+test-callers: deps build
+	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
+
+# make test with the longer loops of the caller suite (--full).
+test-full:
+	$(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
@@ -79,6 +99,12 @@ install: build
 bench-unpack: deps
 	$(CARGO) build --release -p berth-bundle
 	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
+
+# Overlay bundle of a cached image, and commit of 100 changed files vs
+# umoci repack, on a ~300 MB image.
+bench-commit: deps
+	$(CARGO) build --release -p berth-bundle
+	bundle-tools/bench/commit.sh $(RELEASE)/berth-bundle
 
 # OCI runtime-spec conformance: berth (skipped with a reason while it cannot
 # run a container) side by side with runc and crun; regenerates

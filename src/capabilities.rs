@@ -77,43 +77,7 @@ impl CapSets {
     /// Set effective, permitted and inheritable in one capset, then raise
     /// what of the ambient set the kernel allows. Runs after the user switch (with PR_SET_KEEPCAPS).
     pub fn apply(&self) -> Result<()> {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let split = |m: u64| (m as u32, (m >> 32) as u32);
-        let (e0, e1) = split(self.effective);
-        let (p0, p1) = split(self.permitted);
-        let (i0, i1) = split(self.inheritable);
-        let mut hdr = Header {
-            version: 0x2008_0522,
-            pid: 0,
-        }; // _LINUX_CAPABILITY_VERSION_3
-        let data = [
-            Data {
-                effective: e0,
-                permitted: p0,
-                inheritable: i0,
-            },
-            Data {
-                effective: e1,
-                permitted: p1,
-                inheritable: i1,
-            },
-        ];
-        // SAFETY: header and the two data structs have the kernel's v3
-        // layout and outlive the call.
-        let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
-        if r != 0 {
-            let e = Error::from(std::io::Error::last_os_error());
+        if let Err(e) = crate::sys::capset(self.effective, self.permitted, self.inheritable) {
             let mut what = format!(
                 "set capabilities (effective {}; permitted {}; inheritable {})",
                 names(self.effective),
@@ -128,30 +92,17 @@ impl CapSets {
                     " [CAP_SYS_RESOURCE requested: is it in the runtime's own bounding set?]",
                 );
             }
-            return Err(e.context(what));
+            return Err(Error::from(e).context(what));
         }
-        for cap in 0..64u64 {
-            if self.ambient & (1 << cap) != 0 {
-                // SAFETY: integer-only prctl.
-                let r = unsafe {
-                    libc::prctl(
-                        libc::PR_CAP_AMBIENT,
-                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                        cap,
-                        0,
-                        0,
-                    )
-                };
-                if r != 0 {
-                    // As runc: an ambient capability the kernel refuses
-                    // (not in permitted and inheritable, as in `runc
-                    // spec`'s config) is not raised, and that is no error.
-                    crate::logging::debug(&format!(
-                        "ambient capability {} not raised: {}",
-                        names(1 << cap),
-                        std::io::Error::last_os_error()
-                    ));
-                }
+        for cap in (0..64u32).filter(|c| self.ambient & (1 << c) != 0) {
+            if let Err(e) = crate::sys::raise_ambient(cap) {
+                // As runc: an ambient capability the kernel refuses (not in
+                // permitted and inheritable, as in `runc spec`'s config) is
+                // not raised, and that is no error.
+                crate::logging::debug(&format!(
+                    "ambient capability {} not raised: {e}",
+                    names(1 << cap)
+                ));
             }
         }
         Ok(())

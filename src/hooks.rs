@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +34,22 @@ pub fn run(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A hook's fields as the runtime-spec wants them (checked at create, and
+/// again when a hook runs).
+pub fn check(hook: &Hook) -> Result<()> {
+    for entry in hook.env().as_deref().unwrap_or_default() {
+        if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+            crate::bail!("invalid env entry {entry:?}: want KEY=VALUE");
+        }
+    }
+    if let Some(t) = hook.timeout().filter(|t| *t <= 0) {
+        crate::bail!("timeout must be greater than zero, got {t}");
+    }
+    Ok(())
+}
+
 fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
+    check(hook)?;
     let path = hook.path();
     let mut cmd = Command::new(path);
     // args[0] is argv[0]; with no args, argv is just [path].
@@ -42,19 +57,15 @@ fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
         cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear();
-    for entry in hook.env().as_deref().unwrap_or_default() {
-        match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                cmd.env(k, v);
-            }
-            _ => crate::bail!("invalid env entry {entry:?}: want KEY=VALUE"),
-        }
+    for (k, v) in hook
+        .env()
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+    {
+        cmd.env(k, v);
     }
-    let timeout = match hook.timeout() {
-        Some(t) if t <= 0 => crate::bail!("timeout must be greater than zero, got {t}"),
-        Some(t) => Some(Duration::from_secs(t as u64)),
-        None => None,
-    };
+    let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
 
     cmd.stdin(Stdio::from(state_memfd(state_json)?))
         .stdout(Stdio::piped())
@@ -81,27 +92,16 @@ fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
 /// A memfd holding `data`, positioned at 0: the hook reads the state and then
 /// sees EOF, and a hook that never reads it can't block us.
 fn state_memfd(data: &[u8]) -> Result<OwnedFd> {
-    // SAFETY: the name is a valid NUL-terminated string and the flags are
-    // valid; the returned fd is checked before use.
-    let fd = unsafe { libc::memfd_create(c"berth-hook-state".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("memfd_create");
-    }
-    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
-    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut file = File::from(
+        crate::sys::memfd_create(c"berth-hook-state", libc::MFD_CLOEXEC).context("memfd_create")?,
+    );
     file.write_all(data).context("write state to memfd")?;
     file.rewind().context("rewind state memfd")?;
     Ok(file.into())
 }
 
 fn pidfd_open(pid: u32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("pidfd_open");
-    }
-    // SAFETY: the syscall returned a fresh fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::sys::pidfd_open(pid as libc::pid_t).context("pidfd_open")
 }
 
 /// Collect the hook's output until it exits or `timeout` passes.

@@ -11,15 +11,19 @@ pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod features;
 pub mod hooks;
 pub mod lifecycle;
 pub mod logging;
 pub mod process;
+pub mod ps;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod tty;
+pub mod update;
+pub mod validate;
 
 /// The syscall layer (the `berth-sys` crate, shared with berth-bundle).
 pub use berth_sys as sys;

@@ -11,30 +11,58 @@ use std::path::{Path, PathBuf};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::{LinuxResources, Spec};
 
-use crate::cgroups::update::UpdateOptions;
+use crate::update::UpdateOptions;
 
 use crate::container::{self, Container, State, Status, EXEC_FIFO};
 use crate::error::{Context, Error, Result};
-use crate::process::launch::{self, Launch, Launched};
+use crate::process::launch::{self, Launched};
 use crate::process::wait;
-use crate::{cgroups, hooks, logging, spec, sys};
+use crate::{cgroups, hooks, logging, spec, sys, validate};
 
-pub struct CreateOpts {
+/// `create` and `run`: everything besides the config.
+pub struct CreateOptions {
     pub root: PathBuf,
     pub id: String,
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
+    pub console: Console,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
-    /// `run` driving the terminal itself: the end the init sends the pty
-    /// master on (instead of a --console-socket path).
-    pub console_fd: Option<OwnedFd>,
-    /// `run` or `create`: a terminal without a console socket is only
-    /// allowed when `run` proxies it.
-    pub detached: bool,
+}
+
+/// Where a container's terminal goes.
+pub enum Console {
+    None,
+    /// `--console-socket PATH`: the pty master is sent there.
+    Socket(PathBuf),
+    /// The runtime drives the terminal itself (foreground `run` or
+    /// `exec`): the master comes back on this socketpair end.
+    Proxied(OwnedFd),
+}
+
+impl Console {
+    /// Connect to the console socket (if any): the fd the init sends the
+    /// pty master on.
+    fn connect(self) -> Result<Option<OwnedFd>> {
+        Ok(match self {
+            Console::None => None,
+            Console::Proxied(fd) => Some(fd),
+            Console::Socket(path) => Some(OwnedFd::from(
+                std::os::unix::net::UnixStream::connect(&path)
+                    .with_context(|| format!("connect to console socket {}", path.display()))?,
+            )),
+        })
+    }
+
+    fn check(&self, terminal: bool) -> Result<()> {
+        crate::validate::console(
+            terminal,
+            matches!(self, Console::Socket(_)),
+            matches!(self, Console::Proxied(_)),
+        )
+    }
 }
 
 /// Load and minimally check `<bundle>/config.json`.
@@ -53,39 +81,26 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
     Ok(spec)
 }
 
-pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
+/// Create the container `o.id` from `spec` (the bundle's config.json,
+/// parsed once by the caller): validate it into a plan, make the state
+/// directory and cgroups, launch the init. Nothing is left behind on error.
+pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     container::validate_id(&o.id)?;
-    let bundle = std::fs::canonicalize(&o.bundle)
-        .with_context(|| format!("bundle {}", o.bundle.display()))?;
-    let spec = load_spec(&bundle)?;
-    let root_path = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path().clone())
-        .unwrap_or_else(|| "rootfs".into());
-    let rootfs = std::fs::canonicalize(bundle.join(&root_path))
-        .with_context(|| format!("rootfs {}", bundle.join(&root_path).display()))?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal && o.console_socket.is_none() && o.console_fd.is_none() {
-        crate::bail!("cannot allocate tty if berth will detach without setting console socket");
-    }
-    if !terminal && o.console_socket.is_some() {
-        crate::bail!("cannot use console socket if berth will not detach or allocate tty");
-    }
-    let _ = o.detached;
-    let console_socket = match (&o.console_socket, o.console_fd.take()) {
-        (_, Some(fd)) => Some(fd),
-        (Some(path), None) => {
-            let s = std::os::unix::net::UnixStream::connect(path)
-                .with_context(|| format!("connect to console socket {}", path.display()))?;
-            Some(OwnedFd::from(s))
-        }
-        (None, None) => None,
-    };
+    let listen_fds = launch::listen_fds().unwrap_or(0);
+    let plan = validate::container(
+        spec,
+        &validate::RuntimeOptions {
+            id: &o.id,
+            bundle: &o.bundle,
+            no_pivot: o.no_pivot,
+            no_new_keyring: o.no_new_keyring,
+            listen_fds,
+            preserve_fds: o.preserve_fds,
+        },
+    )?;
+    o.console
+        .check(plan.process.process.terminal().unwrap_or(false))?;
+    let console_socket = o.console.connect()?;
     let cgroup = cgroups::Manager::new(
         &o.id,
         spec.linux()
@@ -101,8 +116,8 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
         id: o.id.clone(),
         pid: 0,
         start_time: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
+        bundle: plan.bundle.clone(),
+        rootfs: plan.rootfs_path().to_path_buf(),
         created: logging::rfc3339_now(),
         owner: owner_name(),
         annotations: spec
@@ -113,37 +128,17 @@ pub fn create(mut o: CreateOpts) -> Result<(Container, Launched)> {
             .collect(),
         hooks: spec.hooks().clone(),
         cgroup,
-        own_pid_ns: spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|nss| {
-                nss.iter().any(|n| {
-                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
-                })
-            }),
+        own_pid_ns: plan.namespaces.new & libc::CLONE_NEWPID != 0,
     };
     let res = (|| -> Result<Launched> {
+        // What `exec` needs later, so it never rereads the bundle.
+        container::save_exec_config(&dir, spec)?;
         state
             .cgroup
             .create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
         let leaf = state.cgroup.open_leaf()?;
         let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
-        let launched = launch::launch(
-            Launch {
-                id: &o.id,
-                spec: &spec,
-                bundle: &bundle,
-                rootfs: &rootfs,
-                state_dir: &dir,
-                console_socket,
-                no_pivot: o.no_pivot,
-                no_new_keyring: o.no_new_keyring,
-                preserve_fds: o.preserve_fds,
-                cgroup_fd,
-            },
-            &mut state,
-        )?;
+        let launched = launch::launch(&plan, &mut state, &dir, console_socket, cgroup_fd)?;
         if let Err(e) = container::save_state(&dir, &state)
             .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
         {
@@ -175,7 +170,7 @@ fn write_pid_file(path: Option<&Path>, pid: i32) -> Result<()> {
 
 fn owner_name() -> String {
     // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = sys::geteuid();
     if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
         for line in passwd.lines() {
             let mut f = line.split(':');
@@ -424,30 +419,37 @@ pub fn update(
     Ok(())
 }
 
-/// Start `process` inside the running container (`exec`).
+/// `exec`: everything besides the process.
+pub struct ExecOptions {
+    pub console: Console,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// Start `process` inside the running container (`exec`), with the
+/// container's seccomp profile from `cfg`.
 pub fn exec(
     c: &Container,
+    cfg: &container::ExecConfig,
     process: &oci_spec::runtime::Process,
-    console_socket: Option<OwnedFd>,
-    preserve_fds: u32,
-    ignore_paused: bool,
+    o: ExecOptions,
 ) -> Result<Launched> {
+    o.console.check(process.terminal().unwrap_or(false))?;
     match c.status() {
         Status::Stopped => crate::bail!("cannot exec in a stopped container"),
-        Status::Paused if !ignore_paused => {
+        Status::Paused if !o.ignore_paused => {
             crate::bail!("cannot exec in a paused container (use --ignore-paused)")
         }
         _ => {}
     }
-    let spec = load_spec(&c.state.bundle)?;
     crate::process::exec::exec(
         c.state.pid,
         &c.state.cgroup,
         crate::process::exec::ExecOpts {
             process,
-            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
-            console_socket,
-            preserve_fds,
+            seccomp: cfg.seccomp.as_ref(),
+            console_socket: o.console.connect()?,
+            preserve_fds: o.preserve_fds,
         },
     )
 }

@@ -14,7 +14,7 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 use nix::sys::termios::{self, SetArg, SpecialCharacterIndices, Termios};
 use oci_spec::runtime::Box as ConsoleSize;
 
-use crate::{Context, Result};
+use crate::{sys, Context, Result};
 
 /// Open a new pty pair from the devpts instance mounted at `pts_dir`
 /// (`<rootfs>/dev/pts` before pivot_root) and apply `size`. Returns
@@ -28,26 +28,14 @@ pub fn open_pty(pts_dir: &Path, size: Option<&ConsoleSize>) -> Result<(OwnedFd, 
         .open(&ptmx)
         .with_context(|| format!("open {}", ptmx.display()))?
         .into();
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads one int from the valid pointer.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("unlockpt");
-    }
+    sys::unlock_pty(master.as_fd()).context("unlockpt")?;
     // TIOCGPTPEER opens the slave relative to the master's devpts instance,
     // so no path lookup (which could resolve into the wrong instance).
-    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
-    let fd = unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("ioctl TIOCGPTPEER");
-    }
-    // SAFETY: the ioctl returned a fresh fd that we now own.
-    let slave = unsafe { OwnedFd::from_raw_fd(fd) };
+    let slave = sys::open_pty_peer(
+        master.as_fd(),
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+    )
+    .context("ioctl TIOCGPTPEER")?;
     if let Some(size) = size {
         let ws = libc::winsize {
             ws_row: u16::try_from(size.height()).unwrap_or(u16::MAX),
@@ -61,34 +49,16 @@ pub fn open_pty(pts_dir: &Path, size: Option<&ConsoleSize>) -> Result<(OwnedFd, 
 }
 
 fn set_winsize(fd: BorrowedFd, ws: &libc::winsize) -> Result<()> {
-    // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("ioctl TIOCSWINSZ");
-    }
-    Ok(())
+    sys::set_winsize(fd, ws).context("ioctl TIOCSWINSZ")
 }
 
 fn get_winsize(fd: BorrowedFd) -> Result<libc::winsize> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("ioctl TIOCGWINSZ");
-    }
-    Ok(ws)
+    sys::get_winsize(fd).context("ioctl TIOCGWINSZ")
 }
 
 /// The slave's path as seen inside the container, `/dev/pts/N`.
 pub fn pty_name(master: BorrowedFd) -> Result<String> {
-    let mut n: libc::c_uint = 0;
-    // SAFETY: TIOCGPTN writes one unsigned int into the valid pointer.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("ioctl TIOCGPTN");
-    }
+    let n = sys::pty_number(master).context("ioctl TIOCGPTN")?;
     Ok(format!("/dev/pts/{n}"))
 }
 
@@ -158,17 +128,10 @@ pub fn attach_slave(slave: OwnedFd) -> Result<()> {
         Ok(_) | Err(nix::errno::Errno::EPERM) => {}
         Err(e) => return Err(crate::Error::from(e).context("setsid")),
     }
-    // SAFETY: TIOCSCTTY takes an int argument by value (0: don't steal).
-    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("ioctl TIOCSCTTY");
-    }
+    sys::set_controlling_tty(slave.as_fd()).context("ioctl TIOCSCTTY")?;
     for target in 0..=2 {
-        // SAFETY: dup2 onto the standard fds; both fds are valid and the
-        // targets are meant to be replaced.
-        if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("dup2 pty slave onto fd {target}"));
-        }
+        sys::dup2(slave.as_fd(), target)
+            .with_context(|| format!("dup2 pty slave onto fd {target}"))?;
     }
     if slave.as_raw_fd() <= 2 {
         // It is now one of the standard fds; don't close it.

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth::cgroups::update::{events, resources_from_json};
 use berth::cgroups::FreezerState;
+use berth::events::events;
+use berth::update::resources_from_json;
 use cgroups_common::*;
 
 #[test]
@@ -281,11 +282,8 @@ fn ps_lists_exactly_the_container_processes() {
     });
     let pids = cg.m.pids().unwrap();
     assert_eq!(pids, vec![c.pid]);
-    assert_eq!(
-        berth::cgroups::ps::json(&pids).unwrap(),
-        format!("[{}]", c.pid)
-    );
-    let t = berth::cgroups::ps::table(&pids, &["-ef".to_string()]).unwrap();
+    assert_eq!(berth::ps::json(&pids).unwrap(), format!("[{}]", c.pid));
+    let t = berth::ps::table(&pids, &["-ef".to_string()]).unwrap();
     let rows: Vec<&str> = t.lines().collect();
     assert_eq!(rows.len(), 2, "{t}");
     assert!(rows[0].contains("PID"));

@@ -73,10 +73,8 @@ fn events_stats_has_the_same_shape_as_runc() {
         "runc is needed for the comparison (make deps installs it)"
     );
     // SAFETY: prctl with integer arguments.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
-        0
-    );
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(r, 0);
     let dir = std::env::temp_dir().join(format!("berth-events-{}", std::process::id()));
     let bundle = dir.join("bundle");
     std::fs::create_dir_all(bundle.join("rootfs/bin")).unwrap();

@@ -292,7 +292,7 @@ fn update_options_apply_to_a_live_container() {
     if !on_v1() {
         return;
     }
-    use berth::cgroups::update::UpdateOptions;
+    use berth::update::UpdateOptions;
     let cg = TestCgroup::new("updopts", Some(res(r#"{"memory":{"limit":67108864}}"#)));
     let o = UpdateOptions {
         memory: Some("32m".into()),
@@ -331,7 +331,7 @@ fn disable_oom_killer_leaves_the_process_waiting_instead_of_killed() {
     let watcher = std::thread::spawn(move || {
         let mut out = Vec::new();
         let mut running = || !d.load(std::sync::atomic::Ordering::SeqCst);
-        berth::cgroups::update::events(
+        berth::events::events(
             &m,
             "x",
             std::time::Duration::from_secs(60),

@@ -100,6 +100,7 @@ fn rlimits_are_applied() {
 fn rlimit_above_hard_limit_fails_clearly_without_cap_sys_resource() {
     // This machine's root lacks CAP_SYS_RESOURCE in its bounding set: raising
     // a hard limit fails for every runtime. berth must say so, and clean up.
+    // SAFETY: getrlimit writes into the zeroed rlimit we own.
     let cur = unsafe {
         let mut l: libc::rlimit = std::mem::zeroed();
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);

@@ -215,8 +215,6 @@ fn delete_of_a_stopped_container_kills_what_is_left_in_its_cgroup() {
     assert!(child > 0);
     rt.ok(&["delete", "t-delete-left"]);
     // SAFETY: blocking wait for a reparented child of ours.
-    assert_eq!(
-        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) },
-        child
-    );
+    let reaped = unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    assert_eq!(reaped, child);
 }

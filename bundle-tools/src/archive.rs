@@ -5,7 +5,7 @@
 
 use crate::blobs::{Algorithm, Compression, Digest, Hasher};
 use crate::layer::path::normalize;
-use crate::layout::index::{self, Descriptor, Index};
+use crate::layout::index::{self, Descriptor, ImageIndex, ImageManifest, MediaType};
 use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -46,16 +46,74 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        crate::unpack::remove_tree(&self.dir);
+        crate::tempdir::remove_tree(&self.dir);
     }
 }
 
-/// Import FILE into the layout at `layout_path` (created if needed) as `tag`.
-/// Returns the descriptor tagged.
-pub fn import(file: &Path, layout_path: &Path, tag: &str) -> Result<Descriptor> {
+/// One image of an archive, imported: its descriptor and the names the
+/// archive gives it (docker-archive RepoTags, OCI ref.name annotations).
+pub struct Imported {
+    pub desc: Descriptor,
+    pub names: Vec<String>,
+}
+
+/// Pick the image `pick` names (a name, or `@N` for the N-th) out of those
+/// an archive holds; without `pick`, the only one.
+pub fn select<'a>(file: &Path, images: &'a [Imported], pick: Option<&str>) -> Result<&'a Imported> {
+    let listing = || {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if m.names.is_empty() {
+                    format!("@{i}")
+                } else {
+                    format!("@{i} ({})", m.names.join(", "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match pick {
+        None if images.len() == 1 => Ok(&images[0]),
+        None => bail!(
+            "{}: the archive holds {} images; name one as ARCHIVE:REF (images: {})",
+            file.display(),
+            images.len(),
+            listing()
+        ),
+        Some(p) => {
+            if let Some(n) = p.strip_prefix('@').and_then(|n| n.parse::<usize>().ok()) {
+                return images.get(n).with_context(|| {
+                    format!("{}: no image @{n} (images: {})", file.display(), listing())
+                });
+            }
+            let want = |n: &String| {
+                n == p
+                    || n.strip_prefix("docker.io/library/") == Some(p)
+                    || n.strip_prefix("docker.io/") == Some(p)
+            };
+            images
+                .iter()
+                .find(|m| m.names.iter().any(want))
+                .with_context(|| {
+                    format!(
+                        "{}: no image named {p:?} (images: {})",
+                        file.display(),
+                        listing()
+                    )
+                })
+        }
+    }
+}
+
+/// Import every image of FILE into the layout at `layout_path` (created if
+/// needed); tags are not set.
+pub fn import_images(file: &Path, layout_path: &Path) -> Result<(Layout, Vec<Imported>)> {
     let layout = Layout::open_or_create(layout_path)?;
+    let _blobs = layout.lock_blobs(false)?;
     let staged = stage(file, layout_path)?;
-    let desc = if staged.dir.join("oci-layout").is_file() {
+    let images = if staged.dir.join("oci-layout").is_file() {
         import_oci(&layout, &staged)?
     } else if staged.dir.join("manifest.json").is_file() {
         import_docker(&layout, &staged)?
@@ -65,8 +123,46 @@ pub fn import(file: &Path, layout_path: &Path, tag: &str) -> Result<Descriptor> 
             file.display()
         );
     };
-    layout.tag(tag, desc.clone())?;
-    Ok(desc)
+    drop(_blobs);
+    Ok((layout, images))
+}
+
+/// Import the image `pick` selects (see [`select`]) as `tag`.
+pub fn import_one(
+    file: &Path,
+    pick: Option<&str>,
+    layout_path: &Path,
+    tag: &str,
+) -> Result<Descriptor> {
+    let (layout, images) = import_images(file, layout_path)?;
+    let img = select(file, &images, pick)?;
+    layout.tag(tag, img.desc.clone())?;
+    Ok(img.desc.clone())
+}
+
+/// Import FILE keeping the archive's names as tags (`latest` for an
+/// unnamed single image). Returns (tag, descriptor) pairs.
+pub fn import_keeping_names(file: &Path, layout_path: &Path) -> Result<Vec<(String, Descriptor)>> {
+    let (layout, images) = import_images(file, layout_path)?;
+    let mut out = Vec::new();
+    for (i, m) in images.iter().enumerate() {
+        let names = if m.names.is_empty() {
+            if images.len() > 1 {
+                bail!(
+                    "{}: image @{i} has no name; import it with LAYOUT:TAG and ARCHIVE:@{i}",
+                    file.display()
+                );
+            }
+            vec!["latest".to_string()]
+        } else {
+            m.names.clone()
+        };
+        for n in names {
+            layout.tag(&n, m.desc.clone())?;
+            out.push((n, m.desc.clone()));
+        }
+    }
+    Ok(out)
 }
 
 fn stage(file: &Path, layout_path: &Path) -> Result<Staged> {
@@ -78,7 +174,27 @@ fn stage(file: &Path, layout_path: &Path) -> Result<Staged> {
             .with_context(|| format!("read {}", file.display()))?
             .to_vec()
     };
-    let dec = Compression::sniff(&head).decoder(r)?;
+    let mut dec = Compression::sniff(&head).decoder(r)?;
+    // Check the first header before the tar reader sees it: its errors
+    // quote the header, which for a text file is the file itself.
+    let mut first = vec![0u8; 512];
+    let mut n = 0;
+    while n < first.len() {
+        match dec.read(&mut first[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("read {}", file.display())),
+        }
+    }
+    first.truncate(n);
+    if !crate::layer::path::is_tar_header(&first) {
+        bail!(
+            "{}: not an image archive (not a tar file: expected a docker-archive or an OCI archive)",
+            file.display()
+        );
+    }
+    let dec = std::io::Cursor::new(first).chain(dec);
     let dir = layout_path.join(format!(".import-{}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
     let mut staged = Staged {
@@ -165,7 +281,7 @@ fn adopt(layout: &Layout, src: &Path, alg: Algorithm) -> Result<(Digest, u64)> {
     Ok((d, n))
 }
 
-fn import_oci(layout: &Layout, st: &Staged) -> Result<Descriptor> {
+fn import_oci(layout: &Layout, st: &Staged) -> Result<Vec<Imported>> {
     // Move every blob, verifying it hashes to its own name.
     for alg in [Algorithm::Sha256, Algorithm::Sha512] {
         let dir = st.dir.join("blobs").join(alg.name());
@@ -183,56 +299,59 @@ fn import_oci(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         }
     }
     let raw = std::fs::read(st.dir.join("index.json")).context("OCI archive: read index.json")?;
-    let idx: Index = serde_json::from_slice(&raw).context("OCI archive: invalid index.json")?;
-    match idx.manifests.len() {
-        0 => bail!("OCI archive: index.json lists no images"),
-        1 => {
-            let mut d = idx.manifests[0].clone();
-            d.annotations = None;
-            Ok(d)
-        }
-        _ => {
-            // Several images (or platforms): keep them together behind one
-            // nested index so platform selection still works.
-            let nested = Index {
-                schema_version: 2,
-                media_type: Some(index::MT_OCI_INDEX.into()),
-                manifests: idx.manifests,
-                annotations: None,
-            };
-            let bytes = serde_json::to_vec(&nested)?;
-            let d = layout.store.put_bytes(&bytes)?;
-            Ok(Descriptor {
-                media_type: index::MT_OCI_INDEX.into(),
-                digest: d.to_string(),
-                size: bytes.len() as u64,
-                platform: None,
-                annotations: None,
-                urls: None,
-            })
-        }
+    let idx: ImageIndex =
+        serde_json::from_slice(&raw).context("OCI archive: invalid index.json")?;
+    if idx.manifests().is_empty() {
+        bail!("OCI archive: index.json lists no images");
     }
+    let named = idx.manifests().iter().any(|d| index::ref_name(d).is_some());
+    if named || idx.manifests().len() == 1 {
+        return Ok(idx
+            .manifests()
+            .iter()
+            .map(|d| Imported {
+                names: index::ref_name(d).map(String::from).into_iter().collect(),
+                desc: index::without_annotations(d.clone()),
+            })
+            .collect());
+    }
+    // Several unnamed manifests (platforms of one image): keep them
+    // together behind one nested index so platform selection still works.
+    let nested = index::new_index(idx.manifests().clone());
+    let bytes = serde_json::to_vec(&nested)?;
+    let d = layout.store.put_bytes(&bytes)?;
+    Ok(vec![Imported {
+        desc: index::descriptor(MediaType::ImageIndex, &d, bytes.len() as u64),
+        names: vec![],
+    }])
 }
 
-fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
+fn import_docker(layout: &Layout, st: &Staged) -> Result<Vec<Imported>> {
     let raw = std::fs::read(st.dir.join("manifest.json"))
         .context("docker-archive: read manifest.json")?;
     let ms: Vec<DockerManifest> =
         serde_json::from_slice(&raw).context("docker-archive: invalid manifest.json")?;
-    let Some(m) = ms.first() else {
+    if ms.is_empty() {
         bail!("docker-archive: manifest.json lists no images")
-    };
-    if ms.len() > 1 {
-        eprintln!(
-            "berth-bundle: docker-archive holds {} images, importing the first ({})",
-            ms.len(),
-            m.repo_tags
-                .as_ref()
-                .and_then(|t| t.first())
-                .map(String::as_str)
-                .unwrap_or("untagged")
-        );
     }
+    // Identical layers may be one file (or symlinks to it): adopt it once.
+    let mut seen: HashMap<PathBuf, Descriptor> = HashMap::new();
+    ms.iter()
+        .map(|m| {
+            Ok(Imported {
+                desc: import_docker_image(layout, st, m, &mut seen)?,
+                names: m.repo_tags.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn import_docker_image(
+    layout: &Layout,
+    st: &Staged,
+    m: &DockerManifest,
+    seen: &mut HashMap<PathBuf, Descriptor>,
+) -> Result<Descriptor> {
     let cfg_path = st.resolve(&m.config)?;
     let cfg_bytes = std::fs::read(&cfg_path)
         .with_context(|| format!("docker-archive: read config {}", m.config))?;
@@ -240,8 +359,6 @@ fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         .with_context(|| format!("docker-archive: invalid config {}", m.config))?;
     let cfg_digest = layout.store.put_bytes(&cfg_bytes)?;
     let mut layers = Vec::new();
-    // Identical layers may be one file (or symlinks to it): adopt it once.
-    let mut seen: HashMap<PathBuf, Descriptor> = HashMap::new();
     for l in &m.layers {
         let p = st.resolve(l)?;
         if let Some(d) = seen.get(&p) {
@@ -255,14 +372,7 @@ fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         let comp = Compression::sniff(&head[..n]);
         let (d, size) = adopt(layout, &p, Algorithm::Sha256)
             .with_context(|| format!("docker-archive: layer {l}"))?;
-        let desc = Descriptor {
-            media_type: comp.oci_layer_media_type().into(),
-            digest: d.to_string(),
-            size,
-            platform: None,
-            annotations: None,
-            urls: None,
-        };
+        let desc = index::descriptor(comp.oci_layer_media_type().into(), &d, size);
         seen.insert(p, desc.clone());
         layers.push(desc);
     }
@@ -270,39 +380,35 @@ fn import_docker(layout: &Layout, st: &Staged) -> Result<Descriptor> {
         cfg.get("os").and_then(|v| v.as_str()),
         cfg.get("architecture").and_then(|v| v.as_str()),
     ) {
-        (Some(os), Some(arch)) => Some(index::Platform {
-            os: os.into(),
-            architecture: arch.into(),
-            variant: cfg
-                .get("variant")
+        (Some(os), Some(arch)) => Some(index::platform(
+            os,
+            arch,
+            cfg.get("variant")
                 .and_then(|v| v.as_str())
                 .map(String::from),
-            ..Default::default()
-        }),
+        )),
         _ => None,
     };
-    let manifest = index::Manifest {
-        schema_version: 2,
-        media_type: Some(index::MT_OCI_MANIFEST.into()),
-        config: Descriptor {
-            media_type: index::MT_OCI_CONFIG.into(),
-            digest: cfg_digest.to_string(),
-            size: cfg_bytes.len() as u64,
-            platform: None,
-            annotations: None,
-            urls: None,
-        },
+    let manifest = new_manifest(
+        index::descriptor(MediaType::ImageConfig, &cfg_digest, cfg_bytes.len() as u64),
         layers,
-        annotations: None,
-    };
+    );
     let bytes = serde_json::to_vec(&manifest)?;
     let d = layout.store.put_bytes(&bytes)?;
-    Ok(Descriptor {
-        media_type: index::MT_OCI_MANIFEST.into(),
-        digest: d.to_string(),
-        size: bytes.len() as u64,
-        platform,
-        annotations: None,
-        urls: None,
-    })
+    let mut desc = index::descriptor(MediaType::ImageManifest, &d, bytes.len() as u64);
+    desc.set_platform(platform);
+    Ok(desc)
+}
+
+/// An OCI image manifest for `config` and `layers`.
+pub fn new_manifest(config: Descriptor, layers: Vec<Descriptor>) -> ImageManifest {
+    let mut m: ImageManifest = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 2,
+        "config": serde_json::to_value(&config).expect("descriptor serialises"),
+        "layers": [],
+    }))
+    .expect("minimal manifest");
+    m.set_media_type(Some(MediaType::ImageManifest));
+    m.set_layers(layers);
+    m
 }

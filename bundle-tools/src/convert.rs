@@ -2,11 +2,14 @@
 //! of berth's default spec. All conversion rules live here.
 
 use crate::layer::IdMap;
-use crate::layout::index::ImageConfig;
+use crate::layout::index::ImageConfiguration;
 use crate::sys;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use oci_spec::runtime::{
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder,
+    Spec, UserBuilder,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::fd::BorrowedFd;
 
@@ -19,133 +22,159 @@ pub struct ConvertOptions<'a> {
 /// Build config.json. `rootfs` is used to resolve user and group names from
 /// the image's own /etc/passwd and /etc/group (read inside the rootfs).
 pub fn convert(
-    img: &ImageConfig,
+    img: &ImageConfiguration,
     rootfs: BorrowedFd<'_>,
     opts: &ConvertOptions<'_>,
-) -> Result<Value> {
-    let mut spec = berth::spec::default_spec(opts.rootless);
-    let cfg = img.config.clone().unwrap_or_default();
-    let process = spec
-        .get_mut("process")
-        .and_then(Value::as_object_mut)
+) -> Result<Spec> {
+    let mut spec = berth_spec::default_spec(opts.rootless);
+    let cfg = img.config().clone().unwrap_or_default();
+    let mut process = spec
+        .process()
+        .clone()
         .context("default spec has no process")?;
 
     // Entrypoint + Cmd → args (Cmd appended); neither keeps the default.
-    let mut args: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
-    args.extend(cfg.cmd.clone().unwrap_or_default());
+    let mut args: Vec<String> = cfg.entrypoint().clone().unwrap_or_default();
+    args.extend(cfg.cmd().clone().unwrap_or_default());
     if !args.is_empty() {
-        process.insert("args".into(), json!(args));
+        process.set_args(Some(args));
     }
 
     // Env verbatim; defaults are added only for names the image lacks.
-    let image_env = cfg.env.clone().unwrap_or_default();
+    let image_env = cfg.env().clone().unwrap_or_default();
     let names: Vec<&str> = image_env
         .iter()
         .map(|e| e.split('=').next().unwrap_or(""))
         .collect();
     let mut env = image_env.clone();
-    if let Some(defaults) = process.get("env").and_then(Value::as_array) {
-        for d in defaults.iter().filter_map(Value::as_str) {
-            if !names.contains(&d.split('=').next().unwrap_or("")) {
-                env.push(d.to_string());
-            }
+    for d in process.env().clone().unwrap_or_default() {
+        if !names.contains(&d.split('=').next().unwrap_or("")) {
+            env.push(d);
         }
     }
-    process.insert("env".into(), json!(env));
+    process.set_env(Some(env));
 
     let cwd = cfg
-        .working_dir
+        .working_dir()
         .clone()
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    process.insert("cwd".into(), json!(cwd));
+    process.set_cwd(cwd.into());
 
-    if let Some(user) = cfg.user.as_deref().filter(|u| !u.is_empty()) {
-        let (uid, gid, extra) = resolve_user(user, rootfs)?;
-        let mut u = json!({ "uid": uid, "gid": gid });
-        if let Some(extra) = extra {
-            if !extra.is_empty() {
-                u["additionalGids"] = json!(extra);
-            }
+    let user = cfg.user().as_deref().filter(|u| !u.is_empty());
+    let resolved = resolve_user(user.unwrap_or("0"), rootfs)?;
+    if user.is_some() {
+        let mut u = UserBuilder::default().uid(resolved.uid).gid(resolved.gid);
+        if let Some(extra) = resolved.additional_gids.clone().filter(|e| !e.is_empty()) {
+            u = u.additional_gids(extra);
         }
-        process.insert("user".into(), u);
+        process.set_user(u.build().context("process user")?);
+    }
+    // HOME from the user's /etc/passwd entry ("/" without one), as Docker
+    // and umoci do, unless the image sets it.
+    if !names.contains(&"HOME") {
+        let mut env = process.env().clone().unwrap_or_default();
+        env.push(format!("HOME={}", resolved.home.as_deref().unwrap_or("/")));
+        process.set_env(Some(env));
+    }
+    spec.set_process(Some(process));
+    // Bundles from images are writable, as umoci's, Docker's and podman's.
+    if let Some(mut root) = spec.root().clone() {
+        root.set_readonly(Some(false));
+        spec.set_root(Some(root));
     }
 
     // Volumes → mounts: a tmpfs per volume keeps application data out of
     // the rootfs, as conversion.md asks.
-    if let Some(vols) = &cfg.volumes {
-        let mounts = spec
-            .get_mut("mounts")
-            .and_then(Value::as_array_mut)
-            .context("default spec has no mounts")?;
-        for v in vols.keys() {
-            mounts.push(json!({
-                "destination": v, "type": "tmpfs", "source": "tmpfs",
-                "options": ["nosuid", "nodev", "mode=755"]
-            }));
+    if let Some(vols) = cfg.volumes() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        let mut vols = vols.clone();
+        vols.sort();
+        for v in vols {
+            mounts.push(
+                MountBuilder::default()
+                    .destination(v)
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(vec!["nosuid".into(), "nodev".into(), "mode=755".into()])
+                    .build()
+                    .context("volume mount")?,
+            );
         }
+        spec.set_mounts(Some(mounts));
     }
 
-    spec["annotations"] = json!(annotations(img));
+    spec.set_annotations(Some(
+        annotations(img).into_iter().collect::<HashMap<_, _>>(),
+    ));
 
     if !opts.uid_map.is_empty() || !opts.gid_map.is_empty() {
-        let m = |map: &IdMap| -> Value {
-            json!(map
-                .0
+        let m = |map: &IdMap| -> Result<Vec<LinuxIdMapping>> {
+            map.0
                 .iter()
-                .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))
-                .collect::<Vec<_>>())
+                .map(|r| {
+                    LinuxIdMappingBuilder::default()
+                        .container_id(r.container)
+                        .host_id(r.host)
+                        .size(r.size)
+                        .build()
+                        .context("id mapping")
+                })
+                .collect()
         };
-        let linux = spec
-            .get_mut("linux")
-            .and_then(Value::as_object_mut)
-            .context("default spec has no linux")?;
-        linux.insert("uidMappings".into(), m(opts.uid_map));
-        linux.insert("gidMappings".into(), m(opts.gid_map));
-        if let Some(ns) = linux.get_mut("namespaces").and_then(Value::as_array_mut) {
-            if !ns.iter().any(|n| n["type"] == "user") {
-                ns.push(json!({"type": "user"}));
-            }
+        let mut linux = spec.linux().clone().context("default spec has no linux")?;
+        linux.set_uid_mappings(Some(m(opts.uid_map)?));
+        linux.set_gid_mappings(Some(m(opts.gid_map)?));
+        let mut ns = linux.namespaces().clone().unwrap_or_default();
+        if !ns.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()
+                    .context("user namespace")?,
+            );
         }
+        linux.set_namespaces(Some(ns));
+        spec.set_linux(Some(linux));
     }
     Ok(spec)
 }
 
 /// Implicit annotations from the config, then Labels, which win conflicts.
-pub fn annotations(img: &ImageConfig) -> BTreeMap<String, String> {
+pub fn annotations(img: &ImageConfiguration) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
     let k = |s: &str| format!("org.opencontainers.image.{s}");
-    if !img.os.is_empty() {
-        a.insert(k("os"), img.os.clone());
+    let (os, arch) = crate::layout::index::config_os_arch(img);
+    if !os.is_empty() {
+        a.insert(k("os"), os);
     }
-    if !img.architecture.is_empty() {
-        a.insert(k("architecture"), img.architecture.clone());
+    if !arch.is_empty() {
+        a.insert(k("architecture"), arch);
     }
     let opt = [
-        ("variant", &img.variant),
-        ("os.version", &img.os_version),
-        ("author", &img.author),
-        ("created", &img.created),
+        ("variant", img.variant()),
+        ("os.version", img.os_version()),
+        ("author", img.author()),
+        ("created", img.created()),
     ];
     for (name, v) in opt {
         if let Some(v) = v {
             a.insert(k(name), v.clone());
         }
     }
-    if let Some(f) = &img.os_features {
+    if let Some(f) = img.os_features() {
         a.insert(k("os.features"), f.join(","));
     }
-    if let Some(cfg) = &img.config {
-        if let Some(s) = &cfg.stop_signal {
+    if let Some(cfg) = img.config() {
+        if let Some(s) = cfg.stop_signal() {
             a.insert(k("stopSignal"), s.clone());
         }
-        if let Some(p) = &cfg.exposed_ports {
-            a.insert(
-                k("exposedPorts"),
-                p.keys().cloned().collect::<Vec<_>>().join(","),
-            );
+        if let Some(p) = cfg.exposed_ports() {
+            let mut p = p.clone();
+            p.sort();
+            a.insert(k("exposedPorts"), p.join(","));
         }
-        if let Some(l) = &cfg.labels {
+        if let Some(l) = cfg.labels() {
             for (key, v) in l {
                 a.insert(key.clone(), v.clone());
             }
@@ -170,8 +199,19 @@ fn read_in_root(rootfs: BorrowedFd<'_>, path: &str) -> Result<Option<String>> {
     Ok(Some(s))
 }
 
-/// `user[:group]` → (uid, gid, additionalGids when they apply).
-pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Option<Vec<u32>>)> {
+/// A config `User` resolved against the image's passwd and group files.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (when they apply: no explicit group given).
+    pub additional_gids: Option<Vec<u32>>,
+    /// The passwd entry's home directory.
+    pub home: Option<String>,
+}
+
+/// `user[:group]` → uid, gid, additionalGids when they apply, home.
+pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<ResolvedUser> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -194,9 +234,17 @@ pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Opt
         .filter(|f: &Vec<&str>| f.len() >= 3)
         .collect();
 
-    let (uid, pw_gid, name) = if let Ok(uid) = user.parse::<u32>() {
+    let home = |f: &Vec<&str>| f.get(5).filter(|h| !h.is_empty()).map(|h| h.to_string());
+    let (uid, pw_gid, name, home) = if let Ok(uid) = user.parse::<u32>() {
+        // A numeric user with a passwd entry is that user: its name brings
+        // its supplementary groups and its home.
         let ent = pw.iter().find(|f| f[2].parse::<u32>().ok() == Some(uid));
-        (uid, ent.and_then(|f| f[3].parse::<u32>().ok()), None)
+        (
+            uid,
+            ent.and_then(|f| f[3].parse::<u32>().ok()),
+            ent.map(|f| f[0]),
+            ent.and_then(home),
+        )
     } else {
         let Some(ent) = pw.iter().find(|f| f[0] == user) else {
             bail!(
@@ -206,7 +254,7 @@ pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Opt
         let uid = ent[2]
             .parse::<u32>()
             .with_context(|| format!("/etc/passwd: bad uid for {user}"))?;
-        (uid, ent[3].parse::<u32>().ok(), Some(user))
+        (uid, ent[3].parse::<u32>().ok(), Some(user), home(ent))
     };
     let gid = match group {
         Some(g) if g.parse::<u32>().is_ok() => g.parse::<u32>().unwrap_or(0),
@@ -241,5 +289,10 @@ pub fn resolve_user(spec: &str, rootfs: BorrowedFd<'_>) -> Result<(u32, u32, Opt
         }
         _ => None,
     };
-    Ok((uid, gid, extra))
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids: extra,
+        home,
+    })
 }

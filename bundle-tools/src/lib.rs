@@ -7,11 +7,19 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod bundle;
 pub mod cli;
+pub mod clock;
+pub mod commit;
+pub mod config_edit;
 pub mod convert;
+pub mod images;
 pub mod layer;
 pub mod layout;
+pub mod overlay;
 pub mod progress;
+pub mod store;
+pub mod tempdir;
 pub mod tree;
 pub mod unpack;
 

@@ -4,12 +4,14 @@
 //! new inode, so (ino, ctime) equal means unchanged.
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::path::PathBuf;
 
 #[derive(Serialize)]
 struct Entry<'a> {
@@ -53,15 +55,78 @@ pub fn escape(b: &[u8]) -> String {
     }
 }
 
+/// What `commit` needs of a manifest line.
+#[derive(Deserialize, Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ino: u64,
+    pub ctime_ns: i128,
+}
+
+/// Undo [`escape`].
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Read a manifest: relative path (the root is "") → its record.
+pub fn read_manifest(path: &Path) -> Result<HashMap<PathBuf, Recorded>> {
+    use std::io::BufRead;
+    let f = fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut out = HashMap::new();
+    for (i, line) in std::io::BufReader::with_capacity(1 << 20, f)
+        .lines()
+        .enumerate()
+    {
+        let line = line.with_context(|| format!("read {}", path.display()))?;
+        let r: Recorded = serde_json::from_str(&line)
+            .with_context(|| format!("{}: line {}: invalid entry", path.display(), i + 1))?;
+        let raw = unescape(r.path.trim_start_matches('/'));
+        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&raw));
+        out.insert(rel, r);
+    }
+    Ok(out)
+}
+
 /// Walk `rootfs` (never following symlinks) and write the manifest.
 pub fn write_manifest(rootfs: &Path, out: &Path) -> Result<u64> {
-    let f = fs::File::create(out).with_context(|| format!("create {}", out.display()))?;
+    // Through a temporary file: a crash leaves the old manifest or the new.
+    let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
+    let f = fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let mut n = 0;
-    walk(rootfs, rootfs, &mut w, &mut n)?;
-    w.flush()
-        .with_context(|| format!("write {}", out.display()))?;
-    Ok(n)
+    let res = walk(rootfs, rootfs, &mut w, &mut n).and_then(|()| {
+        let f = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("write {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("sync {}", tmp.display()))?;
+        fs::rename(&tmp, out).with_context(|| format!("rename {} into place", out.display()))
+    });
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map(|()| n)
 }
 
 fn walk(root: &Path, dir: &Path, w: &mut impl Write, n: &mut u64) -> Result<()> {

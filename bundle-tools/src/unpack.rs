@@ -4,23 +4,26 @@
 //! `--max-size`, ENOSPC) the temporary directory is removed.
 
 use crate::blobs::{Compression, Digest};
+use crate::bundle::{Overlay, Source};
 use crate::convert::{self, ConvertOptions};
 use crate::layer::pipeline::{self, Counters};
 use crate::layer::{ExtractOptions, Extractor, IdMap};
 use crate::layout::platform::PlatformSpec;
 use crate::layout::refs::{ImageRef, Selector};
-use crate::layout::Layout;
-use crate::{archive, progress, sys, tree};
+use crate::layout::{index, Layout};
+use crate::store::LayerStore;
+use crate::tempdir::{remove_tree, TempDir};
+use crate::{archive, overlay, progress, sys, tree};
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Default `--max-size`: 64 GiB of uncompressed content.
 pub const DEFAULT_MAX_SIZE: u64 = 64 << 30;
 
-pub const SOURCE_FILE: &str = "berth-bundle.json";
-pub const TREE_FILE: &str = "berth-tree.jsonl";
+pub use crate::bundle::{SOURCE_FILE, TREE_FILE};
 
 pub struct UnpackOptions {
     pub image: String,
@@ -30,6 +33,8 @@ pub struct UnpackOptions {
     pub gid_map: IdMap,
     pub max_size: u64,
     pub progress: bool,
+    /// Overlay bundle on the layer store at this path.
+    pub overlay: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -38,57 +43,6 @@ pub struct Report {
     pub layers: usize,
     pub entries: u64,
     pub notes: Vec<String>,
-}
-
-/// A directory removed on drop unless `keep` was called.
-pub struct TempDir {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempDir {
-    pub fn create(path: PathBuf) -> Result<Self> {
-        std::fs::create_dir(&path)
-            .with_context(|| format!("create temporary directory {}", path.display()))?;
-        Ok(TempDir { path, armed: true })
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    pub fn keep(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.armed {
-            remove_tree(&self.path);
-        }
-    }
-}
-
-/// Remove a tree we created; if permissions block it (rootless unpack of
-/// read-only directories), make directories writable and retry.
-pub fn remove_tree(p: &Path) {
-    if std::fs::remove_dir_all(p).is_ok() || !p.exists() {
-        return;
-    }
-    fn open_up(p: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(md) = std::fs::symlink_metadata(p) {
-            if md.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                if let Ok(rd) = std::fs::read_dir(p) {
-                    for e in rd.flatten() {
-                        open_up(&e.path());
-                    }
-                }
-            }
-        }
-    }
-    open_up(p);
-    let _ = std::fs::remove_dir_all(p);
 }
 
 struct Umask(u32);
@@ -124,6 +78,15 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
             bundle.display()
         );
     }
+    if let Some(store) = &opts.overlay {
+        if opts.rootless {
+            bail!("--overlay is not available rootless: an overlay mounted in the user's namespace is not seen by the runtime, and fuse-overlayfs is not used; unpack flat (without --overlay)");
+        }
+        if !opts.uid_map.is_empty() || !opts.gid_map.is_empty() {
+            bail!("--overlay does not take --uid-map/--gid-map (store layers keep the image's ids); unpack flat");
+        }
+        let _ = store;
+    }
     let tmp = TempDir::create(parent.join(format!(
         ".{}.berth-unpack-{}",
         name.to_string_lossy(),
@@ -133,31 +96,30 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
     let iref = ImageRef::parse(&opts.image);
     let (layout_path, sel, imported) = match &iref {
         ImageRef::Layout { path, sel } => (path.clone(), sel.clone(), false),
-        ImageRef::OciArchive(f) | ImageRef::DockerArchive(f) => {
+        ImageRef::OciArchive(f, r) | ImageRef::DockerArchive(f, r) => {
             // Read archives through a throwaway layout inside the temporary
             // bundle directory: one copy of each blob, gone with it.
             let lp = tmp.path().join("image-layout");
-            archive::import(f, &lp, "image")
-                .with_context(|| format!("read archive {}", f.display()))?;
+            archive::import_one(f, r.as_deref(), &lp, "image")?;
             (lp, Selector::Tag("image".into()), true)
         }
     };
     let layout = Layout::open(&layout_path)?;
     let img = layout.resolve(&sel, &opts.platform)?;
     let mut layers = Vec::new();
-    for l in &img.manifest.layers {
-        let c = Compression::from_layer_media_type(&l.media_type)
-            .with_context(|| format!("layer {}", l.digest))?;
-        let d = Digest::parse(&l.digest).context("layer descriptor")?;
+    for l in img.manifest.layers() {
+        let c = Compression::from_layer_media_type(l.media_type().as_ref())
+            .with_context(|| format!("layer {}", l.digest()))?;
+        let d = index::blob_digest(l).context("layer descriptor")?;
         if !layout.store.contains(&d) {
             bail!("layer {} is missing from {}", d, layout.path.display());
         }
-        layers.push((d, l.size, c));
+        layers.push((d, l.size(), c));
     }
 
     // diff_ids are checked only when the config lists one per layer.
-    let diff_ids: Vec<Option<Digest>> = match img.config.rootfs.as_ref().map(|r| &r.diff_ids) {
-        Some(ids) if ids.len() == layers.len() => ids
+    let diff_ids: Vec<Option<Digest>> = match img.config.rootfs().diff_ids() {
+        ids if ids.len() == layers.len() => ids
             .iter()
             .map(|d| Digest::parse(d).map(Some))
             .collect::<Result<_>>()
@@ -166,84 +128,168 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
     };
     let rootfs = tmp.path().join("rootfs");
     std::fs::create_dir(&rootfs).with_context(|| format!("create {}", rootfs.display()))?;
-    let umask = Umask::zero();
-    let xopts = ExtractOptions {
+    let mut source = Source {
+        layout: if imported {
+            None
+        } else {
+            Some(std::fs::canonicalize(&layout_path).unwrap_or(layout_path.clone()))
+        },
+        reference: opts.image.clone(),
+        manifest: img.manifest_desc.digest().to_string(),
+        config: img.manifest.config().digest().to_string(),
+        layers: layers.iter().map(|l| l.0.to_string()).collect(),
         rootless: opts.rootless,
-        uid_map: opts.uid_map.clone(),
-        gid_map: opts.gid_map.clone(),
+        uid_map: opts.uid_map.0.iter().map(|r| r.to_string()).collect(),
+        gid_map: opts.gid_map.0.iter().map(|r| r.to_string()).collect(),
+        tree: None,
+        entries: 0,
+        overlay: None,
     };
-    let mut x = Extractor::new(&rootfs, xopts)?;
-    let counters = Arc::new(Counters::default());
-    let total: u64 = layers.iter().map(|l| l.1).sum();
-    let bar = progress::Progress::new(opts.progress, total, layers.len(), counters.clone());
-
-    let spawn = |i: usize| {
-        let (d, size, c) = &layers[i];
-        pipeline::spawn(
-            &layout.store,
-            d.clone(),
-            *size,
-            *c,
-            diff_ids[i].clone(),
-            counters.clone(),
-            opts.max_size,
-        )
-    };
-    let mut next = if layers.is_empty() {
-        None
-    } else {
-        Some(spawn(0)?)
-    };
-    for i in 0..layers.len() {
-        let Some(mut cur) = next.take() else { break };
-        if i + 1 < layers.len() {
-            next = Some(spawn(i + 1)?);
-        }
-        let label = layers[i].0.to_string();
-        bar.layer(i);
-        x.apply_layer(&mut cur, &label)?;
-        cur.finish().with_context(|| format!("layer {label}"))?;
-    }
-    x.finish()?;
-    drop(umask);
-    bar.done();
 
     let copts = ConvertOptions {
         rootless: opts.rootless,
         uid_map: &opts.uid_map,
         gid_map: &opts.gid_map,
     };
-    let config = convert::convert(&img.config, x.root_fd(), &copts)?;
+    let (config, entries, notes, mounted) = if let Some(store_path) = &opts.overlay {
+        // Overlay: the layers the store lacks are extracted into it (once,
+        // shared); the bundle itself costs a mount.
+        let st = LayerStore::open(store_path)?;
+        let keys: Vec<String> = (0..layers.len())
+            .map(|i| diff_ids[i].as_ref().unwrap_or(&layers[i].0).to_string())
+            .collect();
+        let final_path = crate::store::absolute(bundle)?;
+        st.acquire(&final_path, &keys)?;
+        let guard = Release {
+            st: &st,
+            bundle: final_path.clone(),
+            keys: keys.clone(),
+            armed: true,
+        };
+        for (i, l) in img.manifest.layers().iter().enumerate() {
+            if sys::interrupted() {
+                bail!("interrupted by a signal");
+            }
+            st.ensure(&layout, l, &keys[i], diff_ids[i].clone(), opts.max_size)?;
+        }
+        let ov = Overlay {
+            store: st.root.clone(),
+            layers: keys,
+        };
+        overlay::mount(tmp.path(), &ov)?;
+        let mounted = Mounted(rootfs.clone());
+        let rfd = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&rootfs)
+            .with_context(|| format!("open {}", rootfs.display()))?;
+        let config = convert::convert(&img.config, rfd.as_fd(), &copts)?;
+        source.overlay = Some(ov);
+        guard.disarm();
+        (config, 0, Vec::new(), Some(mounted))
+    } else {
+        let umask = Umask::zero();
+        let xopts = ExtractOptions {
+            rootless: opts.rootless,
+            uid_map: opts.uid_map.clone(),
+            gid_map: opts.gid_map.clone(),
+            overlay_whiteouts: false,
+        };
+        let mut x = Extractor::new(&rootfs, xopts)?;
+        let counters = Arc::new(Counters::default());
+        let total: u64 = layers.iter().map(|l| l.1).sum();
+        let bar = progress::Progress::new(opts.progress, total, layers.len(), counters.clone());
+
+        let spawn = |i: usize| {
+            let (d, size, c) = &layers[i];
+            pipeline::spawn(
+                &layout.store,
+                d.clone(),
+                *size,
+                *c,
+                diff_ids[i].clone(),
+                counters.clone(),
+                opts.max_size,
+            )
+        };
+        let mut next = if layers.is_empty() {
+            None
+        } else {
+            Some(spawn(0)?)
+        };
+        for i in 0..layers.len() {
+            let Some(mut cur) = next.take() else { break };
+            if i + 1 < layers.len() {
+                next = Some(spawn(i + 1)?);
+            }
+            let label = layers[i].0.to_string();
+            bar.layer(i);
+            x.apply_layer(&mut cur, &label)?;
+            cur.finish().with_context(|| format!("layer {label}"))?;
+        }
+        x.finish()?;
+        drop(umask);
+        bar.done();
+        let config = convert::convert(&img.config, x.root_fd(), &copts)?;
+        let entries = tree::write_manifest(&rootfs, &tmp.path().join(TREE_FILE))?;
+        source.tree = Some(TREE_FILE.into());
+        source.entries = entries;
+        (config, x.entries, x.notes.clone(), None)
+    };
+
     let cfg_path = tmp.path().join("config.json");
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&config)?)
         .with_context(|| format!("write {}", cfg_path.display()))?;
-
-    let entries = tree::write_manifest(&rootfs, &tmp.path().join(TREE_FILE))?;
-    let source = json!({
-        "layout": if imported { json!(null) } else { json!(std::fs::canonicalize(&layout_path).unwrap_or(layout_path.clone())) },
-        "ref": opts.image,
-        "manifest": img.manifest_desc.digest,
-        "config": img.manifest.config.digest,
-        "layers": img.manifest.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
-        "rootless": opts.rootless,
-        "tree": TREE_FILE,
-        "entries": entries,
-    });
-    let src_path = tmp.path().join(SOURCE_FILE);
-    std::fs::write(&src_path, serde_json::to_vec_pretty(&source)?)
-        .with_context(|| format!("write {}", src_path.display()))?;
+    source.write(tmp.path())?;
     if imported {
         remove_tree(&layout_path);
     }
 
-    // rename(2) replaces an empty directory atomically.
+    // rename(2) replaces an empty directory atomically (a mount inside it
+    // moves along).
     std::fs::rename(tmp.path(), bundle)
         .with_context(|| format!("move bundle into place at {}", bundle.display()))?;
+    if let Some(m) = mounted {
+        std::mem::forget(m);
+    }
     tmp.keep();
     Ok(Report {
-        manifest: img.manifest_desc.digest.clone(),
+        manifest: img.manifest_desc.digest().to_string(),
         layers: layers.len(),
-        entries: x.entries,
-        notes: x.notes.clone(),
+        entries,
+        notes,
     })
+}
+
+/// Releases an unpack's store references unless it succeeded.
+struct Release<'a> {
+    st: &'a LayerStore,
+    bundle: PathBuf,
+    keys: Vec<String>,
+    armed: bool,
+}
+
+impl Release<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.st.release(&self.bundle, &self.keys);
+        }
+    }
+}
+
+/// Unmounts a temporary bundle's rootfs unless forgotten.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Ok(c) = sys::cstr(self.0.as_os_str()) {
+            let _ = sys::umount2(&c, libc::MNT_DETACH);
+        }
+    }
 }

@@ -171,3 +171,60 @@ fn import_rejects_what_is_not_an_image_archive() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_text_file_is_not_an_archive_and_is_not_quoted() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let f = t.path().join("notes.txt");
+    let text = "# a text file, long enough to fill a tar header block\n".repeat(40);
+    std::fs::write(&f, &text).expect("write");
+    for args in [
+        vec![
+            "import".to_string(),
+            f.display().to_string(),
+            format!("{}:x", t.path().join("l").display()),
+        ],
+        vec![
+            "unpack".into(),
+            "--image".into(),
+            format!("oci-archive:{}", f.display()),
+            t.path().join("b").display().to_string(),
+        ],
+    ] {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&a);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(e.contains("not an image archive"), "{e}");
+        assert!(!e.contains("long enough") && e.len() < 300, "{e}");
+    }
+}
+
+#[test]
+fn errors_name_things_without_debug_output() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    l.tag(
+        "v1",
+        l.image(
+            json!({"config": {}}),
+            vec![l.layer(GZ, &[file("f", b"x").owner(5, 5)])],
+        ),
+    );
+    let o = run(&["inspect", &l.reference("nope")]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("no image tagged \"nope\"") && e.contains("v1"),
+        "{e}"
+    );
+    let o = unpack(
+        &l.reference("v1"),
+        &t.path().join("b"),
+        &["--uid-map", "0:100000:1"],
+    );
+    let e = stderr(&o);
+    assert!(
+        e.contains("id map 0:100000:1") && !e.contains("IdRange"),
+        "{e}"
+    );
+}

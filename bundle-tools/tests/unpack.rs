@@ -797,3 +797,167 @@ fn interrupted_unpack_leaves_a_complete_bundle_or_nothing() {
         assert!(temps.is_empty(), "temporary directories left: {temps:?}");
     }
 }
+
+#[test]
+fn directory_times_survive_later_layers_and_keep_fractions() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let l1 = l.layer(
+        GZ,
+        &[
+            dir("d").mtime(1_500_000_000),
+            file("d/old", b"1"),
+            dir("w").mtime(1_500_000_100),
+            file("w/gone", b"1"),
+            file("frac", b"x").pax("mtime", "1600000000.25"),
+            dir("fd").pax("mtime", "1600000001.5"),
+        ],
+    );
+    // Layer 2 writes into d and deletes from w without entries for them.
+    let l2 = l.layer(GZ, &[file("d/new", b"2"), file("w/.wh.gone", b"")]);
+    l.tag("v1", l.image(cfg(), vec![l1, l2]));
+    let b = t.path().join("bundle");
+    ok(&unpack(&l.reference("v1"), &b, &[]));
+    let md = |p: &str| std::fs::symlink_metadata(b.join("rootfs").join(p)).expect(p);
+    assert_eq!(md("d").mtime(), 1_500_000_000, "written into by layer 2");
+    assert_eq!(md("w").mtime(), 1_500_000_100, "whiteout in layer 2");
+    assert_eq!(
+        (md("frac").mtime(), md("frac").mtime_nsec()),
+        (1_600_000_000, 250_000_000)
+    );
+    assert_eq!(
+        (md("fd").mtime(), md("fd").mtime_nsec()),
+        (1_600_000_001, 500_000_000)
+    );
+}
+
+#[test]
+fn rootless_file_replacing_a_directory_keeps_its_own_mode() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let l1 = l.layer(GZ, &[dir("x").mode(0o555), file("x/in", b"1")]);
+    let l2 = l.layer(GZ, &[file("x", b"now a file").mode(0o640)]);
+    l.tag("v1", l.image(cfg(), vec![l1, l2]));
+    let b = t.path().join("bundle");
+    ok(&unpack(&l.reference("v1"), &b, &["--rootless"]));
+    let md = std::fs::symlink_metadata(b.join("rootfs/x")).expect("x");
+    assert!(md.is_file());
+    assert_eq!(md.mode() & 0o7777, 0o640);
+}
+
+#[test]
+fn rootless_unprivileged_unpack_keeps_xattrs_it_cannot_set() {
+    use std::os::unix::fs::PermissionsExt;
+    if !have("setpriv") {
+        eprintln!("SKIP: setpriv not installed");
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let cap = [
+        1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    l.tag(
+        "v1",
+        l.image(
+            cfg(),
+            vec![l.layer(
+                GZ,
+                &[
+                    file("bin/ping", b"ping")
+                        .mode(0o755)
+                        .xattr("security.capability", &cap),
+                    file("t", b"x").xattr("trusted.note", b"secret"),
+                    file("u", b"x").xattr("user.ok", b"fine"),
+                ],
+            )],
+        ),
+    );
+    assert!(sh(&format!("chmod -R a+rX {}", l.dir.display()))
+        .status
+        .success());
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown");
+    let b = out.join("bundle");
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+        .args(["unpack", "--rootless", "--image"])
+        .arg(l.reference("v1"))
+        .arg(&b)
+        .output()
+        .expect("setpriv");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("security.capability") && err.contains("trusted.note"),
+        "{err}"
+    );
+    let r = b.join("rootfs");
+    assert_eq!(
+        xattrs(&r.join("bin/ping")).get("user.berth.xattr.security.capability"),
+        Some(&cap.to_vec())
+    );
+    assert_eq!(
+        xattrs(&r.join("t")).get("user.berth.xattr.trusted.note"),
+        Some(&b"secret".to_vec())
+    );
+    assert_eq!(xattrs(&r.join("u")).get("user.ok"), Some(&b"fine".to_vec()));
+}
+
+#[test]
+fn converted_config_sets_home_groups_and_a_writable_root() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    let base = l.layer(
+        GZ,
+        &[
+            file(
+                "etc/passwd",
+                b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            ),
+            file("etc/group", b"root:x:0:\napp:x:1000:\naudio:x:29:app\n"),
+        ],
+    );
+    let cases = [
+        (json!({}), json!({"uid": 0, "gid": 0}), "HOME=/root"),
+        (
+            json!({"User": "1000"}),
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [29]}),
+            "HOME=/home/app",
+        ),
+        (
+            json!({"User": "4242"}),
+            json!({"uid": 4242, "gid": 0}),
+            "HOME=/",
+        ),
+        (
+            json!({"User": "app", "Env": ["HOME=/custom"]}),
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [29]}),
+            "HOME=/custom",
+        ),
+    ];
+    for (i, (c, user, home)) in cases.into_iter().enumerate() {
+        let tag = format!("t{i}");
+        l.tag(&tag, l.image(json!({ "config": c }), vec![base.clone()]));
+        let b = t.path().join(&tag);
+        ok(&unpack(&l.reference(&tag), &b, &[]));
+        let s = config_json(&b);
+        assert_eq!(s["process"]["user"], user, "case {i}");
+        let env: Vec<&str> = s["process"]["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            env.iter()
+                .filter(|e| e.starts_with("HOME="))
+                .collect::<Vec<_>>(),
+            vec![&home],
+            "case {i}: {env:?}"
+        );
+        assert_eq!(s["root"]["readonly"], false, "bundles are writable");
+    }
+}

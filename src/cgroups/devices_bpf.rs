@@ -6,17 +6,11 @@
 //! allow or 0 to deny. Rules are emitted last first, so the first match in
 //! the program is the last match in the list; falling off the end denies.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::devices::{DevType, Rule, ACC_ALL};
-use crate::{bail, Error, Result};
+use crate::{bail, sys, Error, Result};
 
-const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_PROG_ATTACH: libc::c_int = 8;
-const BPF_PROG_DETACH: libc::c_int = 9;
-const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
-const BPF_PROG_QUERY: libc::c_int = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -25,14 +19,7 @@ const BPF_DEVCG_DEV_BLOCK: i32 = 1;
 const BPF_DEVCG_DEV_CHAR: i32 = 2;
 
 /// One eBPF instruction (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
+pub type Insn = sys::BpfInsn;
 
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
@@ -107,117 +94,36 @@ pub fn compile(rules: &[Rule]) -> Vec<Insn> {
     prog
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct AttachAttr {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-    replace_bpf_fd: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct QueryAttr {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct GetFdAttr {
-    prog_id: u32,
-    next_id: u32,
-    open_flags: u32,
-}
-
-/// `bpf(cmd, attr, sizeof attr)`.
-fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, exclusively borrowed repr(C) struct whose
-    // layout is the prefix of `union bpf_attr` that `cmd` reads; the size
-    // passed is exactly its size, so the kernel reads and writes only it.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 fn load(prog: &[Insn]) -> Result<OwnedFd> {
-    let license = CString::new("Apache-2.0").map_err(|e| Error::msg(e.to_string()))?;
     let mut log = vec![0u8; 64 * 1024];
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: prog.len() as u32,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    attr.prog_name[..10].copy_from_slice(b"berth_dev\0");
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        // SAFETY: BPF_PROG_LOAD returned a new fd that nothing else owns.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
-        Err(e) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let verifier = String::from_utf8_lossy(&log[..end]);
-            Err(Error::from(e).context(format!(
-                "bpf(BPF_PROG_LOAD) device filter ({} insns){}",
-                prog.len(),
-                if verifier.is_empty() {
-                    String::new()
-                } else {
-                    format!(", verifier: {}", verifier.trim())
-                }
-            )))
-        }
-    }
+    sys::bpf_prog_load(
+        BPF_PROG_TYPE_CGROUP_DEVICE,
+        prog,
+        c"Apache-2.0",
+        b"berth_dev",
+        &mut log,
+    )
+    .map_err(|e| {
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let verifier = String::from_utf8_lossy(&log[..end]);
+        Error::from(e).context(format!(
+            "bpf(BPF_PROG_LOAD) device filter ({} insns){}",
+            prog.len(),
+            if verifier.is_empty() {
+                String::new()
+            } else {
+                format!(", verifier: {}", verifier.trim())
+            }
+        ))
+    })
 }
 
 /// Ids of the device programs attached to the cgroup `cg`.
 fn query(cg: &OwnedFd) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; 64];
-    let mut attr = QueryAttr {
-        target_fd: cg.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        prog_ids: ids.as_mut_ptr() as u64,
-        prog_cnt: ids.len() as u32,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_QUERY, &mut attr).map_err(|e| Error::from(e).context("bpf(BPF_PROG_QUERY)"))?;
-    ids.truncate(attr.prog_cnt as usize);
+    let n = sys::bpf_prog_query(cg.as_fd(), BPF_CGROUP_DEVICE, &mut ids)
+        .map_err(|e| Error::from(e).context("bpf(BPF_PROG_QUERY)"))?;
+    ids.truncate(n);
     Ok(ids)
 }
 
@@ -226,31 +132,17 @@ fn query(cg: &OwnedFd) -> Result<Vec<u32>> {
 pub fn apply(cg: &OwnedFd, rules: &[Rule]) -> Result<()> {
     let prog = load(&compile(rules))?;
     let old = query(cg).unwrap_or_default();
-    let mut attr = AttachAttr {
-        target_fd: cg.as_raw_fd() as u32,
-        attach_bpf_fd: prog.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr)
-        .map_err(|e| Error::from(e).context("bpf(BPF_PROG_ATTACH) device filter"))?;
+    sys::bpf_prog_attach(
+        cg.as_fd(),
+        prog.as_fd(),
+        BPF_CGROUP_DEVICE,
+        BPF_F_ALLOW_MULTI,
+    )
+    .map_err(|e| Error::from(e).context("bpf(BPF_PROG_ATTACH) device filter"))?;
     for id in old {
-        let mut g = GetFdAttr {
-            prog_id: id,
-            ..Default::default()
-        };
-        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut g)
+        let old_fd = sys::bpf_prog_get_fd_by_id(id)
             .map_err(|e| Error::from(e).context(format!("bpf(BPF_PROG_GET_FD_BY_ID {id})")))?;
-        // SAFETY: GET_FD_BY_ID returned a new fd that nothing else owns.
-        let old_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let mut d = AttachAttr {
-            target_fd: cg.as_raw_fd() as u32,
-            attach_bpf_fd: old_fd.as_raw_fd() as u32,
-            attach_type: BPF_CGROUP_DEVICE,
-            ..Default::default()
-        };
-        bpf(BPF_PROG_DETACH, &mut d)
+        sys::bpf_prog_detach(cg.as_fd(), old_fd.as_fd(), BPF_CGROUP_DEVICE)
             .map_err(|e| Error::from(e).context(format!("bpf(BPF_PROG_DETACH {id})")))?;
     }
     Ok(())

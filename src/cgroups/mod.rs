@@ -8,15 +8,16 @@
 //!
 //! Files: `detect` (host layout), `v1`/`v2` (the two drivers), `devices*`
 //! (device rules, v1 files and the v2 eBPF filter), `resources` (v1↔v2
-//! conversions), `stats` (runc's `events` JSON), `update` (the `update`
-//! command's flags and the `events` loop), `ps` (`ps` output), `systemd`
-//! (the `slice:prefix:name` path form).
+//! conversions), `stats` (runc's `events` JSON), `oom` (OOM notification),
+//! `systemd` (the `slice:prefix:name` path form). Only the kernel's side:
+//! the `update`, `events` and `ps` commands live in `crate::update`,
+//! `crate::events` and `crate::ps`.
 //!
 //! Commands map onto it as: `pause`/`resume` = `freeze`/`thaw` (state
 //! `paused` while `freezer_state` is `Frozen`); `update` = `update` with
-//! `update::UpdateOptions::to_resources` or `update::resources_from_json`;
-//! `ps` = `pids` + `ps::table`/`ps::json`; `kill --all` = `kill_all`;
-//! `events` = `update::events`; `delete --force` = `destroy_force`.
+//! `crate::update`'s flags or JSON; `ps` = `pids` + `crate::ps`; `kill
+//! --all` = `kill_all`; `events` = `crate::events`; `delete` of what a
+//! container left behind = `destroy_force`.
 
 pub mod detect;
 pub mod devices;
@@ -24,16 +25,14 @@ pub mod devices_bpf;
 pub mod devices_v1;
 pub mod fsio;
 pub mod oom;
-pub mod ps;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
-pub mod update;
 pub mod v1;
 pub mod v2;
 
 use std::collections::BTreeMap;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -199,13 +198,6 @@ impl Manager {
         v2::open_dir(self.unified()?).map(Some)
     }
 
-    /// Compatibility with the first stub: the raw fd of `open_leaf`, which
-    /// the caller then owns and must close.
-    pub fn clone_into_fd(&self) -> Option<RawFd> {
-        use std::os::fd::IntoRawFd;
-        self.open_leaf().ok().flatten().map(IntoRawFd::into_raw_fd)
-    }
-
     /// v1 (or v2 without CLONE_INTO_CGROUP): move `pid` into every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
         if pid <= 0 {
@@ -232,8 +224,8 @@ impl Manager {
         }
     }
 
-    /// `delete --force`: kill everything inside, wait for it to be gone,
-    /// then remove the cgroups.
+    /// Kill everything inside, wait for it to be gone, then remove the
+    /// cgroups (`delete` of a container that left processes behind).
     pub fn destroy_force(&self) -> Result<()> {
         let _ = self.thaw();
         self.kill_all(libc::SIGKILL)?;
@@ -284,9 +276,7 @@ impl Manager {
         }
         let mut result = Ok(());
         for pid in self.pids()? {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            if unsafe { libc::kill(pid, signal) } != 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = crate::sys::kill(pid, signal) {
                 if e.raw_os_error() != Some(libc::ESRCH) && result.is_ok() {
                     result = Err(fsio::io_error(e, format!("kill({pid}, {signal})")));
                 }

@@ -7,7 +7,7 @@
 //! `oom_kill` counter says whether a process was killed.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use super::fsio::{self, io_error};
@@ -21,28 +21,15 @@ pub struct OomWatcher {
     v2: bool,
 }
 
-fn last_err(what: &str) -> Error {
-    io_error(std::io::Error::last_os_error(), what.to_string())
-}
-
 impl OomWatcher {
     pub fn new(m: &Manager) -> Result<OomWatcher> {
         if m.mode == Some(super::Mode::Unified) {
             let dir = m.unified()?;
-            // SAFETY: inotify_init1 takes flags only.
-            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-            if fd < 0 {
-                return Err(last_err("inotify_init1"));
-            }
-            // SAFETY: fd was just created and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             let path = dir.join("memory.events");
             let c = std::ffi::CString::new(path.to_string_lossy().as_bytes())
                 .map_err(|e| Error::msg(e.to_string()))?;
-            // SAFETY: valid inotify fd and NUL-terminated path.
-            if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) } < 0 {
-                return Err(last_err(&format!("inotify_add_watch {}", path.display())));
-            }
+            let fd = crate::sys::inotify_modify(&c)
+                .map_err(|e| io_error(e, format!("inotify on {}", path.display())))?;
             return Ok(OomWatcher {
                 fd,
                 _oom_control: None,
@@ -50,13 +37,7 @@ impl OomWatcher {
             });
         }
         let dir = m.v1_dir("memory")?;
-        // SAFETY: eventfd takes an initial value and flags only.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(last_err("eventfd"));
-        }
-        // SAFETY: efd was just created and is owned by nobody else.
-        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let efd = crate::sys::eventfd().map_err(|e| io_error(e, "eventfd".into()))?;
         let ctl_path = dir.join("memory.oom_control");
         let ctl = File::open(&ctl_path)
             .map_err(|e| io_error(e, format!("open {}", ctl_path.display())))?;
@@ -76,28 +57,15 @@ impl OomWatcher {
     /// hit OOM. v2: `true` means `memory.events` changed (compare its
     /// `oom_kill` counter). Also `true` on v1 when the cgroup was removed.
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                return Ok(false);
-            }
-            return Err(io_error(e, "poll".into()));
-        }
-        if r == 0 {
+        if !crate::sys::poll_readable(self.fd.as_fd(), ms)
+            .map_err(|e| io_error(e, "poll".into()))?
+        {
             return Ok(false);
         }
         // Drain: an 8-byte counter (eventfd) or inotify records.
         let mut buf = [0u8; 4096];
-        // SAFETY: reading into a local buffer of the given length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len()) };
+        let n = crate::sys::read(self.fd.as_fd(), &mut buf).unwrap_or(0);
         Ok(n > 0 || !self.v2)
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -75,21 +75,8 @@ pub fn enable_down_to(root: &Path, leaf: &Path, ctrls: &[String]) -> Result<()> 
 pub fn open_dir(dir: &Path) -> Result<OwnedFd> {
     let c = CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| Error::msg(format!("{} contains a NUL byte", dir.display())))?;
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(fsio::io_error(
-            std::io::Error::last_os_error(),
-            format!("open {}", dir.display()),
-        ));
-    }
-    // SAFETY: `fd` was just returned by open(2) and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open(&c, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| fsio::io_error(e, format!("open {}", dir.display())))
 }
 
 pub fn destroy(m: &Manager) -> Result<()> {

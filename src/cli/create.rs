@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use super::Globals;
-use crate::lifecycle::{self, CreateOpts};
+use crate::lifecycle::{self, Console, CreateOptions};
 use crate::Result;
 
 #[derive(clap::Args)]
@@ -31,24 +31,29 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn opts(&self, g: &Globals, detached: bool) -> CreateOpts {
-        CreateOpts {
+    /// The options for `lifecycle::create`; `console` when the caller (run)
+    /// drives the terminal itself, else the --console-socket.
+    pub fn into_options(self, g: &Globals, console: Option<Console>) -> CreateOptions {
+        let console = console.unwrap_or(match self.console_socket {
+            Some(p) => Console::Socket(p),
+            None => Console::None,
+        });
+        CreateOptions {
             root: g.root.clone(),
-            id: self.id.clone(),
-            bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
+            id: self.id,
+            bundle: self.bundle,
+            pid_file: self.pid_file,
+            console,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
-            console_fd: None,
-            detached,
         }
     }
 }
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
-    lifecycle::create(a.opts(g, true))?;
+    let spec = lifecycle::load_spec(&a.bundle)?;
+    lifecycle::create(a.into_options(g, None), &spec)?;
     Ok(0)
 }

@@ -1,8 +1,8 @@
 use std::io::Write;
 
 use super::Globals;
-use crate::cgroups::update::{events, parse_go_duration};
 use crate::container::{Container, Status};
+use crate::events::{events, parse_go_duration};
 use crate::Result;
 
 #[derive(clap::Args)]

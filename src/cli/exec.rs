@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use oci_spec::runtime::{Capability, Process};
 
 use super::Globals;
-use crate::container::{self, Container};
+use crate::container::{self, Container, ExecConfig};
+use crate::lifecycle::{self, Console, ExecOptions};
 use crate::process::foreground;
-use crate::{lifecycle, Error, Result};
+use crate::{Error, Result};
 
 /// runc's `exec` flags. Without --process, the process is the container's
 /// own (from its config.json) with the command and these flags applied.
@@ -52,7 +53,7 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-fn build_process(a: &Args, c: &Container) -> Result<Process> {
+fn build_process(a: &Args, cfg: &ExecConfig) -> Result<Process> {
     if let Some(p) = &a.process {
         let data = std::fs::read(p)
             .map_err(|e| Error::from(e).context(format!("read {}", p.display())))?;
@@ -62,8 +63,7 @@ fn build_process(a: &Args, c: &Container) -> Result<Process> {
     if a.command.is_empty() {
         crate::bail!("exec needs a command (or --process)");
     }
-    let spec = lifecycle::load_spec(&c.state.bundle)?;
-    let mut p = spec.process().clone().unwrap_or_default();
+    let mut p = cfg.process.clone().unwrap_or_default();
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
     let mut env = p.env().clone().unwrap_or_default();
@@ -117,14 +117,9 @@ fn build_process(a: &Args, c: &Container) -> Result<Process> {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
-    let process = build_process(&a, &c)?;
+    let cfg = c.exec_config()?;
+    let process = build_process(&a, &cfg)?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && a.detach && a.console_socket.is_none() {
-        crate::bail!("cannot allocate tty if berth will detach without setting console socket");
-    }
-    if !terminal && a.console_socket.is_some() {
-        crate::bail!("cannot use console socket if berth will not detach or allocate tty");
-    }
     let signals = if a.detach {
         None
     } else {
@@ -132,23 +127,24 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
     };
     let mut console_rx: Option<OwnedFd> = None;
     let console = match &a.console_socket {
-        Some(path) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-                Error::from(e).context(format!("connect to console socket {}", path.display()))
-            })?,
-        )),
-        None if terminal => {
+        Some(path) => Console::Socket(path.clone()),
+        None if terminal && !a.detach => {
             let (ours, theirs) = foreground::console_pair()?;
             console_rx = Some(ours);
-            Some(theirs)
+            Console::Proxied(theirs)
         }
-        None => None,
+        None => Console::None,
     };
     let pid_file = match &a.pid_file {
         Some(p) if p.is_relative() => Some(std::env::current_dir()?.join(p)),
         p => p.clone(),
     };
-    let launched = lifecycle::exec(&c, &process, console, a.preserve_fds, a.ignore_paused)?;
+    let opts = ExecOptions {
+        console,
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    };
+    let launched = lifecycle::exec(&c, &cfg, &process, opts)?;
     drop(c); // release the lock while the process runs
     if let Some(p) = pid_file {
         container::write_atomic(&p, launched.pid.to_string().as_bytes(), 0o644)?;

@@ -1,6 +1,6 @@
 use super::Globals;
-use crate::cgroups::ps;
 use crate::container::Container;
+use crate::ps;
 use crate::Result;
 
 #[derive(clap::Args)]

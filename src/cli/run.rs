@@ -2,8 +2,9 @@ use std::os::fd::OwnedFd;
 
 use super::Globals;
 use crate::container::Container;
+use crate::lifecycle::{self, Console};
 use crate::process::foreground;
-use crate::{lifecycle, Result};
+use crate::Result;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -19,26 +20,28 @@ pub struct RunArgs {
 
 pub fn run(g: &Globals, a: RunArgs) -> Result<i32> {
     let id = a.create.id.clone();
-    let mut opts = a.create.opts(g, a.detach);
     let signals = if a.detach {
         None
     } else {
         Some(foreground::block_signals()?)
     };
-    let bundle = std::fs::canonicalize(&opts.bundle).unwrap_or(opts.bundle.clone());
-    let terminal = lifecycle::load_spec(&bundle)?
+    let spec = lifecycle::load_spec(&a.create.bundle)?;
+    let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    // In the foreground without a console socket, run drives the terminal.
     let mut console_rx: Option<OwnedFd> = None;
-    if terminal && opts.console_socket.is_none() && !a.detach {
+    let console = if terminal && a.create.console_socket.is_none() && !a.detach {
         let (ours, theirs) = foreground::console_pair()?;
-        opts.console_fd = Some(theirs);
         console_rx = Some(ours);
-    }
+        Some(Console::Proxied(theirs))
+    } else {
+        None
+    };
 
-    let (container, launched) = lifecycle::create(opts)?;
+    let (container, launched) = lifecycle::create(a.create.into_options(g, console), &spec)?;
     if let Err(e) = lifecycle::start(&container) {
         let _ = lifecycle::delete(container, true);
         return Err(e);

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
 use super::Globals;
-use crate::cgroups::update::{resources_from_json, UpdateOptions};
 use crate::container::Container;
+use crate::update::{resources_from_json, UpdateOptions};
 use crate::{lifecycle, Result};
 
 /// runc's `update` flags; `-r FILE|-` takes a LinuxResources JSON (what

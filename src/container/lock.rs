@@ -1,5 +1,5 @@
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -15,16 +15,9 @@ impl Lock {
     pub fn acquire(dir: &Path) -> Result<Lock> {
         let file = File::open(dir)
             .map_err(|e| Error::from(e).context(format!("open {}", dir.display())))?;
-        loop {
-            // SAFETY: flock on a valid, owned fd.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::from(err).context(format!("lock {}", dir.display())));
-            }
+        match crate::sys::flock_exclusive(file.as_fd()) {
+            Ok(()) => Ok(Lock { _file: file }),
+            Err(e) => Err(Error::from(e).context(format!("lock {}", dir.display()))),
         }
     }
 }

@@ -18,6 +18,30 @@ use crate::error::{Context, Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// What `exec` needs of the config (kept apart from state.json, which every
+/// command reads).
+pub const EXEC_CONFIG: &str = "exec.json";
+
+/// The parts of the container's config `exec` starts from: the process
+/// (defaults for env, user, cwd, capabilities...) and the seccomp profile
+/// every exec'd process gets too.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ExecConfig {
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+}
+
+/// Keep what `exec` needs of `spec` in the state directory: `exec` never
+/// rereads the bundle (which may have changed since `create`).
+pub fn save_exec_config(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let cfg = ExecConfig {
+        process: spec.process().clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+    };
+    write_atomic(&dir.join(EXEC_CONFIG), &serde_json::to_vec(&cfg)?, 0o600)
+}
 
 /// A container whose directory is locked for the lifetime of this value.
 pub struct Container {
@@ -91,6 +115,25 @@ impl Container {
     /// The status, derived from the kernel rather than trusted from disk.
     pub fn status(&self) -> Status {
         self.state.status(&self.dir.join(EXEC_FIFO))
+    }
+
+    /// What `exec` starts from (see `save_exec_config`). A container made
+    /// by a berth that did not keep it falls back to its bundle's config.
+    pub fn exec_config(&self) -> Result<ExecConfig> {
+        let path = self.dir.join(EXEC_CONFIG);
+        match fs::read(&path) {
+            Ok(data) => {
+                serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let spec = crate::lifecycle::load_spec(&self.state.bundle)?;
+                Ok(ExecConfig {
+                    process: spec.process().clone(),
+                    seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+                })
+            }
+            Err(e) => Err(Error::from(e).context(format!("read {}", path.display()))),
+        }
     }
 
     pub fn save(&self) -> Result<()> {

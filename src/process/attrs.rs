@@ -6,38 +6,22 @@ use oci_spec::runtime::{
     LinuxSchedulerPolicy, Scheduler,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
+use crate::sys;
 
-pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
-    let domain: libc::c_ulong = match p.domain() {
+/// The persona `linux.personality` asks for (checked in the parent).
+pub fn persona(p: &LinuxPersonality) -> Result<libc::c_ulong> {
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        crate::bail!("flags are not supported");
+    }
+    Ok(match p.domain() {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
-    };
-    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-        crate::bail!("linux.personality: flags are not supported");
-    }
-    // SAFETY: personality takes an integer and touches no memory.
-    if unsafe { libc::personality(domain) } == -1 {
-        return Err(Error::from(std::io::Error::last_os_error())
-            .context(format!("personality {domain:#x}")));
-    }
-    Ok(())
+    })
 }
 
-/// `struct sched_attr` (SCHED_ATTR_SIZE_VER1).
-#[repr(C)]
-#[derive(Default)]
-struct SchedAttr {
-    size: u32,
-    policy: u32,
-    flags: u64,
-    nice: i32,
-    priority: u32,
-    runtime: u64,
-    deadline: u64,
-    period: u64,
-    util_min: u32,
-    util_max: u32,
+pub fn set_personality(domain: libc::c_ulong) -> Result<()> {
+    sys::personality(domain).with_context(|| format!("personality {domain:#x}"))
 }
 
 pub fn set_scheduler(s: &Scheduler) -> Result<()> {
@@ -62,8 +46,7 @@ pub fn set_scheduler(s: &Scheduler) -> Result<()> {
             LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
         };
     }
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
+    let attr = sys::SchedAttr {
         policy: policy as u32,
         flags,
         nice: s.nice().unwrap_or(0),
@@ -73,12 +56,7 @@ pub fn set_scheduler(s: &Scheduler) -> Result<()> {
         period: s.period().unwrap_or(0),
         ..Default::default()
     };
-    // SAFETY: attr is a valid sched_attr whose size field matches.
-    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    if r != 0 {
-        return Err(Error::from(std::io::Error::last_os_error())
-            .context(format!("sched_setattr (policy {policy})")));
-    }
+    sys::sched_setattr(attr).with_context(|| format!("sched_setattr (policy {policy})"))?;
     Ok(())
 }
 
@@ -91,26 +69,13 @@ pub fn set_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
     if !(0..=7).contains(&priority) {
         crate::bail!("process.ioPriority: priority {priority} is outside 0..7");
     }
-    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-    // SAFETY: integer-only syscall.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_ioprio_set,
-            IOPRIO_WHO_PROCESS,
-            0,
-            (class << 13) | priority,
-        )
-    };
-    if r != 0 {
-        return Err(Error::from(std::io::Error::last_os_error()).context("ioprio_set"));
-    }
+    sys::ioprio_set(class, priority).context("ioprio_set")?;
     Ok(())
 }
 
 /// Pin the calling thread to a CPU list like `0-2,5`.
 pub fn set_cpu_affinity(list: &str) -> Result<()> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut cpus = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let parse = |s: &str| {
@@ -122,15 +87,7 @@ pub fn set_cpu_affinity(list: &str) -> Result<()> {
         if a > b || b >= libc::CPU_SETSIZE as usize {
             crate::bail!("execCPUAffinity: bad CPU range {part:?}");
         }
-        for cpu in a..=b {
-            // SAFETY: cpu is below CPU_SETSIZE.
-            unsafe { libc::CPU_SET(cpu, &mut set) };
-        }
+        cpus.extend(a..=b);
     }
-    // SAFETY: set is a valid cpu_set_t of the size given.
-    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        return Err(Error::from(std::io::Error::last_os_error())
-            .context(format!("sched_setaffinity {list}")));
-    }
-    Ok(())
+    sys::sched_setaffinity(&cpus).with_context(|| format!("sched_setaffinity {list}"))
 }

@@ -10,7 +10,7 @@
 //!   Go(state) ──────────────────▶ setup: rootfs, console...
 //!                  ◀──────────── Hooks        (only with prestart/createRuntime hooks)
 //!   run hooks; HooksDone(state) ▶ createContainer hooks, pivot_root, ...
-//!                  ◀──────────── Ready | Error(message)
+//!                  ◀──────────── Ready | Error(message, errno)
 //! ```
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -35,8 +35,24 @@ pub enum Msg {
     /// intermediate → parent: the real init, forked into a new pid
     /// namespace that only a child of the intermediate can be born into.
     Pid(i32),
-    /// init → parent: setup failed with this message.
-    Error(String),
+    /// init → parent: setup failed with this message (and errno, 0 when
+    /// none).
+    Error(String, i32),
+}
+
+impl Msg {
+    /// An `Error` message carrying `e`'s text and errno.
+    pub fn error(e: &Error) -> Msg {
+        Msg::Error(e.message().to_string(), e.errno().map_or(0, |n| n as i32))
+    }
+}
+
+/// The error an `Error` message reports, errno included.
+pub fn remote_error(message: String, errno: i32) -> Error {
+    Error::with_errno(
+        message,
+        (errno != 0).then(|| nix::errno::Errno::from_raw(errno)),
+    )
 }
 
 pub struct Channel {
@@ -79,8 +95,9 @@ impl Channel {
                 buf.push(b'p');
                 buf.extend_from_slice(&pid.to_ne_bytes());
             }
-            Msg::Error(m) => {
+            Msg::Error(m, errno) => {
                 buf.push(b'e');
+                buf.extend_from_slice(&errno.to_ne_bytes());
                 buf.extend_from_slice(m.as_bytes());
             }
         }
@@ -95,9 +112,22 @@ impl Channel {
 
     /// The next message; `None` when the other side closed its end (died).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        self.recv_flags(MsgFlags::empty())
+    }
+
+    /// The error the other side already reported, if one is queued: what
+    /// really went wrong when our own step failed because it died.
+    pub fn pending_error(&self) -> Option<Error> {
+        match self.recv_flags(MsgFlags::MSG_DONTWAIT) {
+            Ok(Some(Msg::Error(m, n))) => Some(remote_error(m, n)),
+            _ => None,
+        }
+    }
+
+    fn recv_flags(&self, flags: MsgFlags) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX_MSG];
         let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match recv(self.fd.as_raw_fd(), &mut buf, flags) {
                 Ok(n) => break n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::from(e).context("receive on the init channel")),
@@ -116,7 +146,11 @@ impl Channel {
                 Ok(b) => Msg::Pid(i32::from_ne_bytes(b)),
                 Err(_) => return Err(Error::msg("malformed pid message on the init channel")),
             },
-            b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
+            b'e' if payload.len() >= 4 => {
+                let (errno, text) = payload.split_at(4);
+                let errno = i32::from_ne_bytes([errno[0], errno[1], errno[2], errno[3]]);
+                Msg::Error(String::from_utf8_lossy(text).into_owned(), errno)
+            }
             t => {
                 return Err(Error::msg(format!(
                     "unexpected message tag {t:#x} on the init channel"
@@ -124,17 +158,6 @@ impl Channel {
             }
         };
         Ok(Some(msg))
-    }
-
-    /// Wait for exactly `want`; anything else is a protocol error.
-    pub fn expect(&self, want: &Msg) -> Result<()> {
-        match self.recv()? {
-            Some(ref m) if m == want => Ok(()),
-            Some(m) => Err(Error::msg(format!(
-                "expected {want:?} on the init channel, got {m:?}"
-            ))),
-            None => Err(Error::msg("the runtime closed the init channel")),
-        }
     }
 }
 
@@ -151,7 +174,10 @@ mod tests {
             Msg::HooksDone(b"{\"id\":\"x\"}".to_vec()),
             Msg::Ready,
             Msg::Pid(4242),
-            Msg::Error("mount proc on /proc: permission denied".into()),
+            Msg::Error(
+                "mount proc on /proc: permission denied".into(),
+                libc::EACCES,
+            ),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));

@@ -12,7 +12,7 @@ use super::channel::{self, Channel, Msg};
 use super::fds;
 use super::launch::Launched;
 use super::namespaces::{self, proc_name, Join, Plan};
-use super::prepared::Prepared;
+use super::plan::ProcessPlan;
 use crate::cgroups::Manager;
 use crate::error::{Context, Error, Result};
 use crate::{sys, tty};
@@ -78,16 +78,16 @@ struct Child<'a> {
     /// its birth: the parent's lock, cgroup and namespace fds name host
     /// directories (see `fds`).
     keep_fds: Vec<RawFd>,
-    user_join: Option<RawFd>,
+    user_join: Option<BorrowedFd<'a>>,
     console_socket: Option<RawFd>,
-    prep: Prepared<'a>,
+    prep: ProcessPlan<'a>,
 }
 
 /// Start the process; returns once it is about to exec (or failed).
 pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let plan = plan_for(init_pid)?;
     let userns = plan.user_join.is_some();
-    let prep = Prepared::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
+    let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
     let mut own = vec![child_chan.raw_fd()];
     own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
@@ -95,15 +95,12 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let child = Child {
         keep_fds: fds::keep_list(&own),
         chan: child_chan,
-        user_join: plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()),
+        user_join: plan.user_join.as_ref().map(|j| j.fd.as_fd()),
         console_socket: o.console_socket.as_ref().map(|s| s.as_raw_fd()),
         prep,
     };
     let leaf = cgroup.open_leaf()?;
-    let mut pidfd: RawFd = -1;
     let mut args = sys::CloneArgs {
-        flags: libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..sys::clone_args()
     };
@@ -113,15 +110,14 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     }
     let saved = namespaces::enter_for_clone(&plan, None)?;
     // SAFETY: berth is single-threaded here and the clone is fork-like.
-    let cloned = unsafe { sys::clone3(&mut args) };
+    let cloned = unsafe { sys::clone3_pidfd(&mut args) };
     match cloned {
-        Ok(0) => run_child(child),
+        Ok((0, _)) => run_child(child),
         _ => drop(child),
     }
     let restored = saved.restore();
-    let pid = cloned.context("clone3 for exec")?;
-    // SAFETY: with CLONE_PIDFD the kernel stored a new fd we now own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let (pid, pidfd) = cloned.context("clone3 for exec")?;
+    let pidfd = pidfd.ok_or_else(|| Error::msg("clone3 returned no pidfd"))?;
     let launched = Launched {
         pid,
         start_time: 0,
@@ -134,7 +130,7 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         parent_chan.send(&Msg::Go(Vec::new()))?;
         match parent_chan.recv()? {
             Some(Msg::Ready) => Ok(()),
-            Some(Msg::Error(m)) => Err(Error::msg(m)),
+            Some(Msg::Error(m, n)) => Err(channel::remote_error(m, n)),
             Some(m) => Err(Error::msg(format!(
                 "unexpected {m:?} from the exec'd process"
             ))),
@@ -154,11 +150,10 @@ fn run_child(c: Child) -> ! {
         Ok(exe) => c.prep.exec(&exe, "exec"),
         Err(e) => e,
     };
-    if c.chan.send(&Msg::Error(err.message().to_string())).is_err() {
+    if c.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth exec: {err}");
     }
-    // SAFETY: _exit is always sound.
-    unsafe { libc::_exit(1) }
+    sys::exit(1)
 }
 
 fn child_setup(c: &Child) -> Result<std::ffi::CString> {
@@ -170,8 +165,7 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     }
     if let Some(fd) = c.user_join {
         // SAFETY: fd was opened by the parent and is inherited.
-        sys::setns(unsafe { BorrowedFd::borrow_raw(fd) }, libc::CLONE_NEWUSER)
-            .context("join user namespace")?;
+        sys::setns(fd, libc::CLONE_NEWUSER).context("join user namespace")?;
     }
     match c.chan.recv()? {
         Some(Msg::Go(_)) => {}
@@ -181,8 +175,8 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
         super::attrs::set_cpu_affinity(cpus)?;
     }
-    // SAFETY: setsid has no memory effects.
-    unsafe { libc::setsid() };
+    // A fresh process leads no session, so this cannot fail.
+    let _ = sys::setsid();
     if let Some(sock) = c.console_socket {
         let (master, slave) = tty::open_pty(
             Path::new("/dev/pts"),

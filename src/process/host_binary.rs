@@ -20,7 +20,7 @@
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{Context, Error, Result};
@@ -81,16 +81,8 @@ fn cstring(s: OsString) -> Result<CString> {
 
 /// On a read-only mount, or a memfd sealed against writes.
 fn is_protected(exe: &File) -> bool {
-    // SAFETY: an all-zero statvfs is a valid out buffer.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: exe is an open fd and st a valid out pointer.
-    if unsafe { libc::fstatvfs(exe.as_raw_fd(), &mut st) } == 0 && st.f_flag & libc::ST_RDONLY != 0
-    {
-        return true;
-    }
-    // SAFETY: F_GET_SEALS only reads the fd's seals (EINVAL if not a memfd).
-    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & libc::F_SEAL_WRITE != 0
+    sys::mount_flags(exe.as_fd()).is_ok_and(|f| f & libc::ST_RDONLY != 0)
+        || sys::seals(exe.as_fd()).is_ok_and(|s| s & libc::F_SEAL_WRITE != 0)
 }
 
 /// A detached, read-only bind mount of our own binary (an O_PATH fd).
@@ -115,28 +107,9 @@ fn sealed_memfd(exe: &File) -> Result<OwnedFd> {
         .or_else(|_| sys::memfd_create(c"berth", flags))
         .context("memfd_create")?;
     let len = exe.metadata().context("stat /proc/self/exe")?.len();
-    let mut copied = 0u64;
-    while copied < len {
-        // SAFETY: both fds are open; null offsets use the files' positions.
-        let n = unsafe {
-            libc::sendfile(
-                memfd.as_raw_fd(),
-                exe.as_raw_fd(),
-                std::ptr::null_mut(),
-                (len - copied) as usize,
-            )
-        };
-        if n <= 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(Error::from(e).context("copy the runtime binary into a memfd"));
-        }
-        copied += n as u64;
-    }
-    // SAFETY: F_ADD_SEALS with integer seals on our memfd.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, F_SEAL_ALL) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::from(e).context("seal the memfd copy"));
-    }
+    sys::sendfile_all(memfd.as_fd(), exe.as_fd(), len)
+        .context("copy the runtime binary into a memfd")?;
+    sys::add_seals(memfd.as_fd(), F_SEAL_ALL).context("seal the memfd copy")?;
     Ok(memfd)
 }
 
@@ -151,9 +124,5 @@ fn restore_name() {
         .rsplit(|&b| b == b'/')
         .next()
         .unwrap_or(b"berth");
-    let mut name = [0u8; 16];
-    let n = base.len().min(15);
-    name[..n].copy_from_slice(&base[..n]);
-    // SAFETY: name is a NUL-terminated buffer of 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    sys::set_name(base);
 }

@@ -3,25 +3,23 @@
 //! the parent over the channel and becomes the error of `create`.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use oci_spec::runtime::{Hook, Spec};
+use oci_spec::runtime::Hook;
 
 use super::attrs;
 use super::channel::{Channel, Msg};
 use super::fds;
-use super::prepared::Prepared;
 use crate::error::{Context, Error, Result};
+use crate::validate::Plan;
 use crate::{hooks, rootfs, sys, tty};
 
-/// Everything the init needs, prepared by the parent before clone3 so the
-/// child parses and allocates as little as possible.
+/// What the init gets from the parent: the container's plan (every check
+/// done, every option parsed) and the fds it needs to carry it out.
 pub struct InitCtx<'a> {
-    pub id: &'a str,
-    pub spec: &'a Spec,
-    pub rootfs: &'a Path,
-    pub bundle: &'a Path,
+    pub plan: &'a Plan<'a>,
+    /// The container's cgroups, for the `cgroup` mount.
+    pub cgroup: &'a crate::cgroups::Manager,
     pub chan: Channel,
     /// The fds ≥ 3 the init keeps (sorted); it closes every other one at
     /// birth (see `fds`).
@@ -29,22 +27,8 @@ pub struct InitCtx<'a> {
     /// O_PATH fd of the exec fifo, reopened for writing via /proc/self/fd.
     pub exec_fifo: RawFd,
     pub console_socket: Option<RawFd>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub user_join: Option<RawFd>,
-    /// Namespaces to unshare after joining `user_join`.
-    pub unshare_after_userns: i32,
-    pub new_cgroupns: bool,
-    /// New or joined cgroup namespace.
-    pub cgroupns: bool,
-    pub cgroup: &'a crate::cgroups::Manager,
     /// Detached idmapped mounts by `mounts` index (rootfs::idmap).
     pub idmapped: &'a [Option<OwnedFd>],
-    pub userns: bool,
-    pub mountns: bool,
-    pub utsns: bool,
-    /// The container's process, ready to apply.
-    pub prep: Prepared<'a>,
 }
 
 /// Run the init; never returns.
@@ -54,15 +38,11 @@ pub fn run(ctx: InitCtx) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if ctx
-        .chan
-        .send(&Msg::Error(err.message().to_string()))
-        .is_err()
-    {
+    if ctx.chan.send(&Msg::error(&err)).is_err() {
         eprintln!("berth init: {err}");
     }
-    // SAFETY: _exit is always sound; skip atexit handlers of the parent's copy.
-    unsafe { libc::_exit(1) }
+    // No atexit handlers of the parent's copy.
+    sys::exit(1)
 }
 
 enum Never {}
@@ -84,19 +64,20 @@ fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
             .context("set parent death signal"),
         pid => {
             let code = i32::from(ctx.chan.send(&Msg::Pid(pid)).is_err());
-            // SAFETY: _exit is always sound; the init owns the setup now.
-            unsafe { libc::_exit(code) }
+            // The init owns the setup now.
+            sys::exit(code)
         }
     }
 }
 
 fn setup(ctx: &InitCtx) -> Result<Never> {
+    let plan = ctx.plan;
+    let ns = &plan.namespaces;
     // Die with the parent while it is still setting us up.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .context("set parent death signal")?;
-    let process = ctx.spec.process().as_ref();
 
-    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
+    if let Some(adj) = plan.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
             let mut err = Error::from(e).context(format!("set oom_score_adj to {adj}"));
             if adj < 0 {
@@ -106,15 +87,13 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         })?;
     }
 
-    if let Some(fd) = ctx.user_join {
-        // SAFETY: fd was opened by the parent and is inherited.
-        let ufd = unsafe { BorrowedFd::borrow_raw(fd) };
-        sys::setns(ufd, libc::CLONE_NEWUSER).context("join user namespace")?;
-        if ctx.unshare_after_userns != 0 {
-            sys::unshare(ctx.unshare_after_userns)
+    if let Some(j) = &ns.user_join {
+        sys::setns(j.fd.as_fd(), libc::CLONE_NEWUSER).context("join user namespace")?;
+        if ns.unshare_after_userns() != 0 {
+            sys::unshare(ns.unshare_after_userns())
                 .context("unshare namespaces in the joined user namespace")?;
         }
-        if ctx.unshare_after_userns & libc::CLONE_NEWPID != 0 {
+        if ns.forks_init() {
             fork_into_pidns(ctx)?;
         }
     }
@@ -126,49 +105,32 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         None => crate::bail!("the runtime went away during setup"),
     };
 
-    if ctx.userns {
+    if plan.rootfs.userns {
         // Become root of the new user namespace (where uid 0 is mapped) so
         // what setup creates belongs to the container's root.
-        // SAFETY: integer-only syscalls; failure leaves credentials unchanged.
-        unsafe {
-            libc::setresgid(0, 0, 0);
-            libc::setresuid(0, 0, 0);
-        }
+        sys::setresgid(0).context("become root of the user namespace (setresgid 0)")?;
+        sys::setresuid(0).context("become root of the user namespace (setresuid 0)")?;
     }
-    if ctx.new_cgroupns {
+    if ns.new & libc::CLONE_NEWCGROUP != 0 {
         // After cgroup placement, so the namespace is rooted at the
         // container's own cgroup (on v1 it joins after clone3).
         sys::unshare(libc::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
     }
-    // SAFETY: setsid has no memory effects; the init leads its own session.
-    unsafe { libc::setsid() };
+    // The init leads its own session (it cannot fail for a fresh process).
+    let _ = sys::setsid();
 
-    let rcfg = rootfs::RootfsConfig {
-        spec: ctx.spec,
-        rootfs: ctx.rootfs,
-        bundle: ctx.bundle,
-        userns: ctx.userns,
-        cgroupns: ctx.cgroupns,
-        no_pivot: ctx.no_pivot,
-        cgroup: ctx.cgroup,
-        idmapped: ctx.idmapped,
-    };
-    if !ctx.mountns {
-        crate::bail!(
-            "a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)"
-        );
-    }
-    rootfs::prepare(&rcfg)?;
+    rootfs::prepare(&plan.rootfs, ctx.cgroup, ctx.idmapped)?;
     // The idmapped trees are in place: their fds go.
     for fd in ctx.idmapped.iter().flatten() {
         close_fd(fd.as_raw_fd());
     }
 
     if let Some(sock) = ctx.console_socket {
-        let size = process.and_then(|p| p.console_size());
-        let (master, slave) = tty::open_pty(&ctx.rootfs.join("dev/pts"), size.as_ref())?;
-        rootfs::mount_console(&rcfg, slave.as_fd())?;
-        // SAFETY: the console socket fd is inherited from the parent.
+        let size = plan.process.process.console_size();
+        let (master, slave) = tty::open_pty(&plan.rootfs.rootfs.join("dev/pts"), size.as_ref())?;
+        rootfs::mount_console(&plan.rootfs, slave.as_fd())?;
+        // SAFETY: the console socket fd is inherited from the parent and
+        // owned by nothing else in this process.
         let sock = unsafe { OwnedFd::from_raw_fd(sock) };
         tty::send_master(sock.as_fd(), master.as_fd())
             .context("send the console to --console-socket")?;
@@ -176,7 +138,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         tty::attach_slave(slave)?;
     }
 
-    let hooks = ctx.spec.hooks().as_ref();
+    let hooks = plan.hooks;
     let has = |h: Option<&Vec<Hook>>| h.is_some_and(|v| !v.is_empty());
     let mut state_json = state_json;
     if hooks.is_some_and(|h| has(h.prestart().as_ref()) || has(h.create_runtime().as_ref())) {
@@ -191,49 +153,28 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         hooks::run("createContainer", h, &state_json)?;
     }
 
-    rootfs::pivot(&rcfg)?;
+    rootfs::pivot(&plan.rootfs)?;
 
-    if let Some(h) = ctx.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        if !ctx.utsns {
-            crate::bail!("unable to set hostname without a private UTS namespace");
-        }
+    if let Some(h) = plan.hostname {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
     }
-    if let Some(d) = ctx.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        if !ctx.utsns {
-            crate::bail!("unable to set domainname without a private UTS namespace");
-        }
-        // SAFETY: pointer and length describe the live string.
-        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(Error::from(std::io::Error::last_os_error())
-                .context(format!("setdomainname {d:?}")));
-        }
+    if let Some(d) = plan.domainname {
+        sys::setdomainname(d.as_bytes()).with_context(|| format!("setdomainname {d:?}"))?;
     }
-    if let Some(sysctl) = ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-        for (key, value) in sysctl {
-            let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-            if key.contains("..") || key.contains('/') {
-                crate::bail!("sysctl {key:?}: invalid name");
-            }
-            std::fs::write(&path, value.as_bytes())
-                .with_context(|| format!("write sysctl {key}={value}"))?;
-        }
+    for (path, key, value) in &plan.sysctl {
+        std::fs::write(path, value.as_bytes())
+            .with_context(|| format!("write sysctl {key}={value}"))?;
     }
-    rootfs::finalize(&rcfg)?;
+    rootfs::finalize(&plan.rootfs)?;
 
-    ctx.prep.set_limits()?;
-    if let Some(p) = ctx
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.personality().as_ref())
-    {
-        attrs::set_personality(p)?;
+    plan.process.set_limits()?;
+    if let Some(domain) = plan.personality {
+        attrs::set_personality(domain)?;
     }
-    if !ctx.no_new_keyring {
-        join_session_keyring(ctx.id);
+    if plan.new_keyring {
+        join_session_keyring(plan.id);
     }
-    let exe = ctx.prep.become_process()?;
+    let exe = plan.process.become_process()?;
 
     // Setup is done: from here the init must outlive `create`.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
@@ -260,7 +201,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     // The fifo's O_PATH fd is close-on-exec: nothing the profile may deny
     // runs after the filter.
     drop(fifo);
-    ctx.prep.exec(&exe, "init")
+    plan.process.exec(&exe, "init")
 }
 
 /// Close one inherited fd (the parent's copy is never dropped here: the
@@ -274,16 +215,13 @@ fn close_fd(fd: RawFd) {
 /// After `Ready` there is nobody to report to but stderr.
 fn fatal(e: &Error) -> ! {
     eprintln!("berth init: {e}");
-    // SAFETY: _exit is always sound.
-    unsafe { libc::_exit(127) }
+    sys::exit(127)
 }
 
 fn join_session_keyring(id: &str) {
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     if let Ok(name) = CString::new(id) {
-        // SAFETY: name is a valid C string for the duration of the call.
         // A kernel without keyrings (ENOSYS) or a locked-down one is not
         // an error, as in runc.
-        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+        let _ = sys::join_session_keyring(&name);
     }
 }

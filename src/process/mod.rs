@@ -11,5 +11,5 @@ pub mod host_binary;
 pub mod init;
 pub mod launch;
 pub mod namespaces;
-pub mod prepared;
+pub mod plan;
 pub mod wait;

@@ -98,6 +98,34 @@ impl Plan {
     pub fn has_userns(&self) -> bool {
         self.has(libc::CLONE_NEWUSER)
     }
+
+    /// The CLONE_NEW* flags clone3 gets. The cgroup namespace is unshared by
+    /// the init once it sits in its cgroups, the time namespace is made by
+    /// the parent (see `enter_for_clone`), and with a user namespace joined
+    /// by path everything is unshared by the init after joining it.
+    pub fn clone_flags(&self) -> u64 {
+        if self.user_join.is_some() {
+            return 0;
+        }
+        (self.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)) as u64
+    }
+
+    /// What the init unshares itself after joining a user namespace by path
+    /// (so they belong to it).
+    pub fn unshare_after_userns(&self) -> i32 {
+        if self.user_join.is_some() {
+            self.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)
+        } else {
+            0
+        }
+    }
+
+    /// A new pid namespace inside a user namespace joined by path: only a
+    /// child of the unsharing process is born into it, so the init is
+    /// forked once more (see `init::fork_into_pidns`).
+    pub fn forks_init(&self) -> bool {
+        self.user_join.is_some() && self.new & libc::CLONE_NEWPID != 0
+    }
 }
 
 /// The parent's own namespaces, saved before it enters the container's so it
@@ -163,15 +191,27 @@ pub fn enter_for_clone(plan: &Plan, linux: Option<&Linux>) -> Result<Saved> {
     Ok(saved)
 }
 
+/// `linux.timeOffsets` names only the clocks a time namespace has.
+pub fn check_time_offsets(linux: Option<&Linux>) -> Result<()> {
+    for clock in linux
+        .and_then(|l| l.time_offsets().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(c, _)| c)
+    {
+        if clock != "monotonic" && clock != "boottime" {
+            crate::bail!("linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+        }
+    }
+    Ok(())
+}
+
 fn write_time_offsets(linux: Option<&Linux>) -> Result<()> {
     let Some(offsets) = linux.and_then(|l| l.time_offsets().as_ref()) else {
         return Ok(());
     };
     let mut text = String::new();
     for (clock, off) in offsets {
-        if clock != "monotonic" && clock != "boottime" {
-            crate::bail!("timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
-        }
         text.push_str(&format!(
             "{clock} {} {}\n",
             off.secs().unwrap_or(0),

@@ -7,14 +7,17 @@
 //! copied as a symlink, never followed (out of the rootfs or anywhere).
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fchmodat, fstatat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{
+    fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, symlinkat, Gid, Uid};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -106,28 +109,9 @@ fn copy_entry(from: BorrowedFd, to: BorrowedFd, name: &CStr) -> Result<()> {
             }
         })?;
     }
-    let times = [
-        libc::timespec {
-            tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec,
-        },
-        libc::timespec {
-            tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec,
-        },
-    ];
-    // SAFETY: name is NUL-terminated; times has the two entries utimensat reads.
-    let r = unsafe {
-        libc::utimensat(
-            to.as_raw_fd(),
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r != 0 {
-        return Err(Error::from(std::io::Error::last_os_error()).context("set times"));
-    }
+    let atime = TimeSpec::new(st.st_atime, st.st_atime_nsec);
+    let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+    utimensat(to, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink).context("set times")?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! `linux.devices`, created with mknod, or bind-mounted from the host inside
 //! a user namespace (where mknod is not allowed); then the /dev symlinks.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -11,6 +11,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use super::mounts::cpath;
 use super::resolve::{self, Kind};
 use crate::error::{Context, Error, Result};
+use crate::sys;
 
 pub struct Device {
     pub path: PathBuf,
@@ -46,6 +47,9 @@ fn defaults() -> Vec<Device> {
 }
 
 fn from_spec(d: &LinuxDevice) -> Result<Device> {
+    if !d.path().starts_with("/dev") {
+        crate::bail!("device {}: not under /dev", d.path().display());
+    }
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
@@ -84,9 +88,6 @@ pub fn wanted(spec_devices: Option<&Vec<LinuxDevice>>) -> Result<Vec<Device>> {
 }
 
 pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
-    if !d.path.starts_with("/dev") {
-        crate::bail!("device {}: not under /dev", d.path.display());
-    }
     let what = || format!("create device {}", d.path.display());
     if userns {
         // A bind of the host's node: the kernel refuses mknod here.
@@ -119,36 +120,22 @@ pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
     let cname = cpath(Path::new(name))?;
     let dev = libc::makedev(d.major as u32, d.minor as u32);
     loop {
-        // SAFETY: parent is a directory fd; cname is a valid C string.
-        let r = unsafe { libc::mknodat(parent.as_raw_fd(), cname.as_ptr(), d.kind | d.mode, dev) };
-        if r == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EEXIST) {
+        match sys::mknodat(parent.as_fd(), &cname, d.kind | d.mode, dev) {
+            Ok(()) => break,
             // Replace whatever the image had there (never following it).
-            // SAFETY: as above.
-            if unsafe { libc::unlinkat(parent.as_raw_fd(), cname.as_ptr(), 0) } == 0 {
-                continue;
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                if sys::unlinkat(parent.as_fd(), &cname, 0).is_ok() {
+                    continue;
+                }
+                return Err(Error::from(e).context(what()));
             }
-        }
-        return Err(Error::from(e).context(what()));
-    }
-    // SAFETY: as above; mknod's mode is filtered by the umask, set it exactly.
-    unsafe {
-        if libc::fchmodat(parent.as_raw_fd(), cname.as_ptr(), d.mode, 0) != 0
-            || libc::fchownat(
-                parent.as_raw_fd(),
-                cname.as_ptr(),
-                d.uid,
-                d.gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            ) != 0
-        {
-            return Err(Error::from(std::io::Error::last_os_error())
-                .context(format!("chmod/chown {}", d.path.display())));
+            Err(e) => return Err(Error::from(e).context(what())),
         }
     }
+    // mknod's mode is filtered by the umask: set it exactly.
+    sys::fchmodat(parent.as_fd(), &cname, d.mode)
+        .and_then(|()| sys::fchownat(parent.as_fd(), &cname, d.uid, d.gid))
+        .with_context(|| format!("chmod/chown {}", d.path.display()))?;
     Ok(())
 }
 
@@ -169,12 +156,10 @@ pub fn symlinks(root: BorrowedFd) -> Result<()> {
     }
     for (target, name) in links {
         let (t, n) = (cpath(Path::new(target))?, cpath(Path::new(name))?);
-        // SAFETY: dev is a directory fd; both are valid C strings.
-        if unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(Error::from(e).context(format!("symlink /dev/{name}")));
-            }
+        match sys::symlinkat(&t, dev.as_fd(), &n) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(Error::from(e).context(format!("symlink /dev/{name}"))),
         }
     }
     Ok(())

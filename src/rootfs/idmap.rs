@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use super::mounts;
 use crate::error::{Context, Error, Result};
@@ -35,40 +35,28 @@ pub enum ContainerUserns<'a> {
 type Maps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
 
 /// One detached, idmapped mount per idmapped `mounts` entry (by index; None
-/// for the others). Empty when no mount is idmapped.
+/// for the others). Empty when no mount is idmapped. The entries were
+/// checked by `rootfs::Plan::from_spec`.
 pub fn prepare(
-    spec: &Spec,
+    mounts: &[super::MountPlan],
     bundle: &Path,
     userns: ContainerUserns,
 ) -> Result<Vec<Option<OwnedFd>>> {
-    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
     let mut out: Vec<Option<OwnedFd>> = Vec::new();
     // One helper user namespace per distinct (uid, gid) mapping.
     let mut made: Vec<(Maps, OwnedFd)> = Vec::new();
-    for (i, m) in mounts.iter().enumerate() {
-        let raw = m.options().as_deref().unwrap_or(&[]);
-        let maps = (m.uid_mappings().as_ref(), m.gid_mappings().as_ref());
-        // Cheap test first: the init parses every mount's options anyway.
-        if maps == (None, None) && !raw.iter().any(|o| o == "idmap" || o == "ridmap") {
-            continue;
-        }
-        let opts = mounts::parse(raw)?;
+    for (i, mp) in mounts.iter().enumerate().filter(|(_, mp)| mp.idmapped) {
+        let m = mp.mount;
         let what = describe(m);
-        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
-            crate::bail!("mount {what}: idmapped mounts are only supported for bind mounts");
-        }
-        let wanted = match (maps, &userns) {
+        let maps = match ((m.uid_mappings(), m.gid_mappings()), &userns) {
             ((Some(u), Some(g)), _) => Some((u.as_slice(), g.as_slice())),
-            ((Some(_), None), _) | ((None, Some(_)), _) => {
-                crate::bail!("mount {what}: uidMappings and gidMappings must be given together")
+            (_, ContainerUserns::New(u, g)) => Some((*u, *g)),
+            (_, ContainerUserns::Joined(_)) => None,
+            (_, ContainerUserns::None) => {
+                crate::bail!("mount {what}: idmap needs a user namespace for the container")
             }
-            ((None, None), ContainerUserns::New(u, g)) => Some((*u, *g)),
-            ((None, None), ContainerUserns::Joined(_)) => None,
-            ((None, None), ContainerUserns::None) => crate::bail!(
-                "mount {what}: idmap without uidMappings/gidMappings needs a user namespace for the container"
-            ),
         };
-        let ns_fd = match (wanted, &userns) {
+        let ns_fd = match (maps, &userns) {
             (Some((u, g)), _) => {
                 let j = match made.iter().position(|(k, _)| k.0 == u && k.1 == g) {
                     Some(j) => j,
@@ -88,7 +76,7 @@ pub fn prepare(
             Some(s) => s.clone(),
             None => crate::bail!("mount {what}: bind mount without source"),
         };
-        let fd = detached(&source, &opts, ns_fd).with_context(|| format!("mount {what}"))?;
+        let fd = detached(&source, &mp.opts, ns_fd).with_context(|| format!("mount {what}"))?;
         out.resize_with(i + 1, || None);
         out[i] = Some(fd);
     }
@@ -149,10 +137,8 @@ fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd
     let pid = unsafe { sys::clone3(&mut args) }
         .context("clone3 a user namespace for an idmapped mount")?;
     if pid == 0 {
-        loop {
-            // SAFETY: pause has no memory effects; SIGKILL ends this child.
-            unsafe { libc::pause() };
-        }
+        // SIGKILL ends this child.
+        sys::pause_forever();
     }
     let res = (|| {
         crate::process::namespaces::write_maps(pid, uid, gid)?;
@@ -160,8 +146,8 @@ fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd
             .context("open the idmap user namespace")?;
         Ok(OwnedFd::from(f))
     })();
-    // SAFETY: pid is our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // pid is our own child, not yet reaped.
+    let _ = sys::kill(pid, libc::SIGKILL);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     res
 }

@@ -1,8 +1,8 @@
 //! The container's root filesystem, set up inside its new mount namespace.
 //!
-//! Call order (from `process::init`, in the child):
-//! `prepare` → (createContainer hooks) → optional `mount_console` → `pivot`
-//! → (hostname, sysctls) → `finalize`.
+//! `Plan::from_spec` runs in the parent (from `validate`); then, from
+//! `process::init` in the child: `prepare` → (createContainer hooks) →
+//! optional `mount_console` → `pivot` → (hostname, sysctls) → `finalize`.
 
 mod cgroupfs;
 mod copyup;
@@ -12,32 +12,141 @@ pub mod mounts;
 pub mod resolve;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Mount, Spec};
 
 use crate::cgroups::Manager;
 use crate::error::{Context, Error, Result};
 use resolve::Kind;
 
-pub struct RootfsConfig<'a> {
-    pub spec: &'a Spec,
+/// The root filesystem part of the container's plan, built by `validate`
+/// from the config: every option parsed, every path checked.
+pub struct Plan<'a> {
     /// Absolute, canonical host path of the root filesystem.
-    pub rootfs: &'a Path,
+    pub rootfs: PathBuf,
     /// Bundle directory: relative bind-mount sources resolve against it.
-    pub bundle: &'a Path,
+    pub bundle: PathBuf,
+    /// `mounts`, in order, with their options parsed.
+    pub mounts: Vec<MountPlan<'a>>,
+    /// The device nodes to create, or None when `/dev` is a bind mount
+    /// (then the container gets the host's view and nothing is created).
+    pub devices: Option<Vec<devices::Device>>,
+    /// `linux.rootfsPropagation`, parsed.
+    pub propagation: Option<MsFlags>,
+    pub masked: &'a [String],
+    pub readonly: &'a [String],
+    /// `root.readonly`.
+    pub readonly_root: bool,
+    /// `--no-pivot`: move the rootfs onto / and chroot instead of pivot_root.
+    pub no_pivot: bool,
     /// The container has a user namespace: devices are bind-mounted from the
     /// host instead of created with mknod.
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
-    /// `--no-pivot`: move the rootfs onto / and chroot instead of pivot_root.
-    pub no_pivot: bool,
-    /// The container's cgroups, for the `cgroup` mount.
-    pub cgroup: &'a Manager,
-    /// Detached idmapped mounts by `mounts` index (see `idmap`).
-    pub idmapped: &'a [Option<OwnedFd>],
+}
+
+/// One `mounts` entry with its options parsed.
+pub struct MountPlan<'a> {
+    pub mount: &'a Mount,
+    pub opts: mounts::Options,
+    /// A `cgroup`/`cgroup2` mount (see `cgroupfs`).
+    pub cgroup: bool,
+    /// An idmapped bind (`idmap`, `ridmap` or mount id mappings): the
+    /// runtime makes it before clone3 (see `idmap`).
+    pub idmapped: bool,
+}
+
+impl<'a> Plan<'a> {
+    pub fn from_spec(
+        spec: &'a Spec,
+        bundle: &Path,
+        ns: &crate::process::namespaces::Plan,
+        no_pivot: bool,
+    ) -> Result<Plan<'a>> {
+        let root_path = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_else(|| "rootfs".into());
+        let rootfs = std::fs::canonicalize(bundle.join(&root_path))
+            .with_context(|| format!("root.path: rootfs {}", bundle.join(&root_path).display()))?;
+        let userns = ns.has_userns();
+        let mut mounts_plan = Vec::new();
+        let mut dev_is_bind = false;
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let field = || format!("mounts[{i}] ({})", m.destination().display());
+            let typ = m.typ().as_deref().unwrap_or("");
+            let opts = mounts::parse(m.options().as_deref().unwrap_or(&[])).with_context(field)?;
+            let bind = opts.is_bind() || typ == "bind";
+            if resolve::relative(m.destination()) == Path::new("dev") {
+                dev_is_bind = bind;
+            }
+            let maps = (m.uid_mappings().is_some(), m.gid_mappings().is_some());
+            let idmapped = opts.idmap.is_some() || maps != (false, false);
+            if idmapped {
+                if !bind {
+                    return Err(
+                        Error::msg("idmapped mounts are only supported for bind mounts")
+                            .context(field()),
+                    );
+                }
+                if maps.0 != maps.1 {
+                    return Err(
+                        Error::msg("uidMappings and gidMappings must be given together")
+                            .context(field()),
+                    );
+                }
+                if maps == (false, false) && !userns {
+                    return Err(Error::msg(
+                        "idmap without uidMappings/gidMappings needs a user namespace for the container",
+                    )
+                    .context(field()));
+                }
+            }
+            if bind && m.source().is_none() {
+                return Err(Error::msg("bind mount without source").context(field()));
+            }
+            mounts_plan.push(MountPlan {
+                mount: m,
+                opts,
+                cgroup: typ == "cgroup" || typ == "cgroup2",
+                idmapped,
+            });
+        }
+        let linux = spec.linux().as_ref();
+        let devices = if dev_is_bind {
+            None
+        } else {
+            Some(
+                devices::wanted(linux.and_then(|l| l.devices().as_ref()))
+                    .context("linux.devices")?,
+            )
+        };
+        Ok(Plan {
+            rootfs,
+            bundle: bundle.to_path_buf(),
+            mounts: mounts_plan,
+            devices,
+            propagation: propagation(spec)?,
+            masked: linux
+                .and_then(|l| l.masked_paths().as_deref())
+                .unwrap_or(&[]),
+            readonly: linux
+                .and_then(|l| l.readonly_paths().as_deref())
+                .unwrap_or(&[]),
+            readonly_root: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            no_pivot,
+            userns,
+            cgroupns: ns.has(libc::CLONE_NEWCGROUP),
+        })
+    }
 }
 
 fn propagation(spec: &Spec) -> Result<Option<MsFlags>> {
@@ -66,58 +175,48 @@ fn open_root(rootfs: &Path) -> Result<OwnedFd> {
 }
 
 /// Propagation, the rootfs bind, every `mounts` entry, default devices and
-/// `linux.devices`, the /dev symlinks. Runs before pivot_root.
-pub fn prepare(cfg: &RootfsConfig) -> Result<()> {
+/// `linux.devices`, the /dev symlinks. Runs before pivot_root. `idmapped`:
+/// the detached idmapped mounts by `mounts` index (see `idmap`).
+pub fn prepare(plan: &Plan, cgroup: &Manager, idmapped: &[Option<OwnedFd>]) -> Result<()> {
     // Nothing we mount may propagate back to the host: slave (or the
     // requested propagation) recursively from / first.
     // An unbindable / would refuse the rootfs bind: it is applied after
     // pivot_root, in `finalize`.
-    let prop = match propagation(cfg.spec)? {
+    let prop = match plan.propagation {
         Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .context("set propagation of / in the container's mount namespace")?;
     // pivot_root needs the rootfs to be a mount point whose parent is not shared.
-    make_parent_private(cfg.rootfs)?;
+    make_parent_private(&plan.rootfs)?;
     mount(
-        Some(cfg.rootfs),
-        cfg.rootfs,
+        Some(&plan.rootfs),
+        &plan.rootfs,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .with_context(|| format!("bind mount rootfs {}", cfg.rootfs.display()))?;
-    let root = open_root(cfg.rootfs)?;
+    .with_context(|| format!("bind mount rootfs {}", plan.rootfs.display()))?;
+    let root = open_root(&plan.rootfs)?;
 
-    let mut dev_is_bind = false;
-    for (i, m) in cfg.spec.mounts().iter().flatten().enumerate() {
-        let typ = m.typ().as_deref().unwrap_or("");
-        if resolve::relative(m.destination()) == Path::new("dev") {
-            let o = mounts::parse(m.options().as_deref().unwrap_or(&[]))?;
-            dev_is_bind = o.is_bind() || typ == "bind";
-        }
-        if typ == "cgroup" || typ == "cgroup2" {
-            let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]))?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        if m.cgroup {
             cgroupfs::mount_cgroup(
                 root.as_fd(),
-                m.destination(),
-                &opts,
-                cfg.cgroup,
-                cfg.cgroupns,
+                m.mount.destination(),
+                &m.opts,
+                cgroup,
+                plan.cgroupns,
             )?;
             continue;
         }
-        let idmapped = cfg
-            .idmapped
-            .get(i)
-            .and_then(|f| f.as_ref())
-            .map(|f| f.as_fd());
-        mounts::mount_entry(root.as_fd(), m, cfg.bundle, cfg.userns, idmapped)?;
+        let tree = idmapped.get(i).and_then(|f| f.as_ref()).map(|f| f.as_fd());
+        mounts::mount_entry(root.as_fd(), m, &plan.bundle, plan.userns, tree)?;
     }
-    if !dev_is_bind {
-        for d in devices::wanted(cfg.spec.linux().as_ref().and_then(|l| l.devices().as_ref()))? {
-            devices::create(root.as_fd(), &d, cfg.userns)?;
+    if let Some(devs) = &plan.devices {
+        for d in devs {
+            devices::create(root.as_fd(), d, plan.userns)?;
         }
         devices::symlinks(root.as_fd())?;
     }
@@ -157,8 +256,8 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 }
 
 /// Bind the pty slave onto `<rootfs>/dev/console`.
-pub fn mount_console(cfg: &RootfsConfig, slave: BorrowedFd) -> Result<()> {
-    let root = open_root(cfg.rootfs)?;
+pub fn mount_console(plan: &Plan, slave: BorrowedFd) -> Result<()> {
+    let root = open_root(&plan.rootfs)?;
     let target = resolve::ensure(root.as_fd(), Path::new("/dev/console"), Kind::File)
         .context("create /dev/console")?;
     let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
@@ -173,12 +272,12 @@ pub fn mount_console(cfg: &RootfsConfig, slave: BorrowedFd) -> Result<()> {
 }
 
 /// pivot_root into the rootfs (or move + chroot with `no_pivot`).
-pub fn pivot(cfg: &RootfsConfig) -> Result<()> {
-    if cfg.no_pivot {
-        nix::unistd::chdir(cfg.rootfs)
-            .with_context(|| format!("chdir {}", cfg.rootfs.display()))?;
+pub fn pivot(plan: &Plan) -> Result<()> {
+    if plan.no_pivot {
+        nix::unistd::chdir(&plan.rootfs)
+            .with_context(|| format!("chdir {}", plan.rootfs.display()))?;
         mount(
-            Some(cfg.rootfs),
+            Some(&plan.rootfs),
             "/",
             None::<&str>,
             MsFlags::MS_MOVE,
@@ -189,8 +288,8 @@ pub fn pivot(cfg: &RootfsConfig) -> Result<()> {
         return nix::unistd::chdir("/").context("chdir /");
     }
     let old = std::fs::File::open("/").context("open old root")?;
-    let new = std::fs::File::open(cfg.rootfs)
-        .with_context(|| format!("open {}", cfg.rootfs.display()))?;
+    let new = std::fs::File::open(&plan.rootfs)
+        .with_context(|| format!("open {}", plan.rootfs.display()))?;
     nix::unistd::fchdir(&new).context("chdir into the rootfs")?;
     // pivot_root(".", "."): the old root ends up stacked on the new one;
     // detach it from there without propagating the unmount to the host.
@@ -209,32 +308,17 @@ pub fn pivot(cfg: &RootfsConfig) -> Result<()> {
 }
 
 /// After pivot_root: `readonlyPaths`, `maskedPaths`, `root.readonly`.
-pub fn finalize(cfg: &RootfsConfig) -> Result<()> {
-    let linux = cfg.spec.linux().as_ref();
-    for p in linux
-        .and_then(|l| l.readonly_paths().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        readonly_path(p, cfg.userns)?;
+pub fn finalize(plan: &Plan) -> Result<()> {
+    for p in plan.readonly {
+        readonly_path(p, plan.userns)?;
     }
-    for p in linux
-        .and_then(|l| l.masked_paths().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for p in plan.masked {
         mask_path(p)?;
     }
-    if cfg
-        .spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        mounts::remount_bind("/", MsFlags::MS_RDONLY, cfg.userns, "/ read-only")?;
+    if plan.readonly_root {
+        mounts::remount_bind("/", MsFlags::MS_RDONLY, plan.userns, "/ read-only")?;
     }
-    if let Some(prop) = propagation(cfg.spec)? {
+    if let Some(prop) = plan.propagation {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .context("set rootfsPropagation on /")?;
     }

@@ -7,7 +7,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use oci_spec::runtime::Mount;
 
 use super::resolve::{self, Kind};
 use crate::error::{Context, Error, Result};
@@ -204,15 +203,14 @@ fn mount_setattr(fd: BorrowedFd, set: u64, clr: u64, what: &str) -> Result<()> {
 /// `idmapped` the detached mount the runtime made for an idmapped bind.
 pub fn mount_entry(
     root: BorrowedFd,
-    m: &Mount,
+    mp: &super::MountPlan,
     bundle: &Path,
     userns: bool,
     idmapped: Option<BorrowedFd>,
 ) -> Result<()> {
+    let (m, opts) = (mp.mount, &mp.opts);
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
-    let opts = parse(m.options().as_deref().unwrap_or(&[]))
-        .with_context(|| format!("mount {} on {}", typ, dest.display()))?;
     let bind = opts.is_bind() || typ == "bind";
     let source: Option<PathBuf> = m.source().as_ref().map(|s| {
         if bind && s.is_relative() {
@@ -268,7 +266,7 @@ pub fn mount_entry(
         if !extra.is_empty() {
             remount_bind(&top_path, extra, userns, &what)?;
         }
-        finish(&top, &top_path, &opts, &what)
+        finish(&top, &top_path, opts, &what)
     } else {
         // tmpcopyup only means something for tmpfs (runc ignores it
         // elsewhere). The covered directory is opened before the mount
@@ -319,14 +317,14 @@ pub fn mount_entry(
                 let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)?;
                 let top_path = resolve::proc_fd_path(&top);
                 remount_bind(&top_path, flags | MsFlags::MS_RDONLY, userns, &what)?;
-                return finish(&top, &top_path, &opts, &what);
+                return finish(&top, &top_path, opts, &what);
             }
             return Err(Error::from(e).context(format!("mount {what}")));
         }
         let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
             .with_context(|| format!("reopen {}", dest.display()))?;
         let top_path = resolve::proc_fd_path(&top);
-        finish(&top, &top_path, &opts, &what)
+        finish(&top, &top_path, opts, &what)
     }
 }
 

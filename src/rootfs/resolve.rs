@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -63,31 +63,18 @@ pub fn ensure(root: BorrowedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
         let cname = CString::new(name.as_bytes())
             .map_err(|_| Error::msg(format!("{}: NUL in path", what())))?;
         let last = i + 1 == comps.len();
-        // SAFETY: parent is a directory fd, cname a valid C string.
-        let r = unsafe {
-            if last && matches!(kind, Kind::File) {
-                let fd = libc::openat(
-                    parent.as_raw_fd(),
-                    cname.as_ptr(),
-                    libc::O_CREAT
-                        | libc::O_EXCL
-                        | libc::O_WRONLY
-                        | libc::O_CLOEXEC
-                        | libc::O_NOFOLLOW,
-                    0o644,
-                );
-                if fd >= 0 {
-                    libc::close(fd);
-                    0
-                } else {
-                    -1
-                }
-            } else {
-                libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o755)
-            }
+        let made = if last && matches!(kind, Kind::File) {
+            crate::sys::openat(
+                parent.as_fd(),
+                &cname,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o644,
+            )
+            .map(drop)
+        } else {
+            crate::sys::mkdirat(parent.as_fd(), &cname, 0o755)
         };
-        if r != 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = made {
             // EEXIST here means a dangling symlink: its target is outside or
             // missing; refuse rather than create through it.
             return Err(Error::from(e).context(format!("{}: create {}", what(), prefix.display())));

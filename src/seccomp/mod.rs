@@ -70,8 +70,6 @@ pub const SUPPORTED_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_TSYNC",
 ];
 
-const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-
 /// The subset of `SUPPORTED_FLAGS` the running kernel accepts, for the
 /// `features` command. Probes with a NULL program: the kernel checks flags
 /// (EINVAL) before reading the program (EFAULT), so nothing is installed.
@@ -84,17 +82,8 @@ pub fn kernel_supported_flags() -> Vec<&'static str> {
     flags
         .into_iter()
         .filter(|(_, bit)| {
-            // SAFETY: a NULL program pointer is never dereferenced by us;
-            // the kernel rejects it with EFAULT after validating the flags.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_seccomp,
-                    SECCOMP_SET_MODE_FILTER,
-                    *bit,
-                    std::ptr::null::<libc::sock_fprog>(),
-                )
-            };
-            rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+            crate::sys::seccomp_set_filter(*bit, None)
+                .is_err_and(|e| e.raw_os_error() == Some(libc::EFAULT))
         })
         .map(|(name, _)| name)
         .collect()
@@ -151,30 +140,17 @@ impl Filter {
     /// `install` that never allocates, for callers between clone and exec
     /// that report errors themselves.
     pub fn try_install(&self) -> std::result::Result<(), InstallError> {
-        let prog = libc::sock_fprog {
-            // `compile` caps programs at 4096 instructions.
-            len: self.program.len() as u16,
-            filter: self.program.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at `self.program`, which outlives the call;
-        // the kernel copies the program and does not write through the
-        // pointer. No other memory is touched.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                SECCOMP_SET_MODE_FILTER,
-                self.flags,
-                &prog as *const libc::sock_fprog,
-            )
+        let rc = match crate::sys::seccomp_set_filter(self.flags, Some(&self.program)) {
+            Ok(rc) => rc,
+            Err(e) => {
+                return Err(InstallError::Errno(
+                    e.raw_os_error().unwrap_or(libc::EINVAL),
+                ))
+            }
         };
         match rc {
             0 => Ok(()),
-            rc if rc > 0 => Err(InstallError::Tsync(rc)),
-            _ => Err(InstallError::Errno(
-                std::io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EINVAL),
-            )),
+            tid => Err(InstallError::Tsync(tid)),
         }
     }
 

@@ -78,6 +78,60 @@ impl Compression {
     }
 }
 
+/// A compressing writer of one of the layer codecs.
+pub enum Encoder<W: Write> {
+    None(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(::zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Write the codec's trailer and return the inner writer.
+    pub fn finish(self) -> std::io::Result<W> {
+        match self {
+            Encoder::None(w) => Ok(w),
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoder::None(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Encoder::None(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+impl Compression {
+    pub fn encoder<W: Write>(self, w: W) -> Result<Encoder<W>> {
+        Ok(match self {
+            Compression::None => Encoder::None(w),
+            Compression::Gzip => Encoder::Gzip(gzip::encoder(w)),
+            Compression::Zstd => Encoder::Zstd(zstd::encoder(w)?),
+        })
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "gzip" => Compression::Gzip,
+            "zstd" => Compression::Zstd,
+            "none" => Compression::None,
+            other => bail!("unknown compression {other:?}: expected gzip, zstd or none"),
+        })
+    }
+}
+
 /// A layout's `blobs/` directory.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -130,6 +184,27 @@ impl Store {
         self.put_reader(&mut &data[..]).map(|(d, _)| d)
     }
 
+    /// A new temporary file in `blobs/sha256` for a blob being written.
+    pub fn create_temp(&self) -> Result<(PathBuf, File)> {
+        let dir = self.root.join("sha256");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let tmp = tempfile_in(&dir)?;
+        let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        Ok((tmp, f))
+    }
+
+    /// Move a complete, synced temporary file into place as blob `d`, and
+    /// sync the directory so the name survives a crash.
+    pub fn adopt_temp(&self, tmp: &Path, d: &Digest) -> Result<()> {
+        let dst = self.path(d);
+        if let Some(p) = dst.parent() {
+            std::fs::create_dir_all(p).with_context(|| format!("create {}", p.display()))?;
+        }
+        std::fs::rename(tmp, &dst)
+            .with_context(|| format!("rename blob into {}", dst.display()))?;
+        sync_dir(dst.parent().unwrap_or(&self.root))
+    }
+
     /// Copy a stream into the store under its sha256 digest, through a
     /// temporary file renamed into place so a blob path is always complete.
     pub fn put_reader(&self, r: &mut dyn Read) -> Result<(Digest, u64)> {
@@ -158,13 +233,22 @@ impl Store {
                     return Err(e).with_context(|| format!("write {}", tmp.display()));
                 }
             }
+            if let Err(e) = f.sync_all() {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("sync {}", tmp.display()));
+            }
         }
         let d = h.finish();
-        let dst = self.path(&d);
-        std::fs::rename(&tmp, &dst)
-            .with_context(|| format!("rename blob into {}", dst.display()))?;
+        self.adopt_temp(&tmp, &d)?;
         Ok((d, n))
     }
+}
+
+/// fsync a directory (a rename in it is durable afterwards).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).with_context(|| format!("open {}", dir.display()))?;
+    f.sync_all()
+        .with_context(|| format!("sync {}", dir.display()))
 }
 
 fn tempfile_in(dir: &Path) -> Result<PathBuf> {

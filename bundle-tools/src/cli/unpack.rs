@@ -31,6 +31,13 @@ pub struct Args {
     /// Never show a progress bar
     #[arg(long, short)]
     quiet: bool,
+    /// Make the rootfs an overlay of layers kept once in the shared store
+    /// (a bundle for a cached image costs a mount)
+    #[arg(long)]
+    overlay: bool,
+    /// The layer store of --overlay
+    #[arg(long, default_value = crate::store::DEFAULT_STORE)]
+    store: PathBuf,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -42,6 +49,7 @@ pub fn run(a: Args) -> Result<()> {
         gid_map: IdMap(a.gid_map),
         max_size: a.max_size,
         progress: !a.quiet && std::io::stderr().is_terminal(),
+        overlay: a.overlay.then_some(a.store),
     };
     crate::sys::trap_interrupts().context("install signal handlers")?;
     let r = unpack::unpack(&opts, &a.bundle)?;

@@ -9,7 +9,7 @@
 
 use super::idmap::IdMap;
 use super::path::normalize;
-use super::whiteouts;
+use super::whiteouts::{self, remove_at, LayerTree};
 use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -29,6 +29,10 @@ pub struct ExtractOptions {
     pub rootless: bool,
     pub uid_map: IdMap,
     pub gid_map: IdMap,
+    /// Write whiteouts the way overlayfs keeps them (0/0 character devices,
+    /// `trusted.overlay.opaque`) instead of applying them: a layer of the
+    /// shared store, extracted on its own.
+    pub overlay_whiteouts: bool,
 }
 
 pub struct Extractor {
@@ -36,9 +40,11 @@ pub struct Extractor {
     root_path: PathBuf,
     opts: ExtractOptions,
     /// Paths this layer has written: whiteouts only hide lower layers.
-    pub(super) layer_paths: HashSet<PathBuf>,
-    /// Directory mtimes, set when the layer is done (children change them).
-    dir_times: Vec<(PathBuf, i64)>,
+    layer_paths: HashSet<PathBuf>,
+    /// Directory mtimes, set when the layer is done (children change them):
+    /// a directory's own entry, else the mtime it had before this layer
+    /// wrote into it (as umoci keeps it).
+    dir_times: HashMap<PathBuf, (i64, i64)>,
     /// Rootless: real directory modes, applied at the end (we keep u+rwx
     /// meanwhile so later entries can be written into them).
     dir_modes: HashMap<PathBuf, u32>,
@@ -60,6 +66,7 @@ struct Meta {
     uid: u32,
     gid: u32,
     mtime: i64,
+    mtime_ns: i64,
     xattrs: Vec<(CString, Vec<u8>)>,
 }
 
@@ -70,14 +77,14 @@ fn io_ctx<T>(r: io::Result<T>, what: &str, p: &Path) -> Result<T> {
 impl Extractor {
     pub fn new(rootfs: &Path, opts: ExtractOptions) -> Result<Self> {
         let c = sys::cstr(rootfs.as_os_str())?;
-        let root = sys::openat(rustix_cwd(), &c, libc::O_PATH | libc::O_DIRECTORY, 0)
+        let root = sys::openat(sys::cwd_fd(), &c, libc::O_PATH | libc::O_DIRECTORY, 0)
             .with_context(|| format!("open rootfs {}", rootfs.display()))?;
         Ok(Extractor {
             root,
             root_path: rootfs.to_path_buf(),
             opts,
             layer_paths: HashSet::new(),
-            dir_times: Vec::new(),
+            dir_times: HashMap::new(),
             dir_modes: HashMap::new(),
             cache: None,
             buf: vec![0u8; 256 << 10],
@@ -144,6 +151,12 @@ impl Extractor {
         let (parent, name) = split(&path);
         let name_bytes = name.as_bytes();
         if let Some(rest) = name_bytes.strip_prefix(b".wh.") {
+            self.cache = None;
+            if let Ok(pfd) = self.open_dir_in_root(parent, false) {
+                if let Ok(st) = sys::fstat(pfd.as_fd()) {
+                    self.keep_dir_time(parent, &st);
+                }
+            }
             return whiteouts::apply(self, parent, rest);
         }
 
@@ -210,7 +223,8 @@ impl Extractor {
                     io_ctx(sys::fchmodat(pfd, &cname, mode), "chmod", path)?;
                     self.dir_modes.insert(path.to_path_buf(), meta.mode);
                 }
-                self.dir_times.push((path.to_path_buf(), meta.mtime));
+                self.dir_times
+                    .insert(path.to_path_buf(), (meta.mtime, meta.mtime_ns));
             }
             EntryType::Symlink => {
                 let target = e
@@ -223,7 +237,7 @@ impl Extractor {
                 self.set_symlink_owner_at(pfd, &cname, &meta, path)?;
                 self.set_xattrs_at(pfd, &cname, &meta, path)?;
                 io_ctx(
-                    sys::utimensat(pfd, &cname, meta.mtime),
+                    sys::utimensat_ns(pfd, &cname, meta.mtime, meta.mtime_ns),
                     "set mtime of",
                     path,
                 )?;
@@ -280,12 +294,16 @@ impl Extractor {
         let mode = h.mode().context("invalid mode")? & 0o7777;
         let uid = u32::try_from(h.uid().context("invalid uid")?).context("uid out of range")?;
         let gid = u32::try_from(h.gid().context("invalid gid")?).context("gid out of range")?;
-        let mtime = h.mtime().context("invalid mtime")? as i64;
+        let mut mtime = h.mtime().context("invalid mtime")? as i64;
+        let mut mtime_ns = 0;
         let mut xattrs = Vec::new();
         if let Some(exts) = e.pax_extensions().context("invalid PAX header")? {
             for ext in exts {
                 let ext = ext.context("invalid PAX record")?;
-                if let Some(k) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                if ext.key_bytes() == b"mtime" {
+                    (mtime, mtime_ns) =
+                        pax_time(ext.value_bytes()).context("invalid PAX mtime record")?;
+                } else if let Some(k) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
                     xattrs.push((
                         CString::new(k).context("NUL in xattr name")?,
                         ext.value_bytes().to_vec(),
@@ -298,6 +316,7 @@ impl Extractor {
             uid,
             gid,
             mtime,
+            mtime_ns,
             xattrs,
         })
     }
@@ -371,13 +390,17 @@ impl Extractor {
             io_ctx(sys::fchmod(fd, meta.mode), "chmod", path)?;
         }
         for (k, v) in &meta.xattrs {
-            sys::fsetxattr(fd, k, v)
-                .with_context(|| format!("set xattr {k:?} on {}", path.display()))?;
+            let r = sys::fsetxattr(fd, k, v);
+            self.xattr_result(r, k, v, path, |k, v| sys::fsetxattr(fd, k, v))?;
         }
         if self.opts.rootless && create_mode != meta.mode {
             io_ctx(sys::fchmod(fd, meta.mode), "chmod", path)?;
         }
-        io_ctx(sys::futimens(fd, meta.mtime), "set mtime of", path)?;
+        io_ctx(
+            sys::futimens_ns(fd, meta.mtime, meta.mtime_ns),
+            "set mtime of",
+            path,
+        )?;
         Ok(keep_cache)
     }
 
@@ -444,23 +467,62 @@ impl Extractor {
     }
 
     fn set_xattrs_at(
-        &self,
+        &mut self,
         dir: BorrowedFd<'_>,
         name: &CStr,
         meta: &Meta,
         path: &Path,
     ) -> Result<()> {
         for (k, v) in &meta.xattrs {
-            sys::lsetxattrat(dir, name, k, v)
-                .with_context(|| format!("set xattr {k:?} on {}", path.display()))?;
+            let r = sys::lsetxattrat(dir, name, k, v);
+            self.xattr_result(r, k, v, path, |k, v| sys::lsetxattrat(dir, name, k, v))?;
         }
         Ok(())
+    }
+
+    /// Rootless: an xattr the kernel refuses an unprivileged user
+    /// (`security.capability`, `trusted.*`) is kept under
+    /// `user.berth.xattr.NAME` (as ownership goes into
+    /// user.rootlesscontainers) with a note, the way umoci warns and goes on.
+    fn xattr_result(
+        &mut self,
+        r: io::Result<()>,
+        k: &CStr,
+        v: &[u8],
+        path: &Path,
+        set: impl FnOnce(&CStr, &[u8]) -> io::Result<()>,
+    ) -> Result<()> {
+        let name = k.to_string_lossy();
+        match r {
+            Ok(()) => Ok(()),
+            Err(e)
+                if self.opts.rootless
+                    && !name.starts_with("user.")
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOTSUP)
+                    ) =>
+            {
+                let kept = CString::new(format!("{KEPT_XATTR_PREFIX}{name}"))
+                    .context("NUL in xattr name")?;
+                let how = match set(&kept, v) {
+                    Ok(()) => format!("kept as {}", kept.to_string_lossy()),
+                    Err(_) => "dropped".to_string(),
+                };
+                self.notes.push(format!(
+                    "cannot set xattr {name} on {} as an unprivileged user ({e}); {how}",
+                    path.display()
+                ));
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("set xattr {name} on {}", path.display())),
+        }
     }
 
     /// Owner, mode, xattrs (and mtime for non-directories) of a name that is
     /// not a symlink.
     fn set_meta_at(
-        &self,
+        &mut self,
         dir: BorrowedFd<'_>,
         name: &CStr,
         meta: &Meta,
@@ -478,7 +540,11 @@ impl Extractor {
         }
         self.set_xattrs_at(dir, name, meta, path)?;
         if with_mtime {
-            io_ctx(sys::utimensat(dir, name, meta.mtime), "set mtime of", path)?;
+            io_ctx(
+                sys::utimensat_ns(dir, name, meta.mtime, meta.mtime_ns),
+                "set mtime of",
+                path,
+            )?;
         }
         Ok(())
     }
@@ -490,16 +556,27 @@ impl Extractor {
                 return Ok(fd);
             }
         }
-        let fd = self.open_dir(parent, create)?;
+        let fd = self.open_dir_in_root(parent, create)?;
         let st = sys::fstat(fd.as_fd())
             .with_context(|| format!("stat directory {}", parent.display()))?;
         self.parent_sgid = st.st_mode & libc::S_ISGID != 0;
+        self.keep_dir_time(parent, &st);
         Ok(fd)
+    }
+
+    /// Remember a directory's mtime before this layer writes into it, so a
+    /// directory the layer changes without an entry of its own keeps it.
+    fn keep_dir_time(&mut self, dir: &Path, st: &libc::stat) {
+        if !dir.as_os_str().is_empty() {
+            self.dir_times
+                .entry(dir.to_path_buf())
+                .or_insert((st.st_mtime, st.st_mtime_nsec));
+        }
     }
 
     /// Open a directory inside the rootfs, following symlinks only within
     /// it; with `create`, make missing (implied) parents as 0755 root dirs.
-    pub(super) fn open_dir(&mut self, rel: &Path, create: bool) -> Result<OwnedFd> {
+    fn open_dir_in_root(&mut self, rel: &Path, create: bool) -> Result<OwnedFd> {
         if rel.as_os_str().is_empty() {
             return Ok(self.root.try_clone()?);
         }
@@ -575,16 +652,12 @@ impl Extractor {
         Ok(fd)
     }
 
-    pub(super) fn forget_cache(&mut self) {
-        self.cache = None;
-    }
-
     fn finish_layer(&mut self) -> Result<()> {
         self.cache = None;
         let dirs = std::mem::take(&mut self.dir_times);
-        for (p, mtime) in dirs.into_iter().rev() {
+        for (p, (sec, nsec)) in dirs {
             self.at_if_present(&p, "set mtime of", |dir, name| {
-                sys::utimensat(dir, name, mtime)
+                sys::utimensat_ns(dir, name, sec, nsec)
             })?;
         }
         Ok(())
@@ -599,7 +672,7 @@ impl Extractor {
         op: impl FnOnce(BorrowedFd, &CStr) -> io::Result<()>,
     ) -> Result<()> {
         let (parent, name) = split(p);
-        let Ok(pfd) = self.open_dir(parent, false) else {
+        let Ok(pfd) = self.open_dir_in_root(parent, false) else {
             return Ok(());
         };
         let c = sys::cstr(name)?;
@@ -618,7 +691,14 @@ impl Extractor {
         // Deepest first, so tightening a parent never blocks a child.
         modes.sort_by_key(|m| std::cmp::Reverse(m.0.components().count()));
         for (p, mode) in modes {
-            self.at_if_present(&p, "chmod", |dir, name| sys::fchmodat(dir, name, mode))?;
+            // Only while it is still a directory: a later layer may have put
+            // a file (or symlink) in its place, which keeps its own mode.
+            self.at_if_present(&p, "chmod", |dir, name| match sys::lstatat(dir, name)? {
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                    sys::fchmodat(dir, name, mode)
+                }
+                _ => Ok(()),
+            })?;
         }
         Ok(())
     }
@@ -650,32 +730,36 @@ fn clear_existing(
     Ok((false, fmt != libc::S_IFDIR && fmt != libc::S_IFLNK))
 }
 
-/// Remove `name` in `dir`; a directory is removed with its contents
-/// (through the fd's own path: nothing else writes the tree meanwhile, and
-/// remove_dir_all never follows symlinks).
-pub(super) fn remove_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> Result<()> {
-    if !is_dir {
-        return sys::unlinkat(dir, name, 0).context("unlink");
-    }
-    let base = std::fs::read_link(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir)
-    ))
-    .context("locate parent directory")?;
-    let p = base.join(OsStr::from_bytes(name.to_bytes()));
-    std::fs::remove_dir_all(&p).with_context(|| format!("remove directory {}", p.display()))
-}
-
 pub(super) fn split(p: &Path) -> (&Path, &OsStr) {
     let parent = p.parent().unwrap_or(Path::new(""));
     let name = p.file_name().unwrap_or(p.as_os_str());
     (parent, name)
 }
 
-fn rustix_cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is a valid "descriptor" for every *at call and is
-    // never closed.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+/// Prefix under which a rootless unpack keeps xattrs it may not set.
+pub const KEPT_XATTR_PREFIX: &str = "user.berth.xattr.";
+
+/// A PAX time record: `SECONDS[.FRACTION]` (negative times allowed).
+fn pax_time(v: &[u8]) -> Result<(i64, i64)> {
+    let s = std::str::from_utf8(v).context("not UTF-8")?;
+    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
+    let sec: i64 = sec.parse().context("not a number")?;
+    if frac.is_empty() {
+        return Ok((sec, 0));
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("not a number");
+    }
+    let digits = &frac[..frac.len().min(9)];
+    let mut ns: i64 = digits.parse().context("not a number")?;
+    for _ in digits.len()..9 {
+        ns *= 10;
+    }
+    if s.starts_with('-') && ns != 0 {
+        // -1.25 is 1.25 s before the epoch: -2 s + 0.75 s.
+        return Ok((sec - 1, 1_000_000_000 - ns));
+    }
+    Ok((sec, ns))
 }
 
 /// The protobuf encoding of rootlesscontainers' `Resource{uid=1, gid=2}`
@@ -700,6 +784,18 @@ pub fn rootless_xattr_value(uid: u32, gid: u32) -> Vec<u8> {
     out
 }
 
+impl LayerTree for Extractor {
+    fn open_dir(&mut self, rel: &Path, create: bool) -> Result<OwnedFd> {
+        self.open_dir_in_root(rel, create)
+    }
+    fn layer_paths(&self) -> &HashSet<PathBuf> {
+        &self.layer_paths
+    }
+    fn overlay_whiteouts(&self) -> bool {
+        self.opts.overlay_whiteouts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,5 +805,17 @@ mod tests {
         assert_eq!(rootless_xattr_value(1000, 0), vec![0x08, 0xe8, 0x07]);
         assert_eq!(rootless_xattr_value(0, 5), vec![0x10, 5]);
         assert!(rootless_xattr_value(0, 0).is_empty());
+    }
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        assert_eq!(
+            pax_time(b"1600000000.5").expect("ok"),
+            (1600000000, 500000000)
+        );
+        assert_eq!(pax_time(b"12").expect("ok"), (12, 0));
+        assert_eq!(pax_time(b"1.0000000019").expect("ok"), (1, 1));
+        assert_eq!(pax_time(b"-1.25").expect("ok"), (-2, 750000000));
+        assert!(pax_time(b"1.x").is_err());
     }
 }

@@ -56,7 +56,36 @@ impl IdMap {
                 return Ok(r.host + (id - r.container));
             }
         }
-        bail!("id {id} is not covered by the id map {:?}", self.0)
+        bail!("id {id} is not covered by the id map {self}")
+    }
+}
+
+impl IdMap {
+    /// Host id → container id (the inverse of `to_host`), for commit.
+    pub fn to_container(&self, id: u32) -> Result<u32> {
+        if self.0.is_empty() {
+            return Ok(id);
+        }
+        for r in &self.0 {
+            if id >= r.host && (id - r.host) < r.size {
+                return Ok(r.container + (id - r.host));
+            }
+        }
+        bail!("host id {id} is not covered by the id map {self}")
+    }
+}
+
+impl std::fmt::Display for IdRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.container, self.host, self.size)
+    }
+}
+
+/// `C:H:N,C:H:N` (the command line's own notation).
+impl std::fmt::Display for IdMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(IdRange::to_string).collect();
+        f.write_str(&parts.join(","))
     }
 }
 
@@ -73,5 +102,7 @@ mod tests {
         assert_eq!(IdRange::parse("5:6").expect("valid").size, 1);
         assert!(IdRange::parse("5").is_err());
         assert!(IdRange::parse("a:1").is_err());
+        let e = format!("{:#}", m.to_host(70000).expect_err("unmapped"));
+        assert_eq!(e, "id 70000 is not covered by the id map 0:100000:65536");
     }
 }

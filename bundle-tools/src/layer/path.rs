@@ -37,9 +37,48 @@ pub fn normalize(name: &[u8]) -> Result<Option<PathBuf>> {
     Ok(Some(PathBuf::from(OsStr::from_bytes(&out))))
 }
 
+/// Whether `block` is a valid tar header (its checksum matches), or the
+/// all-zero end-of-archive block.
+pub fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    if block[..512].iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = String::from_utf8_lossy(&block[148..156]);
+    let digits = field.trim_matches(|c: char| c == ' ' || c == '\0');
+    let Ok(want) = u32::from_str_radix(digits, 8) else {
+        return false;
+    };
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    sum == want
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognises_tar_headers() {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("a").expect("path");
+        h.set_cksum();
+        assert!(is_tar_header(h.as_bytes()));
+        assert!(is_tar_header(&[0u8; 512]));
+        assert!(!is_tar_header(&[b'#'; 512]));
+        assert!(!is_tar_header(b"short"));
+    }
 
     #[test]
     fn normalises_and_contains() {

@@ -1,189 +1,120 @@
-//! The JSON documents of an image layout: descriptors, indexes, manifests
-//! and the image config, with both OCI and Docker media types.
+//! The JSON documents of an image layout, as `oci-spec`'s image types
+//! (descriptors, indexes, manifests, image configs), plus what those types
+//! leave to the caller: Docker's media types, the ref-name annotation, and
+//! a lenient reading of image configs.
+//!
+//! Where the types do not fit, raw JSON is used instead, on purpose:
+//! - documents we rewrite but did not write (index.json on tag/untag, image
+//!   configs on commit/config) are edited as `serde_json::Value`: the typed
+//!   structs drop fields they do not know (Docker's `Healthcheck`,
+//!   `container_config`, future spec fields), and oci-spec 0.10's
+//!   `Platform` names `os.version`/`os.features` `os_version`/`os_features`;
+//! - `ImageConfiguration` requires `rootfs`, `architecture` and `os`, which
+//!   real (and hand-made) configs omit, so those are filled in before parsing;
+//! - digests used as file names are re-validated by `blobs::Digest`
+//!   (oci-spec accepts any registered algorithm and encoding).
 
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use crate::blobs::Digest;
+use anyhow::{Context, Result};
+pub use oci_spec::image::{
+    Arch, Config as RunConfig, Descriptor, History, ImageConfiguration, ImageIndex, ImageManifest,
+    MediaType, Os, Platform,
+};
+use std::collections::HashMap;
+use std::str::FromStr;
 
-pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-pub fn is_index(mt: &str) -> bool {
-    mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST
-}
-pub fn is_manifest(mt: &str) -> bool {
-    mt == MT_OCI_MANIFEST || mt == MT_DOCKER_MANIFEST
+pub fn is_index(mt: &MediaType) -> bool {
+    matches!(mt, MediaType::ImageIndex) || mt.to_string() == MT_DOCKER_LIST
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
+pub fn is_manifest(mt: &MediaType) -> bool {
+    matches!(mt, MediaType::ImageManifest) || mt.to_string() == MT_DOCKER_MANIFEST
 }
 
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
+/// The tag an index.json entry carries.
+pub fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations()
+        .as_ref()?
+        .get(ANNOTATION_REF_NAME)
+        .map(String::as_str)
+}
+
+/// Our (validated) digest as oci-spec's.
+pub fn oci_digest(d: &Digest) -> oci_spec::image::Digest {
+    oci_spec::image::Digest::from_str(&d.to_string()).expect("a validated digest is a digest")
+}
+
+/// The blob digest a descriptor names, validated for use as a path.
+pub fn blob_digest(d: &Descriptor) -> Result<Digest> {
+    Digest::parse(d.digest().as_ref())
+}
+
+pub fn descriptor(mt: MediaType, d: &Digest, size: u64) -> Descriptor {
+    Descriptor::new(mt, size, oci_digest(d))
+}
+
+/// `os/arch[/variant]`.
+pub fn platform_name(p: &Platform) -> String {
+    let mut s = format!("{}/{}", p.os(), p.architecture());
+    if let Some(v) = p.variant() {
+        s.push('/');
+        s.push_str(v);
+    }
+    s
+}
+
+pub fn platform(os: &str, arch: &str, variant: Option<String>) -> Platform {
+    let mut p = Platform::default();
+    p.set_os(Os::from(os));
+    p.set_architecture(Arch::from(arch));
+    p.set_variant(variant);
+    p
+}
+
+/// An empty-annotation-free index listing `manifests`.
+pub fn new_index(manifests: Vec<Descriptor>) -> ImageIndex {
+    let mut i: ImageIndex = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 2, "manifests": []
+    }))
+    .expect("minimal index");
+    i.set_media_type(Some(MediaType::ImageIndex));
+    i.set_manifests(manifests);
+    i
+}
+
+pub fn set_ref_name(d: &mut Descriptor, tag: &str) {
+    let mut a = d.annotations().clone().unwrap_or_default();
+    a.insert(ANNOTATION_REF_NAME.into(), tag.into());
+    d.set_annotations(Some(a));
+}
+
+pub fn without_annotations(mut d: Descriptor) -> Descriptor {
+    d.set_annotations(None::<HashMap<String, String>>);
+    d
+}
+
+/// Parse an image config, filling in what real configs leave out and
+/// oci-spec requires (`rootfs`, `architecture`, `os`).
+pub fn parse_config(raw: &serde_json::Value) -> Result<ImageConfiguration> {
+    let mut v = raw.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.entry("rootfs")
+            .or_insert_with(|| serde_json::json!({"type": "layers", "diff_ids": []}));
+        if let Some(r) = o.get_mut("rootfs").and_then(|r| r.as_object_mut()) {
+            r.entry("type").or_insert_with(|| "layers".into());
+            r.entry("diff_ids").or_insert_with(|| serde_json::json!([]));
         }
-        Ok(())
+        o.entry("architecture").or_insert_with(|| "".into());
+        o.entry("os").or_insert_with(|| "".into());
     }
+    serde_json::from_value(v).context("not an image config")
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Descriptor {
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
-}
-
-impl Descriptor {
-    pub fn ref_name(&self) -> Option<&str> {
-        self.annotations
-            .as_ref()?
-            .get(ANNOTATION_REF_NAME)
-            .map(String::as_str)
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Index {
-    #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    #[serde(default)]
-    pub manifests: Vec<Descriptor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Manifest {
-    #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-/// The image config (OCI `config.md`; Docker's is a superset we ignore).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ImageConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<RunConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs: Option<RootFs>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<Vec<History>>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RunConfig {
-    #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(
-        rename = "ExposedPorts",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(rename = "Env", default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<String>>,
-    #[serde(
-        rename = "Entrypoint",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    #[serde(rename = "Volumes", default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(
-        rename = "WorkingDir",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub working_dir: Option<String>,
-    #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(
-        rename = "StopSignal",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub stop_signal: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RootFs {
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    #[serde(default)]
-    pub diff_ids: Vec<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct History {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub empty_layer: Option<bool>,
+/// `os`/`architecture` of a config as strings ("" when absent).
+pub fn config_os_arch(c: &ImageConfiguration) -> (String, String) {
+    (c.os().to_string(), c.architecture().to_string())
 }

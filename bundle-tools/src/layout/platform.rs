@@ -2,7 +2,7 @@
 
 use super::index::{self, Descriptor, Platform};
 use super::Layout;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// `os/arch[/variant]` as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +50,10 @@ impl PlatformSpec {
     }
 
     fn matches(&self, p: &Platform) -> bool {
-        if p.os != self.os || p.architecture != self.arch {
+        if p.os().to_string() != self.os || p.architecture().to_string() != self.arch {
             return false;
         }
-        match (&self.variant, &p.variant) {
+        match (&self.variant, p.variant()) {
             (Some(want), Some(have)) => want == have,
             // arm64's only variant is v8; an unset variant means the default.
             _ => true,
@@ -68,7 +68,7 @@ pub fn select(layout: &Layout, cands: &[Descriptor], want: &PlatformSpec) -> Res
     if let Some(d) = walk(layout, cands, want, &mut seen, 0)? {
         return Ok(d);
     }
-    let avail: Vec<String> = seen.iter().map(|p: &Platform| p.to_string()).collect();
+    let avail: Vec<String> = seen.iter().map(index::platform_name).collect();
     bail!(
         "no image for platform {}/{}{} (available: {})",
         want.os,
@@ -96,30 +96,28 @@ fn walk(
         bail!("image indexes nested more than 8 deep");
     }
     for d in cands {
-        if let Some(p) = &d.platform {
+        if let Some(p) = d.platform() {
             if !want.matches(p) {
                 seen.push(p.clone());
                 continue;
             }
         }
-        if index::is_index(&d.media_type) {
+        if index::is_index(d.media_type()) {
             let idx = super::read_index(layout, d)?;
-            if let Some(found) = walk(layout, &idx.manifests, want, seen, depth + 1)? {
+            if let Some(found) = walk(layout, idx.manifests(), want, seen, depth + 1)? {
                 return Ok(Some(found));
             }
-        } else if index::is_manifest(&d.media_type) {
-            if d.platform.is_none() {
+        } else if index::is_manifest(d.media_type()) {
+            if d.platform().is_none() {
                 // Check the config's own platform so a single-platform image
                 // of a foreign architecture is not picked silently.
-                let m: index::Manifest = layout.read_json(d)?;
-                let c: index::ImageConfig = layout.read_json(&m.config)?;
-                if !c.os.is_empty() && !c.architecture.is_empty() {
-                    let p = Platform {
-                        os: c.os,
-                        architecture: c.architecture,
-                        variant: c.variant,
-                        ..Default::default()
-                    };
+                let m: index::ImageManifest = layout.read_json(d)?;
+                let raw: serde_json::Value = layout.read_json(m.config())?;
+                let c = index::parse_config(&raw)
+                    .with_context(|| format!("config {}", m.config().digest()))?;
+                let (os, arch) = index::config_os_arch(&c);
+                if !os.is_empty() && !arch.is_empty() {
+                    let p = index::platform(&os, &arch, c.variant().clone());
                     if !want.matches(&p) {
                         seen.push(p);
                         continue;
@@ -147,14 +145,9 @@ mod tests {
     #[test]
     fn variant_must_match_when_both_given() {
         let want = PlatformSpec::parse("linux/arm/v7").expect("valid");
-        let mut p = Platform {
-            os: "linux".into(),
-            architecture: "arm".into(),
-            variant: Some("v6".into()),
-            ..Default::default()
-        };
+        let mut p = index::platform("linux", "arm", Some("v6".into()));
         assert!(!want.matches(&p));
-        p.variant = Some("v7".into());
+        p.set_variant(Some("v7".into()));
         assert!(want.matches(&p));
     }
 }

@@ -65,6 +65,8 @@ pub struct E {
     pub xattrs: Vec<(String, Vec<u8>)>,
     /// GNU sparse: (offset, data) segments and the real size.
     pub sparse: Option<Sparse>,
+    /// Extra PAX records (key, value), e.g. a sub-second `mtime`.
+    pub pax: Vec<(String, Vec<u8>)>,
 }
 
 pub fn e(name: &str, kind: u8) -> E {
@@ -80,6 +82,7 @@ pub fn e(name: &str, kind: u8) -> E {
         dev: (0, 0),
         xattrs: vec![],
         sparse: None,
+        pax: vec![],
     }
 }
 pub fn file(name: &str, data: &[u8]) -> E {
@@ -117,6 +120,10 @@ impl E {
     }
     pub fn xattr(mut self, k: &str, v: &[u8]) -> Self {
         self.xattrs.push((k.into(), v.to_vec()));
+        self
+    }
+    pub fn pax(mut self, k: &str, v: &str) -> Self {
+        self.pax.push((k.into(), v.as_bytes().to_vec()));
         self
     }
     pub fn dev(mut self, ma: u32, mi: u32) -> Self {
@@ -188,6 +195,9 @@ pub fn tar(entries: &[E]) -> Vec<u8> {
         }
         for (k, v) in &x.xattrs {
             pax.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
+        }
+        for (k, v) in &x.pax {
+            pax.extend(pax_record(k, v));
         }
         if !pax.is_empty() {
             out.extend_from_slice(&header(

@@ -55,6 +55,12 @@ fn open_how_zeroed() -> libc::open_how {
     unsafe { std::mem::zeroed() }
 }
 
+/// AT_FDCWD as a descriptor: `*at` calls relative to the cwd.
+pub fn cwd_fd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is never closed and is valid for the process's life.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
 /// openat relative to `dir`; callers pass `O_NOFOLLOW` for the last component.
 pub fn openat(
     dir: BorrowedFd<'_>,
@@ -181,16 +187,7 @@ fn timespecs(mtime: i64) -> [libc::timespec; 2] {
 }
 
 pub fn utimensat(dir: BorrowedFd<'_>, name: &CStr, mtime: i64) -> io::Result<()> {
-    let ts = timespecs(mtime);
-    // SAFETY: valid descriptor, name and a two-element timespec array.
-    check(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    utimensat_ns(dir, name, mtime, 0)
 }
 
 pub fn futimens(fd: BorrowedFd<'_>, mtime: i64) -> io::Result<()> {
@@ -292,4 +289,128 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: valid descriptor and a writable stat buffer.
     check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st)
+}
+
+/// utimensat with nanoseconds (sub-second PAX mtimes), not following `name`.
+pub fn utimensat_ns(dir: BorrowedFd<'_>, name: &CStr, sec: i64, nsec: i64) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as libc::c_long,
+    };
+    let ts = [ts, ts];
+    // SAFETY: valid descriptor, name and a two-element timespec array.
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// futimens with nanoseconds.
+pub fn futimens_ns(fd: BorrowedFd<'_>, sec: i64, nsec: i64) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as libc::c_long,
+    };
+    let ts = [ts, ts];
+    // SAFETY: valid descriptor and a two-element timespec array.
+    check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) })
+}
+
+/// The xattrs of a path (not following a final symlink): names and values,
+/// sorted by name. Attributes that vanish between list and read are skipped.
+pub fn lxattrs(path: &CStr) -> io::Result<Vec<(CString, Vec<u8>)>> {
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        // SAFETY: NUL-terminated path; the kernel writes at most names.len().
+        let n = unsafe { libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            _ => return Err(e),
+        }
+    };
+    let mut out = Vec::new();
+    for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        let k = CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "NUL in xattr name"))?;
+        let mut v = vec![0u8; 256];
+        loop {
+            // SAFETY: NUL-terminated path and key; writes at most v.len().
+            let m = unsafe {
+                libc::lgetxattr(path.as_ptr(), k.as_ptr(), v.as_mut_ptr().cast(), v.len())
+            };
+            if m >= 0 {
+                v.truncate(m as usize);
+                out.push((k, v));
+                break;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ERANGE) => v.resize(v.len().max(256) * 16, 0),
+                Some(libc::ENODATA) => break,
+                _ => return Err(e),
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// lgetxattr of one attribute; `Ok(None)` when it is not set.
+pub fn lgetxattr(path: &CStr, key: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut v = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path and key; writes at most v.len().
+    let m = unsafe { libc::lgetxattr(path.as_ptr(), key.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    if m < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    v.truncate(m as usize);
+    Ok(Some(v))
+}
+
+/// lsetxattr on a path (not following a final symlink).
+pub fn lsetxattr(path: &CStr, key: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: NUL-terminated path and key, value pointer/len pair.
+    check(unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            key.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+/// flock(2): `LOCK_SH`/`LOCK_EX`, optionally `| LOCK_NB`; waits through EINTR.
+pub fn flock(fd: BorrowedFd<'_>, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: plain syscall on a live descriptor.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// fsync a descriptor (files, and directories opened O_RDONLY).
+pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a live descriptor.
+    check(unsafe { libc::fsync(fd.as_raw_fd()) })
 }

@@ -6,14 +6,18 @@
 //! which libc lacks for glibc targets, is spelt out in `mount`.
 
 mod at;
+mod bpf;
 mod fd;
 mod mount;
 mod process;
+mod tty;
 
 pub use at::*;
+pub use bpf::*;
 pub use fd::*;
 pub use mount::*;
 pub use process::*;
+pub use tty::*;
 
 use std::io;
 

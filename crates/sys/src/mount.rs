@@ -83,3 +83,92 @@ pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
     })
     .map(|_| ())
 }
+
+pub const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+pub const FSCONFIG_SET_STRING: libc::c_uint = 1;
+pub const FSCONFIG_SET_FD: libc::c_uint = 5;
+pub const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+/// fsopen(2): a filesystem context for `fstype` (e.g. "overlay").
+pub fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: NUL-terminated name; integer flags.
+    let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// fsconfig(2) with a string value (`FSCONFIG_SET_STRING`) or none
+/// (`FSCONFIG_SET_FLAG`, `FSCONFIG_CMD_CREATE`: pass `None`).
+pub fn fsconfig_str(
+    fs: BorrowedFd,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+) -> io::Result<()> {
+    let k = key.map_or(std::ptr::null(), |k| k.as_ptr());
+    let v = value.map_or(std::ptr::null(), |v| v.as_ptr());
+    // SAFETY: fs is a live fs context; key and value are NUL-terminated or null
+    // as the command requires.
+    check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k, v, 0) }).map(|_| ())
+}
+
+/// fsconfig(2) `FSCONFIG_SET_FD`: a key whose value is a descriptor.
+pub fn fsconfig_fd(fs: BorrowedFd, key: &CStr, fd: BorrowedFd) -> io::Result<()> {
+    // SAFETY: fs is a live fs context, key NUL-terminated, fd a live descriptor.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FD,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            fd.as_raw_fd(),
+        )
+    })
+    .map(|_| ())
+}
+
+/// fsmount(2): a detached mount of a created fs context.
+pub fn fsmount(fs: BorrowedFd, attr_flags: u64) -> io::Result<OwnedFd> {
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: fs is a live, created fs context; integer flags.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attr_flags as libc::c_uint,
+        )
+    })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// umount2(2) of an absolute path.
+pub fn umount2(path: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: NUL-terminated path; integer flags.
+    check(unsafe { libc::umount2(path.as_ptr(), flags) } as libc::c_long).map(|_| ())
+}
+
+/// Legacy mount(2) with a data string (used for overlay on kernels without
+/// fsconfig's `lowerdir+`).
+pub fn mount_data(
+    source: &CStr,
+    target: &CStr,
+    fstype: &CStr,
+    flags: libc::c_ulong,
+    data: &CStr,
+) -> io::Result<()> {
+    // SAFETY: every pointer is a NUL-terminated string.
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
+    } as libc::c_long)
+    .map(|_| ())
+}

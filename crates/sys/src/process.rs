@@ -39,6 +39,24 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> io::Result<libc::pid_t> {
     check(ret).map(|r| r as libc::pid_t)
 }
 
+/// clone3 with CLONE_PIDFD: in the parent, the child's pid and its pidfd
+/// (owned); in the child, 0 and None.
+///
+/// # Safety
+/// As for `clone3`.
+pub unsafe fn clone3_pidfd(args: &mut CloneArgs) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    let mut fd: RawFd = -1;
+    args.flags |= libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut fd as *mut RawFd as u64;
+    // SAFETY: the caller upholds clone3's contract.
+    let pid = unsafe { clone3(args) }?;
+    if pid == 0 {
+        return Ok((0, None));
+    }
+    // SAFETY: with CLONE_PIDFD the kernel stored a new fd that we now own.
+    Ok((pid, Some(unsafe { OwnedFd::from_raw_fd(fd) })))
+}
+
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
     let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
@@ -68,6 +86,225 @@ pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> io::Result<()> {
 pub fn unshare(flags: libc::c_int) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
     check(unsafe { libc::unshare(flags) } as libc::c_long).map(|_| ())
+}
+
+/// setresuid(uid, uid, uid).
+pub fn setresuid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: integer-only syscall; on failure credentials are unchanged.
+    check(unsafe { libc::setresuid(uid, uid, uid) } as libc::c_long).map(|_| ())
+}
+
+/// setresgid(gid, gid, gid).
+pub fn setresgid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: integer-only syscall; on failure credentials are unchanged.
+    check(unsafe { libc::setresgid(gid, gid, gid) } as libc::c_long).map(|_| ())
+}
+
+/// setgroups(2) with `groups`.
+pub fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the live slice.
+    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } as libc::c_long).map(|_| ())
+}
+
+/// setsid(2): a new session led by the caller.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid has no memory effects.
+    check(unsafe { libc::setsid() } as libc::c_long).map(|_| ())
+}
+
+/// setdomainname(2).
+pub fn setdomainname(name: &[u8]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the live byte slice.
+    check(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } as libc::c_long)
+        .map(|_| ())
+}
+
+/// _exit(2): end the process now, without atexit handlers (a forked
+/// child's copy of the parent's state must not run them).
+pub fn exit(code: i32) -> ! {
+    // SAFETY: _exit is always sound.
+    unsafe { libc::_exit(code) }
+}
+
+/// kill(2).
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(|_| ())
+}
+
+/// Wait for a signal, forever (a child kept only to be killed).
+pub fn pause_forever() -> ! {
+    loop {
+        // SAFETY: pause has no memory effects.
+        unsafe { libc::pause() };
+    }
+}
+
+/// prctl(PR_SET_NAME): the process's comm, at most 15 bytes.
+pub fn set_name(name: &[u8]) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name[..n]);
+    // SAFETY: buf is a NUL-terminated buffer of 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
+}
+
+/// personality(2) with `persona`.
+pub fn personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory.
+    if unsafe { libc::personality(persona) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `struct sched_attr` (SCHED_ATTR_SIZE_VER1); libc has none.
+#[repr(C)]
+#[derive(Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(2) for the calling thread (`attr.size` is set here).
+pub fn sched_setattr(mut attr: SchedAttr) -> io::Result<()> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: attr is a valid sched_attr whose size field matches.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) })
+        .map(|_| ())
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | level).
+pub fn ioprio_set(class: libc::c_long, level: libc::c_long) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: integer-only syscall.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            (class << 13) | level,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Pin the calling thread to `cpus` (each below CPU_SETSIZE).
+pub fn sched_setaffinity(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: cpu is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: set is a valid cpu_set_t of the size given.
+    check(
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }
+            as libc::c_long,
+    )
+    .map(|_| ())
+}
+
+/// setrlimit(2).
+pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: lim is a valid rlimit struct.
+    check(unsafe { libc::setrlimit(resource, &lim) } as libc::c_long).map(|_| ())
+}
+
+/// access(path, X_OK): the caller may execute it.
+pub fn executable(path: &CStr) -> bool {
+    // SAFETY: path is NUL-terminated.
+    unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring.
+pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: name is a valid C string for the duration of the call.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })
+        .map(|_| ())
+}
+
+/// capset(2), v3: effective, permitted and inheritable as 64-bit masks.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let half = |m: u64, hi: bool| if hi { (m >> 32) as u32 } else { m as u32 };
+    let data = [false, true].map(|hi| Data {
+        effective: half(effective, hi),
+        permitted: half(permitted, hi),
+        inheritable: half(inheritable, hi),
+    });
+    let mut hdr = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    // SAFETY: header and the two data structs have the kernel's v3 layout
+    // and outlive the call.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) })
+        .map(|_| ())
+}
+
+/// Raise capability `cap` in the ambient set.
+pub fn raise_ambient(cap: u32) -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    } as libc::c_long)
+    .map(|_| ())
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog); `None` probes the flags
+/// (the kernel checks them, EINVAL, before reading the program, EFAULT).
+/// Returns the kernel's answer (with TSYNC, a positive thread id on
+/// failure).
+pub fn seccomp_set_filter(
+    flags: libc::c_ulong,
+    prog: Option<&[libc::sock_filter]>,
+) -> io::Result<libc::c_long> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    let fprog = prog.map(|p| libc::sock_fprog {
+        len: p.len() as u16,
+        filter: p.as_ptr() as *mut libc::sock_filter,
+    });
+    let ptr = fprog
+        .as_ref()
+        .map_or(std::ptr::null(), |f| f as *const libc::sock_fprog);
+    // SAFETY: `ptr` is null or points at a sock_fprog describing `prog`,
+    // which outlives the call; the kernel copies the program and writes
+    // nothing back.
+    check(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, ptr) })
 }
 
 pub fn prctl(op: libc::c_int, a: libc::c_ulong) -> io::Result<()> {

@@ -1,6 +1,6 @@
-//! The container's process as runc runs it, prepared in the parent
-//! (strings, limits, capabilities, seccomp) and applied in the child just
-//! before execve: shared by the container init and `exec`.
+//! The process plan: the container's process as runc runs it, prepared in
+//! the parent (strings, limits, capabilities, seccomp) and applied in the
+//! child just before execve; shared by the container init and `exec`.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -15,7 +15,7 @@ use crate::{seccomp, sys};
 
 pub type Rlimit = (libc::__rlimit_resource_t, u64, u64, String);
 
-pub struct Prepared<'a> {
+pub struct ProcessPlan<'a> {
     pub process: &'a Process,
     /// In a user namespace (setgroups may be denied there).
     pub userns: bool,
@@ -30,7 +30,7 @@ pub struct Prepared<'a> {
     pub keep_fds: u32,
 }
 
-impl<'a> Prepared<'a> {
+impl<'a> ProcessPlan<'a> {
     /// Parent side: everything that can fail on bad input fails here.
     pub fn new(
         process: &'a Process,
@@ -38,19 +38,20 @@ impl<'a> Prepared<'a> {
         userns: bool,
         extra_env: &[String],
         keep_fds: u32,
-    ) -> Result<Prepared<'a>> {
+    ) -> Result<ProcessPlan<'a>> {
         let (args, mut env) = process_strings(process)?;
         for e in extra_env {
             env.push(cstring(e.clone())?);
         }
-        Ok(Prepared {
+        Ok(ProcessPlan {
             process,
             userns,
-            caps: capabilities::parse(process.capabilities().as_ref())?,
+            caps: capabilities::parse(process.capabilities().as_ref())
+                .context("process.capabilities")?,
             last_cap: capabilities::last_cap(),
-            rlimits: parse_rlimits(process)?,
+            rlimits: parse_rlimits(process).context("process.rlimits")?,
             seccomp: match seccomp_cfg {
-                Some(s) => Some(seccomp::compile(s).context("seccomp")?),
+                Some(s) => Some(seccomp::compile(s).context("linux.seccomp")?),
                 None => None,
             },
             no_new_privs: process.no_new_privileges().unwrap_or(false),
@@ -63,13 +64,7 @@ impl<'a> Prepared<'a> {
     /// rlimits, scheduler and I/O priority.
     pub fn set_limits(&self) -> Result<()> {
         for (res, soft, hard, name) in &self.rlimits {
-            let lim = libc::rlimit {
-                rlim_cur: *soft,
-                rlim_max: *hard,
-            };
-            // SAFETY: lim is a valid rlimit struct.
-            if unsafe { libc::setrlimit(*res, &lim) } != 0 {
-                let os = std::io::Error::last_os_error();
+            if let Err(os) = sys::setrlimit(*res, *soft, *hard) {
                 let eperm = os.raw_os_error() == Some(libc::EPERM);
                 let mut e =
                     Error::from(os).context(format!("setrlimit {name} (soft {soft}, hard {hard})"));
@@ -128,8 +123,7 @@ impl<'a> Prepared<'a> {
                 }
             }
         }
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(self.process.user().umask().unwrap_or(0o022) as libc::mode_t) };
+        sys::umask(self.process.user().umask().unwrap_or(0o022));
         self.lookup_exec()
     }
 
@@ -138,8 +132,7 @@ impl<'a> Prepared<'a> {
     pub fn exec(&self, exe: &CStr, who: &str) -> ! {
         let fatal = |e: Error| -> ! {
             eprintln!("berth {who}: {e}");
-            // SAFETY: _exit is always sound.
-            unsafe { libc::_exit(127) }
+            sys::exit(127)
         };
         let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
@@ -166,27 +159,15 @@ impl<'a> Prepared<'a> {
             u.gid(),
             u.additional_gids().clone().unwrap_or_default(),
         );
-        // SAFETY: groups points to groups.len() gids.
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = sys::setgroups(&groups) {
             // A rootless user namespace has setgroups denied; with no extra
             // groups requested there is nothing to do.
             if !(self.userns && groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
                 return Err(Error::from(e).context(format!("setgroups {groups:?}")));
             }
         }
-        // SAFETY: integer-only syscalls.
-        if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-            return Err(
-                Error::from(std::io::Error::last_os_error()).context(format!("setresgid {gid}"))
-            );
-        }
-        // SAFETY: integer-only syscalls.
-        if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-            return Err(
-                Error::from(std::io::Error::last_os_error()).context(format!("setresuid {uid}"))
-            );
-        }
+        sys::setresgid(gid).with_context(|| format!("setresgid {gid}"))?;
+        sys::setresuid(uid).with_context(|| format!("setresuid {uid}"))?;
         sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keepcaps")?;
         self.caps.apply()
     }
@@ -199,10 +180,9 @@ impl<'a> Prepared<'a> {
         };
         let name = arg0.to_bytes();
         let executable = |p: &CStr| -> bool {
-            // SAFETY: p is a valid C string.
-            let ok = unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0;
-            ok && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
-                .is_ok_and(|m| m.is_file())
+            sys::executable(p)
+                && std::fs::metadata(std::ffi::OsStr::from_bytes(p.to_bytes()))
+                    .is_ok_and(|m| m.is_file())
         };
         if name.contains(&b'/') {
             if executable(arg0) {
@@ -250,13 +230,15 @@ fn process_strings(p: &Process) -> Result<(Vec<CString>, Vec<CString>)> {
     let args = args
         .iter()
         .map(|a| cstring(a.clone()))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .context("process.args")?;
     let env = p
         .env()
         .iter()
         .flatten()
         .map(|e| cstring(e.clone()))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .context("process.env")?;
     Ok((args, env))
 }
 
