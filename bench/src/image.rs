@@ -18,7 +18,6 @@ pub struct ImagePlan {
     pub size: &'static str,
     pub unpack_rounds: usize,
     pub overlay_samples: usize,
-    pub commit_rounds: usize,
     pub changed_files: usize,
 }
 
@@ -210,6 +209,64 @@ fn entry(label: &str, floor: bool) -> Entry {
     }
 }
 
+/// The change every commit round makes, the same in each bundle: 60
+/// files rewritten (a line appended), 20 deleted, 20 added.
+struct Change {
+    modify: Vec<String>,
+    delete: Vec<String>,
+    add: Vec<String>,
+}
+
+impl Change {
+    fn pick(tree: &Tree, n: usize) -> Change {
+        let mut f: Vec<&String> = tree
+            .iter()
+            .filter(|(_, v)| v.0 == 'f' && v.4 > 0)
+            .map(|(k, _)| k)
+            .collect();
+        f.sort();
+        let n_mod = n * 6 / 10;
+        let n_del = n / 5;
+        let n_add = n - n_mod - n_del;
+        let step = (f.len() / (n_mod + n_del).max(1)).max(1);
+        let picked: Vec<String> = f
+            .into_iter()
+            .step_by(step)
+            .take(n_mod + n_del)
+            .cloned()
+            .collect();
+        Change {
+            modify: picked[..n_mod.min(picked.len())].to_vec(),
+            delete: picked[n_mod.min(picked.len())..].to_vec(),
+            add: (0..n_add)
+                .map(|i| format!("berth-bench-added/f{i}"))
+                .collect(),
+        }
+    }
+    fn len(&self) -> usize {
+        self.modify.len() + self.delete.len() + self.add.len()
+    }
+    fn apply(&self, rootfs: &Path, round: usize) -> Res<()> {
+        let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        for f in &self.modify {
+            let p = rootfs.join(f);
+            let mut c = fs::read(&p).map_err(|e| io(&p, e))?;
+            c.extend_from_slice(format!("\nberth-bench round {round}\n").as_bytes());
+            fs::write(&p, c).map_err(|e| io(&p, e))?;
+        }
+        for f in &self.delete {
+            let p = rootfs.join(f);
+            fs::remove_file(&p).map_err(|e| io(&p, e))?;
+        }
+        fs::create_dir_all(rootfs.join("berth-bench-added")).map_err(|e| e.to_string())?;
+        for f in &self.add {
+            let p = rootfs.join(f);
+            fs::write(&p, format!("added in round {round}\n")).map_err(|e| io(&p, e))?;
+        }
+        Ok(())
+    }
+}
+
 pub fn image_figures(
     bench_dir: &Path,
     cache: &Path,
@@ -249,8 +306,64 @@ pub fn image_figures(
     let (has_overlay, has_commit) = supports(bb);
     let mut notes = Vec::new();
     fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let s = |p: &Path| p.display().to_string();
+    let bbs = s(bb);
+    let store = work.join("store");
+    let ov = |name: &str| work.join(format!("overlay-{name}"));
+    let overlay_argv = |b: &Path| -> Vec<String> {
+        vec![
+            bbs.clone(),
+            "unpack".into(),
+            "--overlay".into(),
+            "--store".into(),
+            s(&store),
+            "--quiet".into(),
+            "--image".into(),
+            image.clone(),
+            s(b),
+        ]
+    };
+    // Removes an overlay bundle the tool's way (unmount, release its store
+    // layers), then whatever is left.
+    let rm_bundle = |b: &Path| {
+        if b.join("berth-bundle.json").exists() {
+            let _ = r.sample(vec![bbs.clone(), "rm".into(), s(b)]);
+        }
+        rm_rf(b);
+    };
 
-    // Unpack.
+    // Overlay bundle of a cached image: the first fills the store
+    // (untimed), then each sample makes a new bundle, removed after it.
+    let mut overlay = Figure::new("overlay", "overlay bundle of a cached image", "ms", true);
+    overlay.entries = vec![entry("berth-bundle", false)];
+    let mut overlay_ok = false;
+    if !has_overlay {
+        overlay.entries[0].s.error =
+            Some("not available yet (`berth-bundle unpack --help` has no --overlay)".into());
+    } else {
+        match r.sample(overlay_argv(&ov("warm"))) {
+            Err(e) => overlay.entries[0].s.error = Some(e),
+            Ok(_) => {
+                overlay_ok = true;
+                for i in 0..plan.overlay_samples {
+                    let b = ov(&i.to_string());
+                    match r.sample(overlay_argv(&b)) {
+                        Ok(x) => overlay.entries[0].s.push(&x),
+                        Err(e) => {
+                            overlay.entries[0].s.error = Some(e);
+                            break;
+                        }
+                    }
+                    rm_bundle(&b);
+                }
+            }
+        }
+        rm_bundle(&ov("warm"));
+    }
+
+    // Unpack rounds; each is followed by a commit round on the bundles it
+    // made, so every commit starts from a fresh unpack and makes the same
+    // change (60 files rewritten, 20 deleted, 20 added).
     let mut unpack = Figure::new(
         "unpack",
         "unpack the image into a bundle (wall s)",
@@ -262,15 +375,40 @@ pub fn image_figures(
         entry("umoci", false),
         entry("floor: gzip -dc | tar -x", true),
     ];
+    let n = plan.changed_files;
+    let mut commit = Figure::new(
+        "commit",
+        &format!("new layer of {n} changed files (60% rewritten, 20% deleted, 20% added): commit vs umoci repack"),
+        "ms",
+        true,
+    );
+    commit.entries = vec![
+        entry("berth-bundle", false),
+        entry("umoci", false),
+        entry("berth-bundle (overlay bundle)", false),
+    ];
+    if !has_commit {
+        for j in [0, 2] {
+            commit.entries[j].s.error =
+                Some("not available yet (`berth-bundle --help` lists no commit)".into());
+        }
+    } else if !overlay_ok {
+        commit.entries[2].s.error = Some("no overlay bundle (see the overlay figure)".into());
+    }
+    commit.notes.push(
+        "umoci repack is plain `umoci repack` (no --refresh-bundle); every bundle is a fresh unpack of the image; \
+         each tool writes its new layer into its own copy of the layout, under a new tag each round"
+            .into(),
+    );
     let outs: Vec<PathBuf> = ["berth-bundle", "umoci", "floor"]
         .iter()
         .map(|n| work.join(format!("unpack-{n}")))
         .collect();
     let argv = |j: usize| -> Vec<String> {
-        let o = outs[j].display().to_string();
+        let o = s(&outs[j]);
         match j {
             0 => vec![
-                bb.display().to_string(),
+                bbs.clone(),
                 "unpack".into(),
                 "--quiet".into(),
                 "--image".into(),
@@ -278,168 +416,23 @@ pub fn image_figures(
                 o,
             ],
             1 => vec![
-                umoci.display().to_string(),
+                s(&umoci),
                 "unpack".into(),
                 "--image".into(),
                 image.clone(),
                 o,
             ],
             _ => {
-                let mut a = vec![
-                    bash.display().to_string(),
-                    bench_dir.join("floor-unpack.sh").display().to_string(),
-                    o,
-                ];
-                a.extend(blobs.iter().map(|b| b.0.display().to_string()));
+                let mut a = vec![s(&bash), s(&bench_dir.join("floor-unpack.sh")), o];
+                a.extend(blobs.iter().map(|b| s(&b.0)));
                 a
             }
         }
     };
-    for round in 0..plan.unpack_rounds {
-        log(&format!(
-            "unpack: round {}/{}",
-            round + 1,
-            plan.unpack_rounds
-        ));
-        for k in 0..3 {
-            let j = (round + k) % 3;
-            if unpack.entries[j].s.error.is_some() {
-                continue;
-            }
-            rm_rf(&outs[j]);
-            match r.sample(argv(j)) {
-                Ok(s) => unpack.entries[j].s.push(&s),
-                Err(e) => unpack.entries[j].s.error = Some(e),
-            }
-        }
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            break;
-        }
-    }
-    // Walls in s for this figure.
-    for e in unpack.entries.iter_mut() {
-        e.s.wall.iter_mut().for_each(|w| *w /= 1000.0);
-    }
-    let mut facts = json!({
-        "image_size": plan.size,
-        "layers": blobs.len(),
-        "compressed_mb": (compressed as f64 / 1e6 * 10.0).round() / 10.0,
-        "build_s": (built_s * 10.0).round() / 10.0,
-    });
-    let bt = walk(&outs[0].join("rootfs"));
-    let bytes: u64 = bt.values().map(|v| v.4).sum();
-    facts["entries"] = json!(bt.len());
-    facts["unpacked_mb"] = json!((bytes as f64 / 1e6 * 10.0).round() / 10.0);
-    let mut rate = Figure::new(
-        "unpack_rate",
-        "unpack throughput (MB/s of unpacked file data)",
-        "MB/s",
-        false,
-    );
-    for e in &unpack.entries {
-        let mut s = Series {
-            error: e.s.error.clone(),
-            ..Default::default()
-        };
-        s.wall = e.s.wall.iter().map(|w| bytes as f64 / 1e6 / w).collect();
-        rate.entries.push(Entry {
-            label: e.label.clone(),
-            floor: e.floor,
-            s,
-        });
-    }
-    if unpack.entries[0].s.error.is_none() && unpack.entries[1].s.error.is_none() {
-        let d = tree_diff(&bt, &walk(&outs[1].join("rootfs")));
-        facts["trees_agree"] = json!(d.is_empty());
-        if !d.is_empty() {
-            notes.push(format!(
-                "berth-bundle's and umoci's trees differ in {} entries, e.g. {}",
-                d.len(),
-                d.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-            ));
-        }
-    }
-    rm_rf(&outs[2]);
-    let mut figs = vec![unpack, rate];
-
-    // Overlay bundle of a cached image.
-    let mut overlay = Figure::new("overlay", "overlay bundle of a cached image", "ms", true);
-    overlay.entries = vec![entry("berth-bundle", false)];
-    if !has_overlay {
-        overlay.entries[0].s.error =
-            Some("not available yet (`berth-bundle unpack --help` has no --overlay)".into());
-    } else {
-        let ov = |i: usize| work.join(format!("overlay-{i}"));
-        let av = |i: usize| {
-            vec![
-                bb.display().to_string(),
-                "unpack".into(),
-                "--overlay".into(),
-                "--quiet".into(),
-                "--image".into(),
-                image.clone(),
-                ov(i).display().to_string(),
-            ]
-        };
-        // The first one fills the cache (untimed).
-        match r.sample(av(0)) {
-            Err(e) => overlay.entries[0].s.error = Some(e),
-            Ok(_) => {
-                for i in 1..=plan.overlay_samples {
-                    match r.sample(av(i)) {
-                        Ok(s) => overlay.entries[0].s.push(&s),
-                        Err(e) => {
-                            overlay.entries[0].s.error = Some(e);
-                            break;
-                        }
-                    }
-                    rm_rf(&ov(i));
-                }
-            }
-        }
-        rm_rf(&ov(0));
-    }
-    figs.push(overlay);
-
-    // Commit vs repack of N changed files, on the bundles of the last
-    // unpack round. Each round appends a line to the same N files, so each
-    // new layer has N changed files whether or not the tool refreshes its
-    // view of the bundle after a commit (umoci repack does not, without
-    // --refresh-bundle, which is not used: plain repack is the peer).
-    let n = plan.changed_files;
-    let mut commit = Figure::new(
-        "commit",
-        &format!("new layer of {n} changed files (commit vs umoci repack)"),
-        "ms",
-        true,
-    );
-    commit.entries = vec![entry("berth-bundle", false), entry("umoci", false)];
-    let ready = [
-        outs[0].join("rootfs").is_dir(),
-        outs[1].join("rootfs").is_dir(),
-    ];
-    if !has_commit {
-        commit.entries[0].s.error =
-            Some("not available yet (`berth-bundle --help` lists no commit)".into());
-    } else if !ready[0] {
-        commit.entries[0].s.error = Some("no berth-bundle bundle (unpack failed)".into());
-    }
-    if !ready[1] {
-        commit.entries[1].s.error = Some("no umoci bundle (unpack failed)".into());
-    }
-    let files: Vec<String> = {
-        let mut f: Vec<&String> = bt
-            .iter()
-            .filter(|(_, v)| v.0 == 'f' && v.4 > 0)
-            .map(|(k, _)| k)
-            .collect();
-        f.sort();
-        let step = (f.len() / n.max(1)).max(1);
-        f.into_iter().step_by(step).take(n).cloned().collect()
-    };
     let layouts = [
-        work.join("commit-layout-berth-bundle"),
-        work.join("commit-layout-umoci"),
+        work.join("layout-berth-bundle"),
+        work.join("layout-umoci"),
+        work.join("layout-berth-bundle-overlay"),
     ];
     for (j, l) in layouts.iter().enumerate() {
         if commit.entries[j].s.error.is_none() {
@@ -448,74 +441,144 @@ pub fn image_figures(
             }
         }
     }
-    let cav = |j: usize| -> Vec<String> {
-        let img = format!("{}:bench", layouts[j].display());
-        let b = outs[j].display().to_string();
-        if j == 0 {
-            vec![
-                bb.display().to_string(),
-                "commit".into(),
-                b,
-                "--image".into(),
-                img,
-            ]
-        } else {
-            vec![
-                umoci.display().to_string(),
-                "repack".into(),
-                "--image".into(),
-                img,
-                b,
-            ]
-        }
-    };
-    for round in 0..plan.commit_rounds {
-        if commit.entries.iter().all(|e| e.s.error.is_some()) {
-            break;
-        }
+    let mut facts = json!({
+        "image_size": plan.size,
+        "layers": blobs.len(),
+        "compressed_mb": (compressed as f64 / 1e6 * 10.0).round() / 10.0,
+        "build_s": (built_s * 10.0).round() / 10.0,
+    });
+    let mut bytes = 0u64;
+    let mut change: Option<Change> = None;
+    for round in 0..plan.unpack_rounds {
         log(&format!(
-            "commit/repack: round {}/{}",
+            "unpack and commit: round {}/{}",
             round + 1,
-            plan.commit_rounds
+            plan.unpack_rounds
         ));
-        for (e, out) in commit.entries.iter().zip(&outs) {
-            if e.s.error.is_some() {
+        for k in 0..3 {
+            let j = (round + k) % 3;
+            rm_bundle(&outs[j]);
+            if unpack.entries[j].s.error.is_some() {
                 continue;
             }
-            for f in &files {
-                let p = out.join("rootfs").join(f);
-                let mut c = fs::read(&p).unwrap_or_default();
-                c.extend_from_slice(format!("\nberth-bench round {round}\n").as_bytes());
-                let _ = fs::write(&p, c);
+            match r.sample(argv(j)) {
+                Ok(x) => unpack.entries[j].s.push(&x),
+                Err(e) => unpack.entries[j].s.error = Some(e),
             }
         }
-        for k in 0..2 {
-            let j = (round + k) % 2;
+        rm_rf(&outs[2]);
+        if round == 0 && unpack.entries[0].s.error.is_none() {
+            let bt = walk(&outs[0].join("rootfs"));
+            bytes = bt.values().map(|v| v.4).sum();
+            facts["entries"] = json!(bt.len());
+            facts["unpacked_mb"] = json!((bytes as f64 / 1e6 * 10.0).round() / 10.0);
+            if unpack.entries[1].s.error.is_none() {
+                let d = tree_diff(&bt, &walk(&outs[1].join("rootfs")));
+                facts["trees_agree"] = json!(d.is_empty());
+                if !d.is_empty() {
+                    notes.push(format!(
+                        "berth-bundle's and umoci's trees differ in {} entries, e.g. {}",
+                        d.len(),
+                        d.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                    ));
+                }
+            }
+            let c = Change::pick(&bt, n);
+            facts["changed_files"] = json!(c.len());
+            change = Some(c);
+        }
+        let Some(ch) = change.as_ref() else { break };
+        // The bundles to commit: the two fresh unpacks, and a fresh overlay bundle.
+        let ovb = ov("commit");
+        let bundles = [outs[0].clone(), outs[1].clone(), ovb.clone()];
+        if commit.entries[2].s.error.is_none() {
+            if let Err(e) = r.sample(overlay_argv(&ovb)) {
+                commit.entries[2].s.error = Some(e);
+            }
+        }
+        for (j, b) in bundles.iter().enumerate() {
+            let ready = commit.entries[j].s.error.is_none()
+                && (j == 2 || unpack.entries[j].s.error.is_none());
+            if ready {
+                if let Err(e) = ch.apply(&b.join("rootfs"), round) {
+                    commit.entries[j].s.error = Some(format!("applying the change: {e}"));
+                }
+            } else if commit.entries[j].s.error.is_none() {
+                commit.entries[j].s.error = Some("no bundle (unpack failed)".into());
+            }
+        }
+        let tag = format!("bench-r{round}");
+        for k in 0..3 {
+            let j = (round + k) % 3;
             if commit.entries[j].s.error.is_some() {
                 continue;
             }
-            match r.sample(cav(j)) {
-                Ok(s) => commit.entries[j].s.push(&s),
+            let img = format!("{}:{tag}", s(&layouts[j]));
+            let a = if j == 1 {
+                vec![
+                    s(&umoci),
+                    "repack".into(),
+                    "--image".into(),
+                    img,
+                    s(&bundles[j]),
+                ]
+            } else {
+                vec![
+                    bbs.clone(),
+                    "commit".into(),
+                    s(&bundles[j]),
+                    "--image".into(),
+                    img,
+                ]
+            };
+            match r.sample(a) {
+                Ok(x) => commit.entries[j].s.push(&x),
                 Err(e) => commit.entries[j].s.error = Some(e),
             }
         }
+        rm_bundle(&ovb);
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
     }
+    // Walls in s for the unpack figure.
+    for e in unpack.entries.iter_mut() {
+        e.s.wall.iter_mut().for_each(|w| *w /= 1000.0);
+    }
+    let mut rate = Figure::new(
+        "unpack_rate",
+        "unpack throughput (MB/s of unpacked file data)",
+        "MB/s",
+        false,
+    );
+    for e in &unpack.entries {
+        let mut x = Series {
+            error: e.s.error.clone(),
+            ..Default::default()
+        };
+        x.wall = e.s.wall.iter().map(|w| bytes as f64 / 1e6 / w).collect();
+        rate.entries.push(Entry {
+            label: e.label.clone(),
+            floor: e.floor,
+            s: x,
+        });
+    }
     for (j, l) in layouts.iter().enumerate() {
-        if let Some(sz) =
-            top_layer_size(l, "bench").filter(|_| !commit.entries[j].s.wall.is_empty())
+        let last = format!("bench-r{}", plan.unpack_rounds.saturating_sub(1));
+        if let Some(sz) = top_layer_size(l, &last).filter(|_| !commit.entries[j].s.wall.is_empty())
         {
-            facts[format!("commit_layer_bytes_{}", commit.entries[j].label)] = json!(sz);
+            facts[format!("commit_layer_bytes: {}", commit.entries[j].label)] = json!(sz);
         }
     }
-    figs.push(commit);
-    for p in outs.iter().chain(layouts.iter()) {
+    for p in &outs {
+        rm_bundle(p);
+    }
+    for p in &layouts {
         rm_rf(p);
     }
+    rm_rf(&store);
     Ok(ImageResult {
-        figures: figs,
+        figures: vec![unpack, rate, overlay, commit],
         facts,
         notes,
     })

@@ -363,15 +363,13 @@ fn run_bench(
                 size: "quick",
                 unpack_rounds: 1,
                 overlay_samples: 3,
-                commit_rounds: 1,
                 changed_files: 100,
             }
         } else {
             image::ImagePlan {
                 size: "full",
-                unpack_rounds: 5,
+                unpack_rounds: 4,
                 overlay_samples: 20,
-                commit_rounds: 5,
                 changed_files: 100,
             }
         };

@@ -154,9 +154,21 @@ pub fn targets(figs: &[Figure], reference: &str) -> Vec<Target> {
         if !(b.is_finite() && p.is_finite() && p > 0.0) {
             return t(name, "n/a (no figure)".into(), None);
         }
+        // For a time, the same ratio by minimum and by CPU, as a reading
+        // aid on a loaded machine (the target is on the medians).
+        let extra = if which == "wall" {
+            let fig = find(figs, key);
+            let bm = minimum(fig.and_then(|f| f.get(reference)));
+            let pm = minimum(fig.and_then(|f| f.get(peer)));
+            let bc = get(key, reference, "cpu");
+            let pc = get(key, peer, "cpu");
+            format!(" (by min {}, by CPU {})", ratio(bm, pm), ratio(bc, pc))
+        } else {
+            String::new()
+        };
         t(
             name,
-            format!("{} vs {} → {:.2}×", f(b), f(p), b / p),
+            format!("{} vs {} → {:.2}×{extra}", f(b), f(p), b / p),
             Some(b <= k * p),
         )
     };
