@@ -110,6 +110,31 @@ if perf record -q -o "$P/probe.data" -e syscalls:sys_exit_pivot_root true >/dev/
 	} >>"$md"
 fi
 
+# 3b. Off-CPU: where berth's processes sleep in the kernel (sched_switch
+# with call graphs), by the syscall and the kernel function they wait in.
+if perf record -q -o "$P/probe.data" -e sched:sched_switch true >/dev/null 2>&1; then
+	{
+		echo "## Off-CPU time of berth's processes ($N runs; sched_switch call graphs)"
+		echo
+		echo "Time a berth process (the runtime, or the init before its execve) spends blocked in the kernel (D state), per run on average, by the syscall it was in (\`exit_to_user_mode_loop\`: deferred work on the way back to user space, such as the last close of a file) and the function it waited in."
+		echo
+	} >>"$md"
+	offcpu() { # label binary
+		perf record -q -o "$P/offcpu-$1.data" -e sched:sched_switch -g -- \
+			sh -c "for i in \$(seq $N); do $2 --root $R run --bundle $BT ${BENCH_PREFIX}off\$i; done" >/dev/null 2>&1
+		{
+			echo "$1:"
+			echo
+			echo '```'
+			perf script -i "$P/offcpu-$1.data" 2>/dev/null | perl "$(dirname "$0")/offcpu.pl" "$N" | head -12
+			echo '```'
+			echo
+		} >>"$md"
+	}
+	offcpu berth "$B"
+	[ -n "$RO" ] && offcpu "berth-from-a-read-only-bind" "$RO"
+fi
+
 # 4. strace: syscall counts of one run.
 if command -v strace >/dev/null; then
 	strace -f -c -o "$P/strace-c.txt" "$B" --root "$R" run --bundle "$BT" "$(id)" >/dev/null 2>&1

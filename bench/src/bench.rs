@@ -3,10 +3,11 @@
 //!
 //! Interleaving: every round takes one sample of each participant, so a
 //! burst of load from the other users of this machine hits all of them
-//! alike. The order is rotated by one each round (A B C, B C A, C A B, …)
-//! so no participant always runs right after the same other one (page
-//! cache, CPU frequency and network-namespace teardown of the previous
-//! command then fall on each in turn).
+//! alike. The order within a round follows a Williams design
+//! (stats::order): each participant runs right after each other one
+//! equally often, so what a command leaves behind for the next (a cgroup
+//! v1 attach is cheap right after another one, page cache, network
+//! namespaces still being torn down) falls on each in turn.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -280,7 +281,7 @@ impl Ctx {
     }
 
     fn order(&self, n: usize, round: usize) -> Vec<usize> {
-        (0..n).map(|j| (round + j) % n).collect()
+        crate::stats::order(n, round)
     }
 
     fn bench_rts(&self) -> Vec<usize> {

@@ -455,8 +455,7 @@ pub fn image_figures(
             round + 1,
             plan.unpack_rounds
         ));
-        for k in 0..3 {
-            let j = (round + k) % 3;
+        for j in crate::stats::order(3, round) {
             rm_bundle(&outs[j]);
             if unpack.entries[j].s.error.is_some() {
                 continue;
@@ -508,8 +507,7 @@ pub fn image_figures(
             }
         }
         let tag = format!("bench-r{round}");
-        for k in 0..3 {
-            let j = (round + k) % 3;
+        for j in crate::stats::order(3, round) {
             if commit.entries[j].s.error.is_some() {
                 continue;
             }

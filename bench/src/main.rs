@@ -463,7 +463,8 @@ fn run_bench(
         "How it is measured: every runtime runs the same bundles (`{} spec` config, ociVersion 1.1.0, \
          terminal off; rootfs of Debian's busybox-static; namespaces {}), with its own `--root` on one tmpfs, \
          all in one private mount namespace made once for the whole run. Rounds are interleaved (one \
-         sample of each participant per round, the order rotated each round). Each sample runs in a fresh \
+         sample of each participant per round, in the orders of a Williams design: each runs right after each \
+         other one equally often). Each sample runs in a fresh \
          child-subreaper process of the driver: wall time is taken around posix_spawn + wait4 of the command; \
          CPU is user+sys of the command's whole process tree (RUSAGE_CHILDREN after reaping everything \
          that came to the sampler, helpers such as `runc init` included); peak RSS is that tree's largest \

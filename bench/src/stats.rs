@@ -121,3 +121,64 @@ pub fn paired(a: &[f64], b: &[f64]) -> Paired {
         hi: meds[1949],
     }
 }
+
+/// The order of `n` participants in round `round`: the rows of a Williams
+/// design, so that over every `n` rounds (2n for an odd n) each participant
+/// runs right after each other one equally often. A plain rotation
+/// (A B C, B C A, …) keeps the cyclic order, so each would always follow
+/// the same one; what a command leaves behind for the next (here: cgroup v1
+/// attach is cheap right after another attach, dear after a pause) would
+/// then fall on one participant only.
+pub fn order(n: usize, round: usize) -> Vec<usize> {
+    if n <= 1 {
+        return (0..n).collect();
+    }
+    let mut first = vec![0usize];
+    let (mut lo, mut hi) = (1usize, n - 1);
+    let mut take_lo = true;
+    while first.len() < n {
+        if take_lo {
+            first.push(lo);
+            lo += 1;
+        } else {
+            first.push(hi);
+            hi -= 1;
+        }
+        take_lo = !take_lo;
+    }
+    let rows = if n.is_multiple_of(2) { n } else { 2 * n };
+    let r = round % rows;
+    let mut row: Vec<usize> = first.iter().map(|x| (x + r % n) % n).collect();
+    if r >= n {
+        row.reverse();
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::order;
+
+    #[test]
+    fn williams_rows_balance_who_follows_whom() {
+        for n in 2usize..=7 {
+            let rows = if n.is_multiple_of(2) { n } else { 2 * n };
+            let mut seen = vec![vec![0u32; n]; n];
+            for r in 0..rows {
+                let o = order(n, r);
+                let mut sorted = o.clone();
+                sorted.sort();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+                for w in o.windows(2) {
+                    seen[w[0]][w[1]] += 1;
+                }
+            }
+            let want = if n.is_multiple_of(2) { 1 } else { 2 };
+            for (a, row) in seen.iter().enumerate() {
+                for (b, &c) in row.iter().enumerate() {
+                    assert_eq!(c, if a == b { 0 } else { want }, "n={n} {a}->{b}");
+                }
+            }
+        }
+    }
+}
