@@ -119,6 +119,8 @@ pub struct Ctx {
     err: String,
     /// The tmpfs standing in for cgroup2 (see env.rs), swept between rounds.
     pub fake_unified: Option<PathBuf>,
+    /// Cleaning up: commands run even after an interrupt.
+    cleaning: bool,
 }
 
 pub static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -146,6 +148,7 @@ impl Ctx {
             out,
             err,
             fake_unified: None,
+            cleaning: false,
         }
     }
 
@@ -189,7 +192,7 @@ impl Ctx {
     /// One sample of a command that writes a container init's PID to
     /// `pid_file` (Reap::Init).
     fn sample_pf(&self, argv: Vec<String>, reap: Reap, pid_file: Option<&str>) -> Res<Sample> {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if INTERRUPTED.load(Ordering::Relaxed) && !self.cleaning {
             return Err("interrupted".into());
         }
         let mut cmd = Cmd::new(&argv, &self.env, &self.out, &self.err);
@@ -261,6 +264,7 @@ impl Ctx {
     /// Every container the benchmark made and did not delete, then anything
     /// a runtime still lists in its (private) state root.
     pub fn cleanup(&mut self) {
+        self.cleaning = true;
         let live: Vec<(usize, String)> = self.live.iter().map(|l| (l.rt, l.id.clone())).collect();
         for (rt, id) in live {
             self.force_delete(rt, &id);
