@@ -119,9 +119,11 @@ conformance: deps
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --manifest-path bench/Cargo.toml --target-dir target -- -D warnings -D clippy::undocumented_unsafe_blocks
 
 fmt:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path bench/Cargo.toml -- --check
 
 clean:
 	$(CARGO) clean

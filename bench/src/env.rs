@@ -22,8 +22,9 @@ fn os_err(what: &str) -> String {
 }
 
 fn fs_magic(p: &Path) -> Option<i64> {
-    // SAFETY: valid path and out pointer.
+    // SAFETY: an all-zero statfs is a valid out buffer.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out pointer.
     if unsafe { libc::statfs(c(p).as_ptr(), &mut st) } != 0 {
         return None;
     }

@@ -325,9 +325,10 @@ pub fn errno() -> i32 {
 /// sample's.
 pub fn reap_own(pid: i32) -> Option<Sample> {
     let mut st = 0;
-    // SAFETY: valid out pointers.
+    // SAFETY: an all-zero rusage is a valid out buffer.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
+        // SAFETY: valid out pointers for one child's status and rusage.
         let r = unsafe { libc::wait4(pid, &mut st, 0, &mut ru) };
         if r == pid {
             break;
@@ -350,8 +351,9 @@ pub fn reap_own(pid: i32) -> Option<Sample> {
 
 /// Whether `pid` is a child of the driver (without reaping it).
 pub fn is_own_child(pid: i32) -> bool {
-    // SAFETY: valid out pointer.
+    // SAFETY: an all-zero siginfo_t is a valid out buffer.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer; WNOWAIT leaves the child unreaped.
     let r = unsafe {
         libc::waitid(
             libc::P_PID,
