@@ -85,6 +85,10 @@ pub fn cases() -> Vec<Case> {
         case("seccomp.invalid-action", "config-linux.md#seccomp", Must,
             "an unknown seccomp action generates an error", seccomp_invalid)
             .mutant("exit:create=0"),
+        case("seccomp.setup-before-filter", "config-linux.md#seccomp", Must,
+            "the runtime's own setup does not depend on syscalls the profile denies: with getcwd denied (and no noNewPrivileges, so the filter goes in while the runtime still holds CAP_SYS_ADMIN) the program runs",
+            seccomp_setup_before_filter)
+            .mutant("set:/linux/seccomp/syscalls/0/names=[\"getcwd\",\"execve\"]").mutant_on_crun(),
         case("rootfs-propagation.private", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation private makes / a private mount", |c| propagation(c, "private", "private"))
             .mutant("set:/linux/rootfsPropagation=\"shared\"").mutant_on_crun(),
@@ -453,6 +457,23 @@ fn seccomp_kill(ctx: &mut Ctx, action: &str) {
         format!("{action} ends the process with SIGSYS"),
         exit,
         Some(Exit::Signal(libc::SIGSYS)),
+    );
+}
+
+fn seccomp_setup_before_filter(ctx: &mut Ctx) {
+    ctx.set("/process/noNewPrivileges", json!(false));
+    ctx.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    ctx.set_args(&["/bin/busybox", "true"]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let exit = ctx.wait_exit(pid);
+    ctx.check_eq(
+        "the program runs and exits 0",
+        exit,
+        Some(Exit::Code(0)),
     );
 }
 
