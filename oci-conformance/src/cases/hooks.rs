@@ -48,6 +48,9 @@ pub fn cases() -> Vec<Case> {
         case("hooks.poststop-fail", "config.md#poststop", Must,
             "a failing poststop hook is only a warning: delete succeeds", poststop_fail)
             .mutant("exit:delete=1"),
+        case("hooks.poststop-fail-continues", "runtime.md#lifecycle", Must,
+            "after a failing poststop hook the remaining poststop hooks still run", poststop_fail_continues)
+            .mutant("drop:/hooks/poststop/1").mutant_on_crun(),
         case("hooks.timeout", "config.md#posix-platform-hooks", Must,
             "a hook running past its timeout is aborted and create fails", timeout)
             .mutant("drop:/hooks/createRuntime/0/timeout"),
@@ -346,6 +349,21 @@ fn poststop_fail(ctx: &mut Ctx) {
     );
     let gone = ctx.state().is_err();
     ctx.check("the container is gone", gone, "state still answers");
+}
+
+fn poststop_fail_continues(ctx: &mut Ctx) {
+    let hooks = json!([host_hook(ctx, "exit 3"), host_hook(ctx, "echo second >> poststop")]);
+    ctx.set("/hooks/poststop", hooks);
+    ctx.checker(&[]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let _ = ctx.wait_exit(pid);
+    let out = ctx.delete();
+    ctx.check("delete succeeds", out.ok(), out.describe());
+    ctx.check_eq(
+        "the second poststop hook ran",
+        log(ctx, "poststop"),
+        vec!["second".to_string()],
+    );
 }
 
 fn timeout(ctx: &mut Ctx) {
