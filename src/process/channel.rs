@@ -15,7 +15,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{recv, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
 use crate::error::{Context, Error, Result};
 
@@ -101,8 +101,13 @@ impl Channel {
                 buf.extend_from_slice(m.as_bytes());
             }
         }
+        // write(2), not send(2): the init sends `Ready` after an early
+        // seccomp filter, and profiles that allow nothing else still allow
+        // write (runc's init writes its sync pipe there too). A seqpacket
+        // socket keeps the message boundary either way; berth ignores
+        // SIGPIPE, and an init whose parent is gone may die of it.
         loop {
-            match send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL) {
+            match nix::unistd::write(&self.fd, &buf) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::from(e).context("send on the init channel")),
