@@ -10,7 +10,8 @@ PREFIX ?= /usr/local
 # for its network backend) and docker.io (dockerd, /usr/bin/docker,
 # docker-init from tini).
 DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
-	containerd podman conmon containernetworking-plugins docker.io tini
+	containerd podman conmon containernetworking-plugins docker.io tini \
+	systemd dbus dbus-user-session criu kmod
 
 .PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
