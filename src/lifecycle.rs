@@ -448,6 +448,7 @@ pub fn exec(
         crate::process::exec::ExecOpts {
             process,
             seccomp: cfg.seccomp.as_ref(),
+            container_state: c.state.to_oci_json(c.status()),
             console_socket: o.console.connect()?,
             preserve_fds: o.preserve_fds,
         },

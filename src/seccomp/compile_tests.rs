@@ -324,22 +324,70 @@ fn compile_err(json: &str) -> String {
 }
 
 #[test]
-fn notify_and_listener_path_are_rejected() {
-    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#);
-    assert!(e.contains("SCMP_ACT_NOTIFY is not supported"), "{e}");
+fn notify_needs_a_listener_and_spares_the_hand_over() {
+    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/run/a.sock"}"#);
+    assert!(
+        e.contains("defaultAction: SCMP_ACT_NOTIFY cannot be the default"),
+        "{e}"
+    );
     let e = compile_err(
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
     );
+    assert!(e.contains("listenerPath is not set"), "{e}");
+    let e = compile_err(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    );
+    assert!(e.contains("listenerPath is not set"), "{e}");
+    let e = compile_err(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[{"names":["mkdir","sendmsg"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    );
     assert!(
-        e.contains("syscalls[0] (read)") && e.contains("NOTIFY"),
+        e.contains("syscalls[0] (mkdir, sendmsg)") && e.contains("sendmsg"),
         "{e}"
     );
-    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock"}"#);
-    assert!(e.contains("listenerPath /run/agent.sock"), "{e}");
-    let e = compile_err(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerMetadata":"x"}"#);
+    assert!(
+        e.contains("listenerMetadata is set but listenerPath is not"),
+        "{e}"
     );
-    assert!(e.contains("WAIT_KILLABLE_RECV is not supported"), "{e}");
+}
+
+#[test]
+fn notify_sets_new_listener_and_returns_user_notif() {
+    let c = compile(&config(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    ))
+    .unwrap();
+    assert!(c.notify);
+    assert_eq!(c.flags, FLAG_NEW_LISTENER);
+    assert_eq!(
+        run(&c.program, &call(Abi::X86_64, "mkdir", [0; 6])),
+        RET_USER_NOTIF
+    );
+    // TSYNC needs TSYNC_ESRCH next to NEW_LISTENER; WAIT_KILLABLE_RECV
+    // only counts with a listener (as in libseccomp).
+    let flags = r#""flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]"#;
+    let c = compile(&config(&format!(
+        r#"{{"defaultAction":"SCMP_ACT_ALLOW",{flags},"listenerPath":"/run/a.sock","syscalls":[{{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}}]}}"#
+    )))
+    .unwrap();
+    assert_eq!(
+        c.flags,
+        FLAG_TSYNC | FLAG_TSYNC_ESRCH | FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV
+    );
+    let c = compile(&config(&format!(
+        r#"{{"defaultAction":"SCMP_ACT_ALLOW",{flags}}}"#
+    )))
+    .unwrap();
+    assert!(!c.notify);
+    assert_eq!(c.flags, FLAG_TSYNC);
+    // listenerPath without notify rules is ignored, as in runc.
+    let c = compile(&config(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock"}"#,
+    ))
+    .unwrap();
+    assert!(!c.notify);
+    assert_eq!(c.flags, 0);
 }
 
 #[test]
