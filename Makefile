@@ -8,9 +8,12 @@ PREFIX ?= /usr/local
 # needs containerd (ctr, containerd-shim-runc-v2), podman (with conmon; as
 # root on overlay it needs neither uidmap nor fuse-overlayfs; CNI plugins
 # for its network backend) and docker.io (dockerd, /usr/bin/docker,
-# docker-init from tini).
+# docker-init from tini). The seccomp tests read containers-common's
+# Docker-shaped profile (/usr/share/containers/seccomp.json) and compare
+# berth's filters with libseccomp's (python3-seccomp, test-only).
 DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
-	containerd podman conmon containernetworking-plugins docker.io tini
+	containerd podman conmon containernetworking-plugins docker.io tini \
+	golang-github-containers-common python3-seccomp
 
 .PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
 
