@@ -224,10 +224,10 @@ fn masked_eq_denies_namespace_flags_only() {
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWNET
         | libc::CLONE_NEWCGROUP;
-    // Listed catch-all first: the argument rule must still be tried first.
+    // Docker's form: refused by default, allowed without namespace flags.
     let f = filter(&format!(
-        r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
-        {{"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":13}},
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":13,"syscalls":[
+        {{"names":["exit_group"],"action":"SCMP_ACT_ALLOW"}},
         {{"names":["unshare"],"action":"SCMP_ACT_ALLOW",
           "args":[{{"index":0,"value":{ns},"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}}]}}]}}"#
     ));

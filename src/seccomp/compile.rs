@@ -85,10 +85,12 @@ impl Abi {
         }
     }
 
-    /// i386 passes 32-bit arguments; the upper halves the kernel reports
-    /// are not part of the ABI, so only the low words are compared.
+    /// i386 and x32 pass 32-bit arguments (x32's int, long and pointers
+    /// are 32 bits), so only the low words are compared, as libseccomp
+    /// does: a handler that reads an int ignores the upper half of its
+    /// register, and a rule comparing it must not be dodged by setting it.
     fn wide_args(self) -> bool {
-        self != Abi::I386
+        self == Abi::X86_64
     }
 }
 
@@ -295,11 +297,26 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
             .with_context(what)?;
         for (abi, table) in tables.iter_mut() {
             for name in sc.names() {
-                if let Some(nr) = syscall_number(*abi, name) {
-                    table.entry(nr).or_default().push(Rule {
-                        ret,
-                        conds: conds.clone(),
-                    });
+                let Some(nr) = syscall_number(*abi, name) else {
+                    // send and recv exist on i386 only through socketcall.
+                    if *abi == Abi::I386 && ret != default {
+                        add_multiplexed(table, name, ret);
+                    }
+                    continue;
+                };
+                let rules = table.entry(nr).or_default();
+                // A rule with the default action changes nothing, and runc
+                // drops it (libseccomp refuses it): it must not shadow a
+                // later rule. Its syscall still counts for the ENOSYS bound.
+                if ret == default {
+                    continue;
+                }
+                rules.push(Rule {
+                    ret,
+                    conds: conds.clone(),
+                });
+                if *abi == Abi::I386 {
+                    add_multiplexed(table, name, ret);
                 }
             }
         }
@@ -371,19 +388,78 @@ enum Body<'a> {
     Rules(&'a [Rule]),
 }
 
-/// Rules with argument tests are tried first, in config order, and a rule
-/// without tests is the fallback; so a catch-all never hides a specific rule
-/// whatever order the profile lists them in.
+/// libseccomp's precedence (what runc and crun load): a rule without
+/// argument tests decides the syscall alone, the first such rule winning
+/// and every rule with tests dropped, whatever the order; otherwise the
+/// rules with tests are tried in config order.
 fn order(rules: &[Rule]) -> Vec<Rule> {
-    let mut out: Vec<Rule> = rules
-        .iter()
-        .filter(|r| !r.conds.is_empty())
-        .cloned()
-        .collect();
-    if let Some(catch_all) = rules.iter().find(|r| r.conds.is_empty()) {
-        out.push(catch_all.clone());
+    match rules.iter().find(|r| r.conds.is_empty()) {
+        Some(catch_all) => vec![catch_all.clone()],
+        None => rules.to_vec(),
     }
-    out
+}
+
+/// On i386 the socket calls and SysV IPC also go through the multiplexers
+/// socketcall(2) and ipc(2), the call in their first argument: a rule for
+/// `connect` must catch socketcall(SYS_CONNECT, ...) too, or i386 code
+/// would walk around it. As libseccomp does, the multiplexed rule tests
+/// the call number only (the other arguments are behind a pointer).
+fn add_multiplexed(table: &mut Table, name: &str, ret: u32) {
+    const SOCKETCALL: &[&str] = &[
+        "socket",
+        "bind",
+        "connect",
+        "listen",
+        "accept",
+        "getsockname",
+        "getpeername",
+        "socketpair",
+        "send",
+        "recv",
+        "sendto",
+        "recvfrom",
+        "shutdown",
+        "setsockopt",
+        "getsockopt",
+        "sendmsg",
+        "recvmsg",
+        "accept4",
+        "recvmmsg",
+        "sendmmsg",
+    ];
+    const IPC: &[(&str, u64)] = &[
+        ("semop", 1),
+        ("semget", 2),
+        ("semctl", 3),
+        ("semtimedop", 4),
+        ("msgsnd", 11),
+        ("msgrcv", 12),
+        ("msgget", 13),
+        ("msgctl", 14),
+        ("shmat", 21),
+        ("shmdt", 22),
+        ("shmget", 23),
+        ("shmctl", 24),
+    ];
+    let (mux, call) = if let Some(i) = SOCKETCALL.iter().position(|n| *n == name) {
+        ("socketcall", i as u64 + 1)
+    } else if let Some((_, c)) = IPC.iter().find(|(n, _)| *n == name) {
+        ("ipc", *c)
+    } else {
+        return;
+    };
+    let Some(nr) = syscall_number(Abi::I386, mux) else {
+        return;
+    };
+    table.entry(nr).or_default().push(Rule {
+        ret,
+        conds: vec![Cond {
+            index: 0,
+            op: LinuxSeccompOperator::ScmpCmpEq,
+            value: call,
+            value_two: 0,
+        }],
+    });
 }
 
 fn emit_section(asm: &mut Asm, abi: Abi, table: &Table, default: u32) {
@@ -391,6 +467,7 @@ fn emit_section(asm: &mut Asm, abi: Abi, table: &Table, default: u32) {
     let entries: Vec<(u32, Body)> = ordered
         .iter()
         .map(|(nr, rules)| match rules.as_slice() {
+            [] => (*nr, Body::Ret(default)),
             [only] if only.conds.is_empty() => (*nr, Body::Ret(only.ret)),
             rules => (*nr, Body::Rules(rules)),
         })

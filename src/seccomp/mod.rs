@@ -14,9 +14,15 @@
 //!   and are killed (SECCOMP_RET_KILL_THREAD, libseccomp's bad-arch default)
 //!   when not, so they can never bypass the filter.
 //! - Syscall names unknown for an ABI are skipped.
-//! - For one syscall, rules with `args` are tried in config order and the
-//!   first rule without `args` is the fallback, so a catch-all never hides
-//!   a specific rule; `args` within one rule are ANDed.
+//! - Precedence is libseccomp's (what runc and crun load; checked against
+//!   it by tests/seccomp_differential.rs): a rule without `args` decides
+//!   its syscall alone (the first such rule), rules with `args` are tried
+//!   in config order otherwise, `args` within one rule are ANDed (also on
+//!   one argument, where runc splits them into rules of their own), and a
+//!   rule with the default action is dropped, as runc drops it.
+//! - i386 and x32 compare only the low 32 bits of arguments (their ABIs'
+//!   width, as libseccomp); on i386 a rule for a socket or SysV IPC call
+//!   also covers socketcall(2)/ipc(2) with that call number.
 //! - With a refusing default action, syscalls numbered above the newest one
 //!   the profile names get ENOSYS, as in runc.
 //! - SCMP_ACT_NOTIFY: the install returns the listener fd
@@ -32,6 +38,7 @@
 
 mod bpf;
 mod compile;
+pub mod eval;
 pub mod notify;
 mod syscalls;
 
