@@ -205,11 +205,17 @@ fn drive(
             Some(Msg::Hooks) => {
                 let json = state_json(Status::Creating);
                 if let Some(h) = hooks {
-                    hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
+                    hooks::run(
+                        "prestart",
+                        h.prestart().as_deref().unwrap_or(&[]),
+                        &json,
+                        None,
+                    )?;
                     hooks::run(
                         "createRuntime",
                         h.create_runtime().as_deref().unwrap_or(&[]),
                         &json,
+                        None,
                     )?;
                 }
                 if let Err(e) = chan.send(&Msg::HooksDone(json)) {
