@@ -54,10 +54,11 @@ CALLERS_ARGS ?=
 test-callers: deps build
 	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 
-# make test with the longer loops of the caller suite (--full) and the
-# seccomp differential test's exhaustive argument sets.
+# make test at full size: the longer loops of the caller suite (--full),
+# the seccomp differential test's exhaustive argument sets and 60 kill
+# points per command in the crash-safety test.
 test-full:
-	BERTH_SECCOMP_FULL=1 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
+	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.

@@ -135,8 +135,13 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         cgroup,
         own_pid_ns: plan.namespaces.new & libc::CLONE_NEWPID != 0,
         host_mounts: plan.rootfs.host_mount_ns,
+        creating: true,
     };
     let res = (|| -> Result<Launched> {
+        // Before any resource exists: whatever point a create dies at,
+        // `delete --force` finds the cgroups (and, once it is saved again
+        // after clone3, the init) here.
+        container::save_state(&dir, &state)?;
         // What `exec` needs later, so it never rereads the bundle.
         container::save_exec_config(&dir, spec)?;
         state
@@ -146,6 +151,7 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         let leaf = state.cgroup.open_leaf()?;
         let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
         let launched = launch::launch(&plan, &mut state, &dir, console_socket, cgroup_fd)?;
+        state.creating = false;
         if let Err(e) = container::save_state(&dir, &state)
             .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
         {

@@ -56,6 +56,11 @@ pub struct State {
     /// rootfs in the runtime's namespace, which `delete` detaches.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_mounts: bool,
+    /// `create` has not finished: written first, before anything else of
+    /// the container exists, so a create that dies at any point leaves
+    /// what `delete --force` needs to remove it all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 impl State {
@@ -84,6 +89,9 @@ impl State {
     pub fn status(&self, exec_fifo: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
+        }
+        if self.creating {
+            return Status::Creating;
         }
         if exec_fifo.exists() {
             return Status::Created;
