@@ -8,9 +8,12 @@ PREFIX ?= /usr/local
 # needs containerd (ctr, containerd-shim-runc-v2), podman (with conmon; as
 # root on overlay it needs neither uidmap nor fuse-overlayfs; CNI plugins
 # for its network backend) and docker.io (dockerd, /usr/bin/docker,
-# docker-init from tini).
+# docker-init from tini). The seccomp tests read containers-common's
+# Docker-shaped profile (/usr/share/containers/seccomp.json) and compare
+# berth's filters with libseccomp's (python3-seccomp, test-only).
 DEB_PACKAGES := build-essential file busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
 	containerd podman conmon containernetworking-plugins docker.io tini \
+	golang-github-containers-common python3-seccomp \
 	systemd dbus dbus-user-session criu kmod
 
 .PHONY: all deps build test test-full test-callers test-cgroup2 test-cgroup1 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
@@ -60,10 +63,11 @@ CALLERS_ARGS ?=
 test-callers: deps build
 	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 
-# make test at full size: the longer loops of the caller suite (--full) and
-# 60 kill points per command in the crash-safety test.
+# make test at full size: the longer loops of the caller suite (--full),
+# the seccomp differential test's exhaustive argument sets and 60 kill
+# points per command in the crash-safety test.
 test-full:
-	BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
+	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
