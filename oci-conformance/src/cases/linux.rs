@@ -6,7 +6,7 @@ use super::case;
 use crate::bundle::{MASKED_PATHS, READONLY_PATHS};
 use crate::case::{Case, Ctx, Level::*};
 use crate::reaper::Exit;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -93,6 +93,9 @@ pub fn cases() -> Vec<Case> {
             "a default-deny profile of the Docker era (no close_range, clone3 or pidfd_open on its allow-list), without noNewPrivileges: the program runs under it",
             seccomp_old_allow_list)
             .mutant("set:/linux/seccomp/syscalls/0/names=[\"read\"]"),
+        case("seccomp.allow-list-exec", "config-linux.md#seccomp", Runc,
+            "exec into a container with that Docker-era default-deny profile runs the process under the filter",
+            seccomp_old_allow_list_exec).mutant("noop:exec"),
         case("rootfs-propagation.private", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation private makes / a private mount", |c| propagation(c, "private", "private"))
             .mutant("set:/linux/rootfsPropagation=\"shared\"").mutant_on_crun(),
@@ -625,7 +628,9 @@ fn seccomp_default_action(ctx: &mut Ctx) {
     );
 }
 
-fn seccomp_old_allow_list(ctx: &mut Ctx) {
+/// A Docker-era default-deny profile (none of the newer syscalls on its
+/// allow-list), without noNewPrivileges: the filter goes in early.
+fn set_old_allow_list(ctx: &mut Ctx) {
     let newer = ["close_range", "clone3", "pidfd_open", "pidfd_send_signal", "openat2", "faccessat2"];
     let allowed: Vec<&str> = ALLOW_LIST
         .iter()
@@ -638,8 +643,29 @@ fn seccomp_old_allow_list(ctx: &mut Ctx) {
         json!({"defaultAction": "SCMP_ACT_ERRNO",
         "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}),
     );
+}
+
+fn seccomp_old_allow_list(ctx: &mut Ctx) {
+    set_old_allow_list(ctx);
     let Some(r) = ctx.probe(&[]) else { return };
     ctx.check_eq("Seccomp mode is 2 (filter)", r.str("/seccomp"), "2".into());
+}
+
+fn seccomp_old_allow_list_exec(ctx: &mut Ctx) {
+    set_old_allow_list(ctx);
+    if ctx.run_holding(&[]).is_none() {
+        return;
+    }
+    let id = ctx.id.clone();
+    let out = ctx.rt(&["exec", &id, "/checker", "exit:0"]);
+    ctx.check("exec succeeds", out.ok(), out.describe());
+    let line = out.stdout.lines().find(|l| l.starts_with('{')).unwrap_or("");
+    let r: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+    ctx.check_eq(
+        "the exec'd process runs under the filter (Seccomp mode 2)",
+        r["seccomp"].as_str(),
+        Some("2"),
+    );
 }
 
 fn seccomp_args(ctx: &mut Ctx) {
