@@ -352,7 +352,10 @@ fn poststop_fail(ctx: &mut Ctx) {
 }
 
 fn poststop_fail_continues(ctx: &mut Ctx) {
-    let hooks = json!([host_hook(ctx, "exit 3"), host_hook(ctx, "echo second >> poststop")]);
+    let hooks = json!([
+        host_hook(ctx, "exit 3"),
+        host_hook(ctx, "echo second >> poststop")
+    ]);
     ctx.set("/hooks/poststop", hooks);
     ctx.checker(&[]);
     let Some(pid) = ctx.run_ok() else { return };

@@ -477,11 +477,7 @@ fn seccomp_setup_before_filter(ctx: &mut Ctx) {
     ctx.set_args(&["/bin/busybox", "true"]);
     let Some(pid) = ctx.run_ok() else { return };
     let exit = ctx.wait_exit(pid);
-    ctx.check_eq(
-        "the program runs and exits 0",
-        exit,
-        Some(Exit::Code(0)),
-    );
+    ctx.check_eq("the program runs and exits 0", exit, Some(Exit::Code(0)));
 }
 
 fn seccomp_trace(ctx: &mut Ctx) {
@@ -631,7 +627,14 @@ fn seccomp_default_action(ctx: &mut Ctx) {
 /// A Docker-era default-deny profile (none of the newer syscalls on its
 /// allow-list), without noNewPrivileges: the filter goes in early.
 fn set_old_allow_list(ctx: &mut Ctx) {
-    let newer = ["close_range", "clone3", "pidfd_open", "pidfd_send_signal", "openat2", "faccessat2"];
+    let newer = [
+        "close_range",
+        "clone3",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "openat2",
+        "faccessat2",
+    ];
     let allowed: Vec<&str> = ALLOW_LIST
         .iter()
         .copied()
@@ -659,7 +662,11 @@ fn seccomp_old_allow_list_exec(ctx: &mut Ctx) {
     let id = ctx.id.clone();
     let out = ctx.rt(&["exec", &id, "/checker", "exit:0"]);
     ctx.check("exec succeeds", out.ok(), out.describe());
-    let line = out.stdout.lines().find(|l| l.starts_with('{')).unwrap_or("");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
     let r: Value = serde_json::from_str(line).unwrap_or(Value::Null);
     ctx.check_eq(
         "the exec'd process runs under the filter (Seccomp mode 2)",
