@@ -11,8 +11,11 @@ PREFIX ?= /usr/local
 # docker-init from tini).
 DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
 	containerd podman conmon containernetworking-plugins docker.io tini
+# The differential test against runc (oci-diff) reads containers-common's
+# default seccomp profile and runs cases under unshare (util-linux).
+DEB_PACKAGES += golang-github-containers-common util-linux
 
-.PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
+.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -38,6 +41,7 @@ demo: deps build
 test: deps build
 	$(CARGO) test --release --workspace -- --test-threads=2
 	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
+	$(OCI_DIFF) $(DIFF_ARGS)
 	guest/test-cgroup2.sh
 	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
@@ -50,9 +54,22 @@ CALLERS_ARGS ?=
 test-callers: deps build
 	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 
-# make test with the longer loops of the caller suite (--full).
+# runc as the oracle: configs made by runc, crun, berth, ctr, podman and
+# Docker (the latter two recorded by the callers suite just before, or
+# recorded now) and field-by-field variations of each, run under runc and
+# berth with a probe; every difference must be in
+# oci-conformance/src/diff/known.rs. make test runs a sample (seed printed;
+# OCI_DIFF_SEED=N OCI_DIFF_SAMPLE=N reproduce it), DIFF_ARGS=--full all.
+DIFF_ARGS ?=
+OCI_DIFF = $(RELEASE)/oci-diff --berth $(RELEASE)/berth --runc /usr/sbin/runc \
+	--records target/callers/records --callers $(RELEASE)/berth-callers
+test-diff: deps build
+	$(OCI_DIFF) $(DIFF_ARGS)
+
+# make test with the longer loops of the caller suite (--full) and the
+# whole differential corpus.
 test-full:
-	$(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
+	$(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)" DIFF_ARGS="--full $(DIFF_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
