@@ -9,13 +9,13 @@ PREFIX ?= /usr/local
 # root on overlay it needs neither uidmap nor fuse-overlayfs; CNI plugins
 # for its network backend) and docker.io (dockerd, /usr/bin/docker,
 # docker-init from tini).
-DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
+DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
 	containerd podman conmon containernetworking-plugins docker.io tini
 # The differential test against runc (oci-diff) reads containers-common's
 # default seccomp profile and runs cases under unshare (util-linux).
 DEB_PACKAGES += golang-github-containers-common util-linux
 
-.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
+.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -45,6 +45,7 @@ test: deps build
 	guest/test-cgroup2.sh
 	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
+	$(MAKE) --no-print-directory bench-quick
 
 # berth under containerd's shim (ctr), podman's conmon and Docker, each
 # check with runc too; the runtime calls they make are recorded in
@@ -66,21 +67,47 @@ OCI_DIFF = $(RELEASE)/oci-diff --berth $(RELEASE)/berth --runc /usr/sbin/runc \
 test-diff: deps build
 	$(OCI_DIFF) $(DIFF_ARGS)
 
-# make test with the longer loops of the caller suite (--full) and the
-# whole differential corpus.
+# make test at full size: the longer loops of the caller suite (--full),
+# 60 kill points per command in the crash-safety test and the whole
+# differential corpus.
 test-full:
-	$(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)" DIFF_ARGS="--full $(DIFF_ARGS)"
+	BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)" DIFF_ARGS="--full $(DIFF_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
 test-cgroup2: deps
 	guest/test-cgroup2.sh
 
-# Start-up time side by side with runc and crun (hyperfine, one run).
-bench: deps build
-	scripts/bench-run.sh $(CURDIR)/$(RELEASE)/berth
-	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
-	bundle-tools/bench/commit.sh $(RELEASE)/berth-bundle
+# Benchmarks (bench/README.md): berth against runc and crun (run, create,
+# start, delete, exec, 100 running containers, peak RSS, CPU, floors) and
+# berth-bundle against umoci, in interleaved rounds; markdown on stdout,
+# bench/RESULTS.md and bench/results.json. Two berth binaries side by side:
+#   make bench BERTH_OLD=path/to/old/berth      (BERTH= for the new one)
+# bench-quick: the same in fewer rounds on a small image (CI's smoke test;
+# results in target/bench/). bench-profile: where `berth run` spends its
+# time (perf, strace, callgrind) into bench/PROFILE.md.
+BENCH := $(RELEASE)/berth-bench
+BERTH_OLD ?=
+BENCH_ARGS ?=
+BENCH_RUNTIMES = --runtime berth=$(BERTH) $(if $(BERTH_OLD),--runtime berth-old=$(BERTH_OLD))
+PROFILE_PACKAGES := valgrind linux-perf
+
+bench-build:
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target
+
+bench: deps build bench-build
+	$(BENCH) --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+bench-quick: deps build bench-build
+	$(BENCH) --quick --strict --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+bench-profile: deps build bench-build
+	@missing=$$(for p in $(PROFILE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	PROFILE_DIR=$(CURDIR)/target/bench/profile $(BENCH) env --repo $(CURDIR) $(BENCH_RUNTIMES) -- bash bench/profile.sh $(CURDIR)/bench/PROFILE.md
 
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
@@ -110,9 +137,11 @@ conformance: deps
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --manifest-path bench/Cargo.toml --target-dir target -- -D warnings -D clippy::undocumented_unsafe_blocks
 
 fmt:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path bench/Cargo.toml -- --check
 
 clean:
 	$(CARGO) clean

@@ -45,8 +45,10 @@ fn own_name(flag: i32) -> &'static str {
     }
 }
 
-/// Every namespace of `pid` that differs from ours, to be joined.
-fn plan_for(pid: i32) -> Result<Plan> {
+/// Every namespace of `pid` (the container init) that differs from ours,
+/// to be joined: opened while the container is locked and known alive, so
+/// the fds name its namespaces even if the lock is released before clone3.
+pub fn namespaces_of(pid: i32) -> Result<Plan> {
     let mut plan = Plan::default();
     for flag in TYPES {
         let name = own_name(flag);
@@ -84,8 +86,7 @@ struct Child<'a> {
 }
 
 /// Start the process; returns once it is about to exec (or failed).
-pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
-    let plan = plan_for(init_pid)?;
+pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let userns = plan.user_join.is_some();
     let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
@@ -182,6 +183,7 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
             Path::new("/dev/pts"),
             c.prep.process.console_size().as_ref(),
         )?;
+        tty::give_to(slave.as_fd(), c.prep.process.user().uid())?;
         // SAFETY: the console socket fd is inherited from the parent.
         let sock = unsafe { OwnedFd::from_raw_fd(sock) };
         tty::send_master(sock.as_fd(), master.as_fd())

@@ -96,35 +96,53 @@ impl<'a> ProcessPlan<'a> {
             // it before the capabilities go.
             f.install().context("install seccomp filter")?;
         }
+        // The cwd is tried as root first (it may be a directory only root
+        // can enter), and again as the user if root was refused: runc's
+        // order.
+        let entered = self.enter_cwd(true)?;
         self.switch_user()?;
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
         }
-        let cwd = self.process.cwd();
-        if !cwd.as_os_str().is_empty() {
-            let what = || {
-                format!(
-                    "chdir to cwd ({:?}) set in config.json failed",
-                    cwd.display().to_string()
-                )
-            };
-            nix::unistd::chdir(cwd).with_context(what)?;
-            // A cwd reached through a magic link (/proc/self/fd/N) can lie
-            // outside the container's root: the kernel then reports it as
-            // unreachable. Refuse it before anything runs there.
-            let mut buf = [0u8; libc::PATH_MAX as usize];
-            match sys::getcwd_raw(&mut buf) {
-                Ok(_) if buf[0] == b'/' => {}
-                _ => {
-                    return Err(Error::msg(
-                        "the directory is outside the container's root filesystem",
-                    )
-                    .context(what()))
-                }
-            }
+        if !entered {
+            self.enter_cwd(false)?;
         }
         sys::umask(self.process.user().umask().unwrap_or(0o022));
         self.lookup_exec()
+    }
+
+    /// chdir to `process.cwd` and make sure it is inside the root. With
+    /// `permission_may_fail`, a refusal is not an error yet (false: try
+    /// again after the user switch).
+    fn enter_cwd(&self, permission_may_fail: bool) -> Result<bool> {
+        let cwd = self.process.cwd();
+        if cwd.as_os_str().is_empty() {
+            return Ok(true);
+        }
+        let what = || {
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed",
+                cwd.display().to_string()
+            )
+        };
+        match nix::unistd::chdir(cwd) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if permission_may_fail => {
+                return Ok(false)
+            }
+            Err(e) => return Err(Error::from(e).context(what())),
+        }
+        // A cwd reached through a magic link (/proc/self/fd/N) can lie
+        // outside the container's root: the kernel then reports it as
+        // unreachable. Refuse it before anything runs there.
+        let mut buf = [0u8; libc::PATH_MAX as usize];
+        match sys::getcwd_raw(&mut buf) {
+            Ok(_) if buf[0] == b'/' => Ok(true),
+            _ => Err(
+                Error::msg("the directory is outside the container's root filesystem")
+                    .context(what()),
+            ),
+        }
     }
 
     /// The last steps: seccomp (late, with no_new_privs), then execve and
