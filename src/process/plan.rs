@@ -28,6 +28,9 @@ pub struct ProcessPlan<'a> {
     pub env: Vec<CString>,
     /// fds 0..keep_fds survive exec (stdio, LISTEN_FDS, --preserve-fds).
     pub keep_fds: u32,
+    /// `HOME=` from the container's /etc/passwd when `env` has no HOME
+    /// (runc's rule), found in the child before any seccomp filter.
+    pub home: std::cell::OnceCell<CString>,
 }
 
 impl<'a> ProcessPlan<'a> {
@@ -39,6 +42,13 @@ impl<'a> ProcessPlan<'a> {
         extra_env: &[String],
         keep_fds: u32,
     ) -> Result<ProcessPlan<'a>> {
+        let cwd = process.cwd();
+        if cwd.as_os_str().is_empty() {
+            crate::bail!("process.cwd must not be empty");
+        }
+        if !cwd.is_absolute() {
+            crate::bail!("process.cwd {:?} must be an absolute path", cwd.display().to_string());
+        }
         let (args, mut env) = process_strings(process)?;
         for e in extra_env {
             env.push(cstring(e.clone())?);
@@ -58,6 +68,7 @@ impl<'a> ProcessPlan<'a> {
             args,
             env,
             keep_fds,
+            home: std::cell::OnceCell::new(),
         })
     }
 
@@ -90,6 +101,9 @@ impl<'a> ProcessPlan<'a> {
     /// resolved executable.
     pub fn become_process(&self) -> Result<CString> {
         fds::cloexec_from(self.keep_fds).context("close inherited fds")?;
+        if let Some(home) = self.default_home() {
+            let _ = self.home.set(home);
+        }
         sys::reset_signals();
         if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
             // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
@@ -109,6 +123,29 @@ impl<'a> ProcessPlan<'a> {
         }
         sys::umask(self.process.user().umask().unwrap_or(0o022));
         self.lookup_exec()
+    }
+
+    /// `HOME=DIR` when `process.env` has no (or an empty) HOME: the home
+    /// of `process.user.uid` in the container's /etc/passwd, else `/`, as
+    /// runc sets it.
+    fn default_home(&self) -> Option<CString> {
+        if self
+            .env
+            .iter()
+            .any(|e| e.to_bytes().strip_prefix(b"HOME=").is_some_and(|v| !v.is_empty()))
+        {
+            return None;
+        }
+        let uid = self.process.user().uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let home = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 6 && f[2] == uid)
+            .map(|f| f[5].to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".into());
+        CString::new(format!("HOME={home}")).ok()
     }
 
     /// chdir to `process.cwd` and make sure it is inside the root. With
@@ -154,7 +191,13 @@ impl<'a> ProcessPlan<'a> {
         };
         let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
+        let mut envp: Vec<*const libc::c_char> = self
+            .env
+            .iter()
+            .filter(|e| self.home.get().is_none() || e.to_bytes() != b"HOME=")
+            .chain(self.home.get())
+            .map(|a| a.as_ptr())
+            .collect();
         envp.push(std::ptr::null());
         if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
             // As late as possible: the filter need not allow what setup
@@ -250,10 +293,22 @@ fn process_strings(p: &Process) -> Result<(Vec<CString>, Vec<CString>)> {
         .map(|a| cstring(a.clone()))
         .collect::<Result<Vec<_>>>()
         .context("process.args")?;
-    let env = p
-        .env()
-        .iter()
-        .flatten()
+    if let Some(bad) = p.env().iter().flatten().find(|e| !e.contains('=')) {
+        // runc refuses it too (the kernel would pass it on unchanged).
+        crate::bail!("process.env: invalid entry {bad:?}: want KEY=VALUE");
+    }
+    // One entry per key, the last value in the first one's place: the
+    // environment runc's init builds (setenv per entry).
+    let mut merged: Vec<&String> = Vec::new();
+    for e in p.env().iter().flatten() {
+        let key = e.split('=').next();
+        match merged.iter_mut().find(|m| m.split('=').next() == key) {
+            Some(m) => *m = e,
+            None => merged.push(e),
+        }
+    }
+    let env = merged
+        .into_iter()
         .map(|e| cstring(e.clone()))
         .collect::<Result<Vec<_>>>()
         .context("process.env")?;
