@@ -90,12 +90,8 @@ pub fn last_error(stderr: &str) -> String {
 /// when the runtime said nothing (the process itself ended early).
 const SPECIFIC: &[(&str, &[&str])] = &[
     ("timeout", &["timed out", "timeout"]),
-    (
-        "config",
-        &["unknown variant", "missing field", "no variant for"],
-    ),
-    ("hook", &["hook #", "running hook", "hook ran"]),
-    ("seccomp", &["seccomp", "syscall", "listenerpath"]),
+    ("hook", &["hook #", "running hook", "hook ran", "hooks."]),
+    ("seccomp", &["seccomp", "syscall", "listenerpath", "scmp_"]),
     ("sysctl", &["sysctl", "/proc/sys/"]),
     ("rlimit", &["rlimit"]),
     ("oom-score", &["oom_score_adj", "oomscoreadj", "oom score"]),
@@ -122,12 +118,26 @@ const SPECIFIC: &[(&str, &[&str])] = &[
             "uidmapping",
             "gidmapping",
             "mapping",
+            // A parse error listing the namespace types.
+            "expected one of `mount`",
         ],
     ),
     ("cgroup", &["cgroup"]),
     (
         "device",
-        &["device node", "create device", "host device", "device type"],
+        &[
+            "device node",
+            "create device",
+            "host device",
+            "device type",
+            // A parse error listing the device types.
+            "expected one of `a`, `b`, `c`",
+        ],
+    ),
+    // A parse error naming no field of the above.
+    (
+        "config",
+        &["unknown variant", "missing field", "no variant for"],
     ),
 ];
 
@@ -146,7 +156,7 @@ const GENERIC: &[(&str, &[&str])] = &[
     ),
     ("device", &["device", "mknod"]),
     ("user", &["setuid", "setgid", "uid", "gid", "user"]),
-    ("env", &["environment", "env "]),
+    ("env", &["environment", "env ", "process.env"]),
     (
         "exec",
         &[

@@ -330,7 +330,7 @@ fn setup_and_run(
             .unwrap_or_default(),
     };
     let mut outcome = match &e.scenario {
-        Scenario::Run => run_plain(&mut case, &norm),
+        Scenario::Run => run_plain(&mut case, &norm, &e.config["process"]["args"]),
         Scenario::Terminal => run_terminal(&mut case, &norm)?,
         Scenario::Exec { process, args } => {
             run_exec(env, &mut case, &norm, e, process, args, &fill)?
@@ -351,12 +351,31 @@ fn ran(norm: &Normalizer, report: &Value, exit: i32, prefix: &str) -> Outcome {
     }
 }
 
-fn run_plain(case: &mut Case, norm: &Normalizer) -> Outcome {
+/// The exit code the probe itself chooses (`exit:N`, else 0).
+fn probe_exit(args: &Value) -> i32 {
+    args.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str()?.strip_prefix("exit:")?.parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// Whether a runtime that let the probe report still failed the command:
+/// it exits with another code than the probe chose and says why (a
+/// poststart hook that fails after the process started).
+fn failed_after_report(o: &Output, args: &Value) -> bool {
+    o.code != Some(probe_exit(args)) && !super::compare::last_error(&o.stderr).is_empty()
+}
+
+fn run_plain(case: &mut Case, norm: &Normalizer, args: &Value) -> Outcome {
     let bundle = case.bundle.display().to_string();
     let id = case.id.clone();
     let o = case.run("run", &["run", "--bundle", &bundle, &id]);
     match report_in(&o.stdout) {
-        Some(r) if !o.timed_out => ran(norm, &r, o.code.unwrap_or(-1), ""),
+        Some(r) if !o.timed_out && !failed_after_report(&o, args) => {
+            ran(norm, &r, o.code.unwrap_or(-1), "")
+        }
         _ => failed(case, "run", &o),
     }
 }
