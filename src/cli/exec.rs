@@ -97,8 +97,10 @@ fn build_process(a: &Args, cfg: &ExecConfig) -> Result<Process> {
         p.user_mut().set_gid(parse(gid)?);
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut()
-            .set_additional_gids(Some(a.additional_gids.clone()));
+        // Added to the config's groups, as runc adds them.
+        let mut gids = p.user().additional_gids().clone().unwrap_or_default();
+        gids.extend(a.additional_gids.iter().copied());
+        p.user_mut().set_additional_gids(Some(gids));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));

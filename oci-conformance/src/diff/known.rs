@@ -71,6 +71,9 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 // ---- selectors used by the table ----
 
+/// The runtime-spec version runc 1.1.5 reports.
+const RUNC_SPEC_VERSION: &str = "1.0.2-dev";
+
 fn var(e: &Entry, group: &str, name: &str) -> bool {
     e.group == group && e.variation == name
 }
@@ -127,7 +130,11 @@ pub const KNOWN: &[Known] = &[
         berth: "mounts it with source `cgroup` (the source field is free text; cosmetic)",
     },
     Known {
-        when: |e| var(e, "namespaces", "cgroup-path") && !rootless(e),
+        when: |e| {
+            var(e, "namespaces", "cgroup-path")
+                && !rootless(e)
+                && has_mount_type(&e.config, "cgroup")
+        },
         aspects: &["mount:/sys/fs/cgroup/*", "?probe:read:/sys/fs/cgroup/*"],
         kind: Kind::BerthBug,
         field: "linux.namespaces[cgroup].path (joining a cgroup namespace rooted above the container's cgroup)",
@@ -159,7 +166,7 @@ pub const KNOWN: &[Known] = &[
         berth: "the pid the container had",
     },
     Known {
-        when: |e| e.source == "crun-spec" && e.group == "hooks" && e.config["hooks"].is_object(),
+        when: |e| e.config["ociVersion"] != RUNC_SPEC_VERSION && e.group == "hooks" && e.config["hooks"].is_object(),
         aspects: &["hook:*:state.ociVersion"],
         kind: Kind::BerthBug,
         field: "hook state.ociVersion",
@@ -295,7 +302,7 @@ pub const KNOWN: &[Known] = &[
         berth: "refuses it: the runtime-spec says duplicated types MUST be an error",
     },
     Known {
-        when: |e| var(e, "devices", "redefines-null"),
+        when: |e| var(e, "devices", "redefines-null") && e.source != "docker-run",
         aspects: &["outcome"],
         kind: Kind::RuncBug,
         field: "linux.devices redefining /dev/null with mode 0600",
@@ -303,7 +310,7 @@ pub const KNOWN: &[Known] = &[
         berth: "creates the device as given and runs",
     },
     Known {
-        when: |e| var(e, "devices", "outside-dev"),
+        when: |e| var(e, "devices", "outside-dev") && !rootless(e),
         aspects: &["outcome"],
         kind: Kind::BerthBug,
         field: "linux.devices with a path outside /dev",
@@ -319,7 +326,10 @@ pub const KNOWN: &[Known] = &[
         berth: "runs without the limit",
     },
     Known {
-        when: |e| var(e, "mounts", "mqueue-and-sysfs-again") && rootless(e),
+        when: |e| {
+            (var(e, "mounts", "mqueue-and-sysfs-again") && rootless(e))
+                || (var(e, "namespaces", "user-added-mapped-to-root") && ns(&e.config, "network").is_none())
+        },
         aspects: &["outcome"],
         kind: Kind::Deliberate,
         field: "a sysfs mount in a user namespace without its own network namespace",
@@ -327,20 +337,12 @@ pub const KNOWN: &[Known] = &[
         berth: "falls back to a read-only recursive bind of /sys",
     },
     Known {
-        when: |e| var(e, "namespaces", "mount-absent-no-masks"),
+        when: |e| var(e, "namespaces", "mount-absent-no-masks") && e.config["root"]["readonly"] == true,
         aspects: &["mount:/", "?probe:write:*", "?probe:mkdir:*"],
         kind: Kind::Deliberate,
         field: "root.readonly without a mount namespace",
         runc: "skips finalizing the rootfs: the root stays writable",
         berth: "makes its bind of the rootfs read-only as root.readonly asks",
-    },
-    Known {
-        when: |e| var(e, "env", "duplicate-key"),
-        aspects: &["env:DUP"],
-        kind: Kind::BerthBug,
-        field: "process.env with one key twice",
-        runc: "keeps one entry, the last value",
-        berth: "passes both; getenv sees the first",
     },
     Known {
         when: |e| var(e, "namespaces", "user-added-with-mappings") || var(e, "spec-1.2", "mount-idmap"),
@@ -373,7 +375,7 @@ pub const KNOWN: &[Known] = &[
         berth: "fails, but the init cannot report why (`container init exited during setup`)",
     },
     Known {
-        when: |e| var(e, "mounts", "no-mounts"),
+        when: |e| var(e, "mounts", "no-mounts") && e.source != "docker-run",
         aspects: &["error-class"],
         kind: Kind::BerthBug,
         field: "a config without any mounts (no /proc)",
@@ -387,6 +389,14 @@ pub const KNOWN: &[Known] = &[
         field: "process.terminal with a user not mapped in the user namespace",
         runc: "fails: cannot set uid to unmapped user in user namespace",
         berth: "fails: chown the terminal to 1000: invalid argument (no word on the mapping)",
+    },
+    Known {
+        when: |e| var(e, "mounts", "bind-over-file"),
+        aspects: &["env:HOME"],
+        kind: Kind::Deliberate,
+        field: "HOME when /etc/passwd is not a passwd file (a file bound over it)",
+        runc: "sets HOME to the empty string",
+        berth: "sets HOME=/, what runc gives a user without a passwd entry",
     },
 ];
 

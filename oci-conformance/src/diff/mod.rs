@@ -37,7 +37,7 @@ const USAGE: &str = "usage: oci-diff --berth PATH [--runc PATH] [--full | --samp
 [--checker PATH] [--busybox PATH] [--strict] [--verbose]";
 
 /// Default size of the sample `make test` runs.
-const DEFAULT_SAMPLE: usize = 170;
+const DEFAULT_SAMPLE: usize = 150;
 /// Configs of every field group a sample holds at least.
 const PER_GROUP: usize = 5;
 /// Share of the configs runc must run (no vacuous pass).
