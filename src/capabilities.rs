@@ -36,7 +36,13 @@ fn mask_of(set: &Option<Capabilities>) -> Result<u64> {
 pub fn drop_unknown(caps: &mut serde_json::Value) -> bool {
     let known: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     let mut dropped = Vec::new();
-    for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
         if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
             list.retain(|n| {
                 let name = n.as_str().unwrap_or_default();

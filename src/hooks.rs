@@ -63,7 +63,10 @@ pub fn check(hook: &Hook) -> Result<()> {
     if !hook.path().is_absolute() {
         // The runtime-spec wants an absolute path; runc does not search
         // PATH for it either.
-        crate::bail!("path {:?} must be absolute", hook.path().display().to_string());
+        crate::bail!(
+            "path {:?} must be absolute",
+            hook.path().display().to_string()
+        );
     }
     for entry in hook.env().as_deref().unwrap_or_default() {
         if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {

@@ -166,7 +166,9 @@ fn sysctls<'a>(ns: &namespaces::Plan, spec: &'a Spec) -> Result<Vec<(PathBuf, &'
         let field = format!("linux.sysctl[{given:?}]");
         // The /proc/sys path form (`net/ipv4/ip_forward`) is accepted as
         // runc accepts it: the name with dots and slashes swapped.
-        let slashes = given.find(['.', '/']).is_some_and(|i| given[i..].starts_with('/'));
+        let slashes = given
+            .find(['.', '/'])
+            .is_some_and(|i| given[i..].starts_with('/'));
         let (key, rel) = if slashes {
             let swapped: String = given
                 .chars()
@@ -180,7 +182,10 @@ fn sysctls<'a>(ns: &namespaces::Plan, spec: &'a Spec) -> Result<Vec<(PathBuf, &'
         } else {
             (given.clone(), given.replace('.', "/"))
         };
-        if given.contains("..") || rel.starts_with('/') || (!slashes && given.contains('/')) || key.is_empty()
+        if given.contains("..")
+            || rel.starts_with('/')
+            || (!slashes && given.contains('/'))
+            || key.is_empty()
         {
             crate::bail!("{field}: invalid name");
         }

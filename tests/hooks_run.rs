@@ -90,7 +90,9 @@ fn absent_env_means_the_runtimes_environment_and_empty_env_means_none() {
     );
     berth::hooks::run("poststart", &[sh(&script, Some(&[]))], b"{}", None).expect("hook runs");
     assert!(
-        !read(&d.join("env")).split('\0').any(|e| e.starts_with(&format!("{k}="))),
+        !read(&d.join("env"))
+            .split('\0')
+            .any(|e| e.starts_with(&format!("{k}="))),
         "an empty env must stay empty"
     );
 }
@@ -100,8 +102,13 @@ fn hooks_run_in_the_bundle_and_need_an_absolute_path() {
     let d = tmpdir("cwd");
     let script = format!("{BB} pwd > {}/cwd", d.display());
     let state = format!("{{\"bundle\":\"{}\"}}", d.display());
-    berth::hooks::run("prestart", &[sh(&script, Some(&[]))], state.as_bytes(), None)
-        .expect("hook runs");
+    berth::hooks::run(
+        "prestart",
+        &[sh(&script, Some(&[]))],
+        state.as_bytes(),
+        None,
+    )
+    .expect("hook runs");
     assert_eq!(read(&d.join("cwd")).trim(), d.display().to_string());
     let mut relative = sh("true", None);
     relative.set_path(PathBuf::from("busybox"));

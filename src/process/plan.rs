@@ -48,7 +48,10 @@ impl<'a> ProcessPlan<'a> {
             crate::bail!("process.cwd must not be empty");
         }
         if !cwd.is_absolute() {
-            crate::bail!("process.cwd {:?} must be an absolute path", cwd.display().to_string());
+            crate::bail!(
+                "process.cwd {:?} must be an absolute path",
+                cwd.display().to_string()
+            );
         }
         let (args, mut env) = process_strings(process)?;
         for e in extra_env {
@@ -141,11 +144,11 @@ impl<'a> ProcessPlan<'a> {
     /// of `process.user.uid` in the container's /etc/passwd, else `/`, as
     /// runc sets it.
     fn default_home(&self) -> Option<CString> {
-        if self
-            .env
-            .iter()
-            .any(|e| e.to_bytes().strip_prefix(b"HOME=").is_some_and(|v| !v.is_empty()))
-        {
+        if self.env.iter().any(|e| {
+            e.to_bytes()
+                .strip_prefix(b"HOME=")
+                .is_some_and(|v| !v.is_empty())
+        }) {
             return None;
         }
         let uid = self.process.user().uid().to_string();
