@@ -69,8 +69,25 @@ impl Console {
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let spec: Spec =
+    let mut spec: serde_json::Value =
         serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
+    let mut changed = false;
+    if let Some(process) = spec.get_mut("process").and_then(|p| p.as_object_mut()) {
+        // As runc: a process without `user` runs as root.
+        if !process.contains_key("user") {
+            process.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+            changed = true;
+        }
+        if let Some(caps) = process.get_mut("capabilities") {
+            changed |= crate::capabilities::drop_unknown(caps);
+        }
+    }
+    let spec: Spec = if changed {
+        serde_json::from_value(spec)
+    } else {
+        serde_json::from_slice(&data)
+    }
+    .with_context(|| format!("parse {}", path.display()))?;
     if !spec.version().starts_with("1.") {
         crate::bail!(
             "{}: unsupported ociVersion {:?}",

@@ -199,9 +199,31 @@ fn sysctls<'a>(ns: &namespaces::Plan, spec: &'a Spec) -> Result<Vec<(PathBuf, &'
         "kernel.shm_rmid_forced",
     ];
     let mut out = Vec::with_capacity(sysctl.len());
-    for (key, value) in sysctl {
-        let field = format!("linux.sysctl[{key:?}]");
-        if key.contains("..") || key.contains('/') || key.is_empty() {
+    for (given, value) in sysctl {
+        let field = format!("linux.sysctl[{given:?}]");
+        // The /proc/sys path form (`net/ipv4/ip_forward`) is accepted as
+        // runc accepts it: the name with dots and slashes swapped.
+        let slashes = given
+            .find(['.', '/'])
+            .is_some_and(|i| given[i..].starts_with('/'));
+        let (key, rel) = if slashes {
+            let swapped: String = given
+                .chars()
+                .map(|c| match c {
+                    '/' => '.',
+                    '.' => '/',
+                    c => c,
+                })
+                .collect();
+            (swapped, given.clone())
+        } else {
+            (given.clone(), given.replace('.', "/"))
+        };
+        if given.contains("..")
+            || rel.starts_with('/')
+            || (!slashes && given.contains('/'))
+            || key.is_empty()
+        {
             crate::bail!("{field}: invalid name");
         }
         let ns_of = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
@@ -220,8 +242,8 @@ fn sysctls<'a>(ns: &namespaces::Plan, spec: &'a Spec) -> Result<Vec<(PathBuf, &'
             ),
             _ => {}
         }
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        out.push((path, key.as_str(), value.as_str()));
+        let path = PathBuf::from("/proc/sys").join(rel);
+        out.push((path, given.as_str(), value.as_str()));
     }
     Ok(out)
 }
