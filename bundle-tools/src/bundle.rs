@@ -73,6 +73,41 @@ impl Source {
     }
 }
 
+/// A bundle's own lock (`.berth-bundle.lock`), held by commit: one
+/// commit of a bundle at a time.
+pub struct BundleLock(#[allow(dead_code)] std::fs::File);
+
+pub fn lock(bundle: &Path) -> Result<BundleLock> {
+    let p = bundle.join(".berth-bundle.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .with_context(|| format!("open lock {}", p.display()))?;
+    crate::sys::flock(std::os::fd::AsFd::as_fd(&f), libc::LOCK_EX)
+        .with_context(|| format!("lock {}", p.display()))?;
+    Ok(BundleLock(f))
+}
+
+/// What a killed commit left in the bundle (under the bundle lock): tree
+/// manifests the record does not name, temporary record and tree files,
+/// set-aside upper directories.
+pub fn remove_stale_files(bundle: &Path, src: &Source) {
+    let current = src.tree.as_deref().unwrap_or(TREE_FILE);
+    if let Ok(rd) = std::fs::read_dir(bundle) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let stale_tree = n.starts_with("berth-tree.") && n != current;
+            let stale_record = n.starts_with("berth-bundle.tmp-");
+            if stale_tree || stale_record {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    crate::overlay::remove_old_uppers(bundle);
+}
+
 /// Ids of live containers (berth's or runc's state under `roots`) whose
 /// bundle is `bundle`.
 pub fn live_containers(bundle: &Path, roots: &[PathBuf]) -> Vec<String> {
@@ -136,6 +171,7 @@ pub fn remove(bundle: &Path, roots: &[PathBuf]) -> Result<usize> {
     if let Some(ov) = &src.overlay {
         crate::overlay::umount(bundle)?;
         let st = crate::store::LayerStore::open(&ov.store)?;
+        let _held = st.hold()?;
         released = st.release(&crate::store::absolute(bundle)?, &ov.layers)?;
     }
     crate::tempdir::remove_tree(bundle);

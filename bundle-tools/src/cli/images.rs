@@ -77,13 +77,31 @@ pub fn rmi(a: RmiArgs) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct GcArgs {
-    layout: PathBuf,
+    /// The layout whose unreachable blobs (and temporary files) go
+    #[arg(required_unless_present = "store")]
+    layout: Option<PathBuf>,
+    /// Also (or only) clean a layer store: what killed unpacks and commits
+    /// left, and layers no bundle uses
+    #[arg(long)]
+    store: Option<PathBuf>,
 }
 
 pub fn gc(a: GcArgs) -> Result<()> {
-    let l = Layout::open(&a.layout)?;
-    let (n, bytes) = images::gc(&l)?;
-    println!("removed {n} blobs ({})", super::human(bytes));
+    if let Some(p) = &a.layout {
+        let l = Layout::open(p)?;
+        let (n, bytes) = images::gc(&l)?;
+        println!("removed {n} blobs ({})", super::human(bytes));
+    }
+    if let Some(p) = &a.store {
+        if !p.join("layers").is_dir() {
+            anyhow::bail!("--store {}: not a berth-bundle layer store", p.display());
+        }
+        let r = crate::store::LayerStore::open(p)?.gc()?;
+        println!(
+            "store: removed {} layers, {} stale references, {} temporary extractions, {} unfinished bundles",
+            r.layers, r.references, r.temporaries, r.bundles
+        );
+    }
     Ok(())
 }
 
