@@ -128,8 +128,10 @@ pub struct ConfigArgs {
     /// KEY=VALUE (repeatable)
     #[arg(long)]
     env: Vec<String>,
+    /// WorkingDir (absolute path)
     #[arg(long)]
     workdir: Option<String>,
+    /// User: NAME, UID, NAME:GROUP or UID:GID
     #[arg(long)]
     user: Option<String>,
     /// KEY=VALUE (repeatable)
@@ -141,11 +143,13 @@ pub struct ConfigArgs {
     /// Absolute path (repeatable)
     #[arg(long)]
     volume: Vec<String>,
+    /// StopSignal: a signal name (SIGTERM) or number
     #[arg(long = "stop-signal")]
     stop_signal: Option<String>,
     /// Dockerfile-style change, as commit --change (repeatable)
     #[arg(long)]
     change: Vec<String>,
+    /// OS/ARCH[/VARIANT] to pick from an image index (default: the host)
     #[arg(long, value_parser = PlatformSpec::parse)]
     platform: Option<PlatformSpec>,
 }
@@ -215,6 +219,7 @@ pub struct ExportArgs {
     image: String,
     /// docker-archive:FILE[:NAME] or oci-archive:FILE[:NAME]
     dest: String,
+    /// OS/ARCH[/VARIANT] to pick from an image index (default: the host)
     #[arg(long, value_parser = PlatformSpec::parse)]
     platform: Option<PlatformSpec>,
 }
