@@ -65,7 +65,7 @@ test-callers: deps build
 
 # make test at full size: the longer loops of the caller suite (--full),
 # the seccomp differential test's exhaustive argument sets and 60 kill
-# points per command in the crash-safety test.
+# points per command in the crash-safety tests (berth's and berth-bundle's).
 test-full:
 	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
 
