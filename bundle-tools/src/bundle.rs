@@ -75,19 +75,8 @@ impl Source {
 
 /// A bundle's own lock (`.berth-bundle.lock`), held by commit: one
 /// commit of a bundle at a time.
-pub struct BundleLock(#[allow(dead_code)] std::fs::File);
-
-pub fn lock(bundle: &Path) -> Result<BundleLock> {
-    let p = bundle.join(".berth-bundle.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .with_context(|| format!("open lock {}", p.display()))?;
-    crate::sys::flock(std::os::fd::AsFd::as_fd(&f), libc::LOCK_EX)
-        .with_context(|| format!("lock {}", p.display()))?;
-    Ok(BundleLock(f))
+pub fn lock(bundle: &Path) -> Result<crate::store::Held> {
+    crate::store::lock_file(&bundle.join(".berth-bundle.lock"), libc::LOCK_EX)
 }
 
 /// What a killed commit left in the bundle (under the bundle lock): tree

@@ -46,6 +46,18 @@ pub struct LayerStore {
 /// when the process dies).
 pub struct Held(#[allow(dead_code)] File);
 
+/// Open (creating) the lock file `p` and flock it with `op`.
+pub fn lock_file(p: &Path, op: libc::c_int) -> Result<Held> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .with_context(|| format!("open lock {}", p.display()))?;
+    sys::flock(f.as_fd(), op).with_context(|| format!("lock {}", p.display()))?;
+    Ok(Held(f))
+}
+
 fn key_path(key: &str) -> Result<PathBuf> {
     let d = Digest::parse(key).with_context(|| format!("layer store key {key:?}"))?;
     Ok(PathBuf::from(d.algorithm().name()).join(d.hex()))
@@ -92,15 +104,7 @@ impl LayerStore {
     }
 
     fn lock_op(&self, name: &Path, op: libc::c_int) -> Result<Held> {
-        let p = self.root.join(name);
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open lock {}", p.display()))?;
-        sys::flock(f.as_fd(), op).with_context(|| format!("lock {}", p.display()))?;
-        Ok(Held(f))
+        lock_file(&self.root.join(name), op)
     }
 
     /// Held (shared) by every unpack, commit and rm for its whole run, so
