@@ -81,7 +81,8 @@ test-diff: deps build
 
 # make test at full size: the longer loops of the caller suite (--full),
 # the seccomp differential test's exhaustive argument sets, 60 kill
-# points per command in the crash-safety test and the whole oci-diff corpus.
+# points per command in the crash-safety tests (berth's and berth-bundle's)
+# and the whole oci-diff corpus.
 test-full:
 	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)" DIFF_ARGS="--full $(DIFF_ARGS)"
 

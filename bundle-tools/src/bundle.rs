@@ -73,6 +73,30 @@ impl Source {
     }
 }
 
+/// A bundle's own lock (`.berth-bundle.lock`), held by commit: one
+/// commit of a bundle at a time.
+pub fn lock(bundle: &Path) -> Result<crate::store::Held> {
+    crate::store::lock_file(&bundle.join(".berth-bundle.lock"), libc::LOCK_EX)
+}
+
+/// What a killed commit left in the bundle (under the bundle lock): tree
+/// manifests the record does not name, temporary record and tree files,
+/// set-aside upper directories.
+pub fn remove_stale_files(bundle: &Path, src: &Source) {
+    let current = src.tree.as_deref().unwrap_or(TREE_FILE);
+    if let Ok(rd) = std::fs::read_dir(bundle) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let stale_tree = n.starts_with("berth-tree.") && n != current;
+            let stale_record = n.starts_with("berth-bundle.tmp-");
+            if stale_tree || stale_record {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    crate::overlay::remove_old_uppers(bundle);
+}
+
 /// Ids of live containers (berth's or runc's state under `roots`) whose
 /// bundle is `bundle`.
 pub fn live_containers(bundle: &Path, roots: &[PathBuf]) -> Vec<String> {
@@ -136,6 +160,7 @@ pub fn remove(bundle: &Path, roots: &[PathBuf]) -> Result<usize> {
     if let Some(ov) = &src.overlay {
         crate::overlay::umount(bundle)?;
         let st = crate::store::LayerStore::open(&ov.store)?;
+        let _held = st.hold()?;
         released = st.release(&crate::store::absolute(bundle)?, &ov.layers)?;
     }
     crate::tempdir::remove_tree(bundle);

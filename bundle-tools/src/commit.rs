@@ -8,6 +8,13 @@
 //! layout's blob lock shared, so `gc` cannot remove the new blobs before
 //! they are tagged. Then the bundle is refreshed (its tree manifest, or its
 //! overlay's layers), so a second commit holds only what changed since.
+//!
+//! The refresh is crash-safe too: the new tree manifest gets a new name
+//! and `berth-bundle.json` switches to it in one rename; an overlay bundle's
+//! record lists the new layer before its upper directory (whose content that
+//! layer holds, so the view is the same either way) is swapped for an empty
+//! one by rename. A commit killed before the record switched leaves the
+//! bundle on its old image with its changes, and committing again works.
 
 use crate::blobs::{Compression, Digest, Hasher};
 use crate::bundle::{Source, TREE_FILE};
@@ -122,10 +129,17 @@ fn base_image(src: &Source, target: &Layout) -> Result<(ImageManifest, serde_jso
 }
 
 pub fn commit(bundle: &Path, opts: &CommitOptions) -> Result<Report> {
+    let _bundle_lock = crate::bundle::lock(bundle)?;
     let mut src = Source::read(bundle)?;
+    crate::bundle::remove_stale_files(bundle, &src);
     let (layout_path, tag) = destination(&opts.image)?;
     let target = Layout::open_or_create(&layout_path)?;
     let _blobs = target.lock_blobs(false)?;
+    let st = match &src.overlay {
+        Some(ov) => Some(store::LayerStore::open(&ov.store)?),
+        None => None,
+    };
+    let _held = st.as_ref().map(store::LayerStore::hold).transpose()?;
     let (base, mut cfg) = base_image(&src, &target)?;
 
     // Validate the config changes before any work.
@@ -165,6 +179,28 @@ pub fn commit(bundle: &Path, opts: &CommitOptions) -> Result<Report> {
         }
     };
     let layer = generate::write_layer(&target.store, &changes, &owners, opts.compression)?;
+    // overlayfs cannot stack one directory twice: a layer equal to the top
+    // of the stack (an empty commit again, a commit killed after the bundle
+    // record switched, committed again) changes nothing there and is not
+    // stacked; an empty layer never is.
+    let stack = match &src.overlay {
+        Some(ov) => {
+            let key = layer.diff_id.to_string();
+            if layer.entries == 0 || ov.layers.last() == Some(&key) {
+                false
+            } else if ov.layers.contains(&key) {
+                if mounted_here {
+                    let _ = overlay::umount(bundle);
+                }
+                bail!(
+                    "the new layer {key} equals a lower layer of the bundle's overlay, which overlayfs cannot stack twice; unpack flat to commit this change"
+                );
+            } else {
+                true
+            }
+        }
+        None => false,
+    };
 
     // Config: diff_ids, history, the requested changes.
     let mut diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]
@@ -245,29 +281,35 @@ pub fn commit(bundle: &Path, opts: &CommitOptions) -> Result<Report> {
     src.manifest = m_digest.to_string();
     src.config = cfg_digest.to_string();
     src.layers.push(layer.digest.to_string());
-    if let Some(ov) = src.overlay.clone() {
-        let st = store::LayerStore::open(&ov.store)?;
+    if let (Some(ov), Some(st)) = (src.overlay.clone(), &st) {
         let key = layer.diff_id.to_string();
         let desc = index::descriptor(
             layer.compression.oci_layer_media_type().into(),
             &layer.digest,
             layer.size,
         );
-        st.acquire(bundle, std::slice::from_ref(&key))?;
-        st.ensure_layer(&target, &desc, &layer.diff_id)?;
         let mut ov2 = ov.clone();
-        ov2.layers.push(key);
+        if stack {
+            st.acquire(bundle, std::slice::from_ref(&key))?;
+            st.ensure_layer(&target, &desc, &layer.diff_id)?;
+            ov2.layers.push(key);
+        }
         overlay::umount(bundle)?;
-        overlay::reset_upper(bundle)?;
         src.overlay = Some(ov2.clone());
         src.write(bundle)?;
+        overlay::reset_upper(bundle)?;
         if !mounted_here {
             overlay::mount(bundle, &ov2)?;
         }
     } else {
-        let t = bundle.join(src.tree.as_deref().unwrap_or(TREE_FILE));
-        src.entries = tree::write_manifest(&rootfs, &t)?;
+        let old = src.tree.clone().unwrap_or(TREE_FILE.into());
+        let name = format!("berth-tree.{}.jsonl", &m_digest.hex()[..16]);
+        src.entries = tree::write_manifest(&rootfs, &bundle.join(&name))?;
+        src.tree = Some(name.clone());
         src.write(bundle)?;
+        if old != name {
+            let _ = std::fs::remove_file(bundle.join(old));
+        }
     }
     Ok(Report {
         manifest: m_digest,

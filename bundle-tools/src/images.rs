@@ -38,6 +38,7 @@ pub fn reachable(l: &Layout) -> Result<HashSet<Digest>> {
 /// (blobs removed, bytes freed).
 pub fn gc(l: &Layout) -> Result<(usize, u64)> {
     let _ex = l.lock_blobs(true)?;
+    l.remove_index_temporaries()?;
     let keep = reachable(l)?;
     let (mut n, mut bytes) = (0, 0);
     for alg in ["sha256", "sha512"] {

@@ -44,7 +44,14 @@ fn lowers(st: &LayerStore, ov: &Overlay) -> Result<Vec<PathBuf>> {
         );
     }
     let mut v = Vec::new();
+    let mut above: Option<&String> = None;
     for k in ov.layers.iter().rev() {
+        // A layer on itself changes nothing (records of older versions
+        // stacked an identical commit twice, which overlayfs refuses).
+        if above == Some(k) {
+            continue;
+        }
+        above = Some(k);
         let p = st.layer_path(k)?;
         if !p.is_dir() {
             bail!(
@@ -169,12 +176,32 @@ pub fn umount(bundle: &Path) -> Result<()> {
     sys::umount2(&p, 0).with_context(|| format!("unmount {}", rootfs.display()))
 }
 
-/// Empty `upper` and `work` (after their content became a layer).
+/// Empty `upper` and `work` (after their content became a layer): each is
+/// renamed out of the way in one step, a new empty one made, the old one
+/// removed; `.upper-old-*`/`.work-old-*` of a killed commit go too.
 pub fn reset_upper(bundle: &Path) -> Result<()> {
     for d in [UPPER, WORK] {
         let p = bundle.join(d);
-        crate::tempdir::remove_tree(&p);
+        let old = bundle.join(format!(".{d}-old-{}", std::process::id()));
+        if p.exists() {
+            crate::tempdir::remove_tree(&old);
+            std::fs::rename(&p, &old).with_context(|| format!("move {} aside", p.display()))?;
+        }
         std::fs::create_dir(&p).with_context(|| format!("create {}", p.display()))?;
     }
+    remove_old_uppers(bundle);
     Ok(())
+}
+
+/// Remove the set-aside upper/work directories of earlier commits.
+pub fn remove_old_uppers(bundle: &Path) {
+    let Ok(rd) = std::fs::read_dir(bundle) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&format!(".{UPPER}-old-")) || n.starts_with(&format!(".{WORK}-old-")) {
+            crate::tempdir::remove_tree(&e.path());
+        }
+    }
 }

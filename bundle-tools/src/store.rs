@@ -8,7 +8,7 @@
 //! STORE/layers/sha256/HEX/   an extracted layer (appears complete, by rename)
 //! STORE/refs/sha256/HEX/ID   a bundle using it (ID: hash of its path; content: the path)
 //! STORE/tmp/                 extractions in progress
-//! STORE/lock, STORE/locks/HEX.lock
+//! STORE/lock, STORE/locks/HEX.lock, STORE/gc.lock
 //! ```
 //!
 //! Concurrency: reference changes happen under `lock`; a layer is extracted
@@ -16,6 +16,13 @@
 //! sharing a layer extract it once and a reader never sees half a layer. An
 //! unpack takes its references before extracting, so `rm` of another bundle
 //! cannot delete a layer it is about to use.
+//!
+//! Crashes: every user of the store (unpack, commit, rm) holds `gc.lock`
+//! shared for its whole run; `gc` takes it exclusively, so it sees only
+//! what killed runs left: extractions in `tmp/`, references taken by an
+//! unpack that never finished (its bundle does not exist or does not list
+//! the layer) and their `.NAME.berth-unpack-PID` directories, and layers
+//! nobody references. A layer directory only ever appears complete.
 
 use crate::blobs::{Compression, Digest, Hasher};
 use crate::layer::pipeline::{self, Counters};
@@ -35,7 +42,21 @@ pub struct LayerStore {
     pub root: PathBuf,
 }
 
-struct Held(#[allow(dead_code)] File);
+/// A held flock on one of the store's lock files; released on drop (or
+/// when the process dies).
+pub struct Held(#[allow(dead_code)] File);
+
+/// Open (creating) the lock file `p` and flock it with `op`.
+pub fn lock_file(p: &Path, op: libc::c_int) -> Result<Held> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .with_context(|| format!("open lock {}", p.display()))?;
+    sys::flock(f.as_fd(), op).with_context(|| format!("lock {}", p.display()))?;
+    Ok(Held(f))
+}
 
 fn key_path(key: &str) -> Result<PathBuf> {
     let d = Digest::parse(key).with_context(|| format!("layer store key {key:?}"))?;
@@ -79,15 +100,17 @@ impl LayerStore {
     }
 
     fn lock(&self, name: &Path) -> Result<Held> {
-        let p = self.root.join(name);
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open lock {}", p.display()))?;
-        sys::flock(f.as_fd(), libc::LOCK_EX).with_context(|| format!("lock {}", p.display()))?;
-        Ok(Held(f))
+        self.lock_op(name, libc::LOCK_EX)
+    }
+
+    fn lock_op(&self, name: &Path, op: libc::c_int) -> Result<Held> {
+        lock_file(&self.root.join(name), op)
+    }
+
+    /// Held (shared) by every unpack, commit and rm for its whole run, so
+    /// `gc` (exclusive) never takes their work in progress for leftovers.
+    pub fn hold(&self) -> Result<Held> {
+        self.lock_op(Path::new("gc.lock"), libc::LOCK_SH)
     }
 
     pub fn layer_path(&self, key: &str) -> Result<PathBuf> {
@@ -240,6 +263,125 @@ impl LayerStore {
             remove_tree(&tmp);
         }
         res.map(|()| true)
+    }
+}
+
+/// What `gc` removed from a store.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub layers: usize,
+    pub references: usize,
+    pub temporaries: usize,
+    pub bundles: usize,
+}
+
+/// Whether the bundle at `path` (a reference's content) uses `key` of the
+/// store at `root`.
+fn bundle_uses(path: &Path, root: &Path, key: &str) -> bool {
+    let Ok(src) = crate::bundle::Source::read(path) else {
+        return false;
+    };
+    src.overlay.is_some_and(|ov| {
+        absolute(&ov.store).is_ok_and(|s| s == root) && ov.layers.iter().any(|k| k == key)
+    })
+}
+
+/// The `.NAME.berth-unpack-PID` directories an unpack of `bundle` left
+/// (with their rootfs unmounted first); unpack itself removes those of
+/// dead processes, gc (no unpack running) all of them.
+pub fn remove_unpack_leftovers(bundle: &Path, only_dead: bool) -> usize {
+    let (Some(name), Some(parent)) = (bundle.file_name(), bundle.parent()) else {
+        return 0;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!(".{}.berth-unpack-", name.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = fname.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        // Our own pid is not an unpack in progress: a stale one of a
+        // process that had the same pid.
+        let alive = pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists();
+        if only_dead && alive {
+            continue;
+        }
+        let p = e.path();
+        let rootfs = p.join("rootfs");
+        if crate::overlay::is_mounted(&rootfs).unwrap_or(false) {
+            if let Ok(c) = sys::cstr(rootfs.as_os_str()) {
+                let _ = sys::umount2(&c, libc::MNT_DETACH);
+            }
+        }
+        remove_tree(&p);
+        n += 1;
+    }
+    n
+}
+
+impl LayerStore {
+    /// Remove what killed runs left (see the module notes): temporary
+    /// extractions, references of bundles that do not use the layer, the
+    /// unfinished unpack directories of those bundles, and layers no bundle
+    /// references. Waits for running unpacks, commits and rms.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _ex = self.lock_op(Path::new("gc.lock"), libc::LOCK_EX)?;
+        let _l = self.lock(Path::new("lock"))?;
+        let mut rep = GcReport::default();
+        let tmp = self.root.join("tmp");
+        for e in std::fs::read_dir(&tmp).with_context(|| format!("read {}", tmp.display()))? {
+            let e = e.with_context(|| format!("read {}", tmp.display()))?;
+            remove_tree(&e.path());
+            rep.temporaries += 1;
+        }
+        for alg in ["sha256", "sha512"] {
+            let refs = self.root.join("refs").join(alg);
+            let Ok(rd) = std::fs::read_dir(&refs) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let key = format!("{alg}:{}", e.file_name().to_string_lossy());
+                for r in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                    let Ok(raw) = std::fs::read(r.path()) else {
+                        continue;
+                    };
+                    let bundle = PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
+                    if !bundle_uses(&bundle, &self.root, &key) {
+                        rep.bundles += remove_unpack_leftovers(&bundle, false);
+                        std::fs::remove_file(r.path())
+                            .with_context(|| format!("remove {}", r.path().display()))?;
+                        rep.references += 1;
+                    }
+                }
+                let _ = std::fs::remove_dir(e.path());
+            }
+            let layers = self.root.join("layers").join(alg);
+            let Ok(rd) = std::fs::read_dir(&layers) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let key = format!("{alg}:{}", e.file_name().to_string_lossy());
+                if Digest::parse(&key).is_err() || self.users(&key)? == 0 {
+                    let t = tmp.join(format!("gone-{}-gc", std::process::id()));
+                    std::fs::rename(e.path(), &t)
+                        .with_context(|| format!("remove layer {}", e.path().display()))?;
+                    remove_tree(&t);
+                    rep.layers += 1;
+                }
+            }
+        }
+        Ok(rep)
     }
 }
 

@@ -78,15 +78,22 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
             bundle.display()
         );
     }
-    if let Some(store) = &opts.overlay {
+    if opts.overlay.is_some() {
         if opts.rootless {
             bail!("--overlay is not available rootless: an overlay mounted in the user's namespace is not seen by the runtime, and fuse-overlayfs is not used; unpack flat (without --overlay)");
         }
         if !opts.uid_map.is_empty() || !opts.gid_map.is_empty() {
             bail!("--overlay does not take --uid-map/--gid-map (store layers keep the image's ids); unpack flat");
         }
-        let _ = store;
     }
+    // What a killed unpack of the same bundle left (a process that is gone).
+    crate::store::remove_unpack_leftovers(bundle, true);
+    // An overlay unpack holds the store against gc for its whole run.
+    let store = match &opts.overlay {
+        Some(p) => Some(LayerStore::open(p)?),
+        None => None,
+    };
+    let _held = store.as_ref().map(LayerStore::hold).transpose()?;
     let tmp = TempDir::create(parent.join(format!(
         ".{}.berth-unpack-{}",
         name.to_string_lossy(),
@@ -151,17 +158,16 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
         uid_map: &opts.uid_map,
         gid_map: &opts.gid_map,
     };
-    let (config, entries, notes, mounted) = if let Some(store_path) = &opts.overlay {
+    let (config, entries, notes, mounted) = if let Some(st) = &store {
         // Overlay: the layers the store lacks are extracted into it (once,
         // shared); the bundle itself costs a mount.
-        let st = LayerStore::open(store_path)?;
         let keys: Vec<String> = (0..layers.len())
             .map(|i| diff_ids[i].as_ref().unwrap_or(&layers[i].0).to_string())
             .collect();
         let final_path = crate::store::absolute(bundle)?;
         st.acquire(&final_path, &keys)?;
         let guard = Release {
-            st: &st,
+            st,
             bundle: final_path.clone(),
             keys: keys.clone(),
             armed: true,

@@ -407,6 +407,46 @@ fn overlay_bundles_share_the_store_and_commit_their_upper_dir() {
     assert!(!o0.exists());
 }
 
+/// Found by the crash test: a commit whose layer equals one already in the
+/// overlay stack (an empty commit twice; a commit killed after the bundle
+/// record switched, committed again) must not stack one store directory
+/// twice (overlayfs refuses that with ELOOP).
+#[test]
+fn overlay_commits_of_the_same_layer_twice_still_mount() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    base_image(&l);
+    let store = t.path().join("store");
+    let b = t.path().join("b");
+    let _g = Bundle(b.clone());
+    let bs = b.to_str().expect("utf8");
+    ok(&run(&[
+        "unpack",
+        "--overlay",
+        "--store",
+        store.to_str().expect("utf8"),
+        "--image",
+        &l.reference("base"),
+        bs,
+    ]));
+    for tag in ["e1", "e2"] {
+        ok(&run(&["commit", bs, "--image", &l.reference(tag)]));
+    }
+    std::fs::write(b.join("rootfs/added"), b"x").expect("write");
+    ok(&run(&["commit", bs, "--image", &l.reference("c1")]));
+    ok(&run(&["commit", bs, "--image", &l.reference("e3")]));
+    ok(&run(&["umount", bs]));
+    ok(&run(&["mount", bs]));
+    let flat = t.path().join("flat");
+    ok(&unpack(&l.reference("e3"), &flat, &[]));
+    assert_same_tree(&b.join("rootfs"), &flat.join("rootfs"));
+    assert_eq!(
+        layers(&l.dir, "e3").len(),
+        6,
+        "every commit is a layer of the image"
+    );
+}
+
 #[test]
 fn overlay_with_many_layers_mounts() {
     // 80 layers: absolute store paths would not fit mount(2)'s one page.

@@ -961,3 +961,41 @@ fn converted_config_sets_home_groups_and_a_writable_root() {
         assert_eq!(s["root"]["readonly"], false, "bundles are writable");
     }
 }
+
+/// Rootless bundles are flat: an overlay mounted in the user's own
+/// namespace would not outlive berth-bundle, so `--overlay --rootless` is
+/// refused up front, naming the way out, and leaves nothing behind.
+#[test]
+fn rootless_overlay_is_refused_and_says_to_unpack_flat() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let l = LayoutBuilder::new(&t.path().join("img"));
+    l.tag(
+        "v1",
+        l.image(serde_json::json!({}), vec![l.layer(GZ, &[file("f", b"x")])]),
+    );
+    let store = t.path().join("store");
+    let b = t.path().join("b");
+    let o = unpack(
+        &l.reference("v1"),
+        &b,
+        &[
+            "--rootless",
+            "--overlay",
+            "--store",
+            store.to_str().expect("utf8"),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--overlay is not available rootless") && err.contains("unpack flat"),
+        "{err}"
+    );
+    assert!(!b.exists() && !store.exists(), "nothing left behind");
+    let names: Vec<_> = std::fs::read_dir(t.path())
+        .expect("readdir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("img")]);
+}

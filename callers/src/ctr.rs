@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::daemon::{Containerd, Daemon};
 use crate::proc::{run_pty, Cmd, Step};
 use crate::suite::*;
-use crate::{cleanup, record, Env, IMG, IMG_USER};
+use crate::{bundle_image, cleanup, record, Env, IMG, IMG_USER};
 
 pub struct Ctr {
     env: Env,
@@ -716,7 +716,49 @@ pub fn checks() -> Vec<Check<Ctr>> {
             name: "burst: N x 8 `run --rm true` at once",
             run: c_burst,
         },
+        Check {
+            name: "berth-bundle commit: oci-archive (zstd) import + run",
+            run: c_bundle_oci,
+        },
+        Check {
+            name: "berth-bundle commit: docker-archive import + run",
+            run: c_bundle_docker,
+        },
     ]
+}
+
+/// `ctr images import` of an archive berth-bundle exported, then `ctr run`
+/// of it: the committed file, whiteout and config changes must show.
+fn bundle_run(s: &Ctr, rt: Rt, kind: &str) -> CheckResult {
+    let (file, name) = bundle_image::archive(&s.env.images.bundle, kind)?;
+    s.ctr()
+        .args(&["images", "import", file.to_str().unwrap()])
+        .timeout(120)
+        .run()
+        .check()?;
+    let ls = s.ctr().args(&["images", "ls", "-q"]).run().check()?;
+    if !ls.stdout.lines().any(|l| l.trim() == name) {
+        return Err(format!(
+            "ctr images import of {} did not name the image {name}: {:?}",
+            file.display(),
+            ls.stdout.trim()
+        ));
+    }
+    let o = s
+        .run(rt)
+        .args(&["--rm", name, &s.id(rt, &format!("bundle-{kind}"))])
+        .run()
+        .check()?;
+    bundle_image::check_output(kind, &o.stdout)?;
+    Ok(String::new())
+}
+
+fn c_bundle_oci(s: &Ctr, rt: Rt, _: &mut Scene) -> CheckResult {
+    bundle_run(s, rt, "flat")
+}
+
+fn c_bundle_docker(s: &Ctr, rt: Rt, _: &mut Scene) -> CheckResult {
+    bundle_run(s, rt, "overlay")
 }
 
 pub fn suite(env: Env) -> Report {

@@ -4,6 +4,7 @@
 //! `callers/record-runtime`. Fails when berth fails a check runc passes.
 //! See callers/README.md.
 
+mod bundle_image;
 mod cleanup;
 mod ctr;
 mod daemon;
@@ -26,6 +27,8 @@ pub const IMG_USER: &str = "localhost/berth-callers/busybox-nobody:1";
 pub struct Images {
     pub base: PathBuf,
     pub user: PathBuf,
+    /// Made by berth-bundle from `base` (or why not).
+    pub bundle: Result<bundle_image::BundleImages, String>,
 }
 
 /// What a caller suite is given.
@@ -45,17 +48,20 @@ pub struct Env {
 
 struct Args {
     berth: PathBuf,
+    /// berth-bundle (default: beside berth).
+    bundle_tool: Option<PathBuf>,
     runc: PathBuf,
     only: Vec<String>,
     full: bool,
     records: PathBuf,
 }
 
-const USAGE: &str = "usage: berth-callers --berth PATH [--runc PATH] [--only ctr,podman,docker] [--full] [--records DIR]";
+const USAGE: &str = "usage: berth-callers --berth PATH [--runc PATH] [--berth-bundle PATH] [--only ctr,podman,docker] [--full] [--records DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         berth: PathBuf::new(),
+        bundle_tool: None,
         runc: PathBuf::from("/usr/sbin/runc"),
         only: vec!["ctr".into(), "podman".into(), "docker".into()],
         full: false,
@@ -67,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         match x.as_str() {
             "--berth" => a.berth = PathBuf::from(val()?),
             "--runc" => a.runc = PathBuf::from(val()?),
+            "--berth-bundle" => a.bundle_tool = Some(PathBuf::from(val()?)),
             "--only" => a.only = val()?.split(',').map(str::to_string).collect(),
             "--records" => a.records = PathBuf::from(val()?),
             "--full" => a.full = true,
@@ -203,10 +210,8 @@ fn run(args: &Args) -> i32 {
         println!("  {}: {}", r.display(), o.stdout.trim().replace('\n', "; "));
     }
     // The images: written by hand, loaded by every caller.
-    let images = Arc::new(Images {
-        base: tmp.join("busybox.tar"),
-        user: tmp.join("busybox-nobody.tar"),
-    });
+    let base = tmp.join("busybox.tar");
+    let user = tmp.join("busybox-nobody.tar");
     let layer = match image::layer(Path::new("/bin/busybox")) {
         Ok(l) => l,
         Err(e) => {
@@ -216,7 +221,7 @@ fn run(args: &Args) -> i32 {
     };
     let specs = [
         (
-            &images.base,
+            &base,
             image::ImageSpec {
                 tag: IMG,
                 user: None,
@@ -225,7 +230,7 @@ fn run(args: &Args) -> i32 {
             },
         ),
         (
-            &images.user,
+            &user,
             image::ImageSpec {
                 tag: IMG_USER,
                 user: Some("65534:65534"),
@@ -240,6 +245,19 @@ fn run(args: &Args) -> i32 {
             return 1;
         }
     }
+    // The same image through berth-bundle (unpack, change, commit, export).
+    let tool = args.bundle_tool.clone().unwrap_or_else(|| {
+        runtimes[1]
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("berth-bundle")
+    });
+    let bundle = bundle_image::build(&absolute(&tool), &tmp.join("berth-bundle"), &base);
+    match &bundle {
+        Ok(_) => println!("  berth-bundle images: {}", tool.display()),
+        Err(e) => println!("  berth-bundle images could not be made: {e}"),
+    }
+    let images = Arc::new(Images { base, user, bundle });
     let out_lock = Arc::new(Mutex::new(()));
     let progress: Arc<dyn Fn(&str) + Send + Sync> = {
         let l = out_lock.clone();

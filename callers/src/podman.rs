@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::ctr::TTY_SCRIPT;
 use crate::proc::{run_pty, Cmd, Step};
 use crate::suite::*;
-use crate::{record, Env, IMG};
+use crate::{bundle_image, record, Env, IMG};
 
 pub struct Podman {
     env: Env,
@@ -538,7 +538,51 @@ pub fn checks() -> Vec<Check<Podman>> {
             name: "burst: N x 8 `start -a` at once",
             run: p_burst,
         },
+        Check {
+            name: "berth-bundle commit: oci-archive (zstd) load + run",
+            run: p_bundle_oci,
+        },
+        Check {
+            name: "berth-bundle commit: docker-archive load + run",
+            run: p_bundle_docker,
+        },
     ]
+}
+
+/// `podman load` of an archive berth-bundle exported, then `podman run`
+/// of it: the committed file, whiteout and config changes must show.
+fn bundle_run(s: &Podman, rt: Rt, kind: &str) -> CheckResult {
+    let (file, name) = bundle_image::archive(&s.env.images.bundle, kind)?;
+    let o = s
+        .p()
+        .args(&["load", "-q", "-i", file.to_str().unwrap()])
+        .timeout(120)
+        .run()
+        .check()?;
+    let listed = s
+        .p()
+        .args(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .run()
+        .check()?;
+    if !listed.stdout.lines().any(|l| l.trim() == name) {
+        return Err(format!(
+            "podman load of {} ({}) did not name the image {name}: {:?}",
+            file.display(),
+            o.stdout.trim(),
+            listed.stdout.trim()
+        ));
+    }
+    let o = s.run(rt).args(&["--rm", name]).run().check()?;
+    bundle_image::check_output(kind, &o.stdout)?;
+    Ok(String::new())
+}
+
+fn p_bundle_oci(s: &Podman, rt: Rt, _: &mut Scene) -> CheckResult {
+    bundle_run(s, rt, "flat")
+}
+
+fn p_bundle_docker(s: &Podman, rt: Rt, _: &mut Scene) -> CheckResult {
+    bundle_run(s, rt, "overlay")
 }
 
 pub fn suite(env: Env) -> Report {

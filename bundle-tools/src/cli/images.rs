@@ -77,13 +77,31 @@ pub fn rmi(a: RmiArgs) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct GcArgs {
-    layout: PathBuf,
+    /// The layout whose unreachable blobs (and temporary files) go
+    #[arg(required_unless_present = "store")]
+    layout: Option<PathBuf>,
+    /// Also (or only) clean a layer store: what killed unpacks and commits
+    /// left, and layers no bundle uses
+    #[arg(long)]
+    store: Option<PathBuf>,
 }
 
 pub fn gc(a: GcArgs) -> Result<()> {
-    let l = Layout::open(&a.layout)?;
-    let (n, bytes) = images::gc(&l)?;
-    println!("removed {n} blobs ({})", super::human(bytes));
+    if let Some(p) = &a.layout {
+        let l = Layout::open(p)?;
+        let (n, bytes) = images::gc(&l)?;
+        println!("removed {n} blobs ({})", super::human(bytes));
+    }
+    if let Some(p) = &a.store {
+        if !p.join("layers").is_dir() {
+            anyhow::bail!("--store {}: not a berth-bundle layer store", p.display());
+        }
+        let r = crate::store::LayerStore::open(p)?.gc()?;
+        println!(
+            "store: removed {} layers, {} stale references, {} temporary extractions, {} unfinished bundles",
+            r.layers, r.references, r.temporaries, r.bundles
+        );
+    }
     Ok(())
 }
 
@@ -110,8 +128,10 @@ pub struct ConfigArgs {
     /// KEY=VALUE (repeatable)
     #[arg(long)]
     env: Vec<String>,
+    /// WorkingDir (absolute path)
     #[arg(long)]
     workdir: Option<String>,
+    /// User: NAME, UID, NAME:GROUP or UID:GID
     #[arg(long)]
     user: Option<String>,
     /// KEY=VALUE (repeatable)
@@ -123,11 +143,13 @@ pub struct ConfigArgs {
     /// Absolute path (repeatable)
     #[arg(long)]
     volume: Vec<String>,
+    /// StopSignal: a signal name (SIGTERM) or number
     #[arg(long = "stop-signal")]
     stop_signal: Option<String>,
     /// Dockerfile-style change, as commit --change (repeatable)
     #[arg(long)]
     change: Vec<String>,
+    /// OS/ARCH[/VARIANT] to pick from an image index (default: the host)
     #[arg(long, value_parser = PlatformSpec::parse)]
     platform: Option<PlatformSpec>,
 }
@@ -197,6 +219,7 @@ pub struct ExportArgs {
     image: String,
     /// docker-archive:FILE[:NAME] or oci-archive:FILE[:NAME]
     dest: String,
+    /// OS/ARCH[/VARIANT] to pick from an image index (default: the host)
     #[arg(long, value_parser = PlatformSpec::parse)]
     platform: Option<PlatformSpec>,
 }

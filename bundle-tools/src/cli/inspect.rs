@@ -10,6 +10,7 @@ use serde_json::json;
 pub struct Args {
     /// LAYOUT[:TAG], LAYOUT@DIGEST, oci-archive:FILE[:REF] or docker-archive:FILE[:REF]
     image: String,
+    /// OS/ARCH[/VARIANT] to pick from an image index (default: the host)
     #[arg(long, value_parser = PlatformSpec::parse)]
     platform: Option<PlatformSpec>,
     /// Print JSON (manifest, config, layers)
@@ -19,7 +20,9 @@ pub struct Args {
 
 #[derive(clap::Args)]
 pub struct HistoryArgs {
+    /// LAYOUT[:TAG], LAYOUT@DIGEST, oci-archive:FILE[:REF] or docker-archive:FILE[:REF]
     image: String,
+    /// OS/ARCH[/VARIANT] to pick from an image index (default: the host)
     #[arg(long, value_parser = PlatformSpec::parse)]
     platform: Option<PlatformSpec>,
     /// Do not truncate CREATED BY (docker's --no-trunc)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// LAYOUT[:TAG], LAYOUT@DIGEST, oci-archive:FILE or docker-archive:FILE
+    /// LAYOUT[:TAG], LAYOUT@DIGEST, oci-archive:FILE[:REF] or docker-archive:FILE[:REF]
     #[arg(long)]
     image: String,
     /// Bundle directory to create (must not exist, or be empty)

@@ -139,6 +139,21 @@ impl Layout {
         Ok(r)
     }
 
+    /// Remove the `index.tmp-PID` files of writers killed before their
+    /// rename (under the index lock, so none is being written).
+    pub fn remove_index_temporaries(&self) -> Result<()> {
+        let _l = self.lock_index()?;
+        let rd = std::fs::read_dir(&self.path)
+            .with_context(|| format!("read {}", self.path.display()))?;
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("index.tmp-") {
+                std::fs::remove_file(e.path())
+                    .with_context(|| format!("remove {}", e.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Remove `tag`; whether it was there.
     pub fn untag(&self, tag: &str) -> Result<bool> {
         self.edit_index(|list| {
