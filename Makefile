@@ -9,7 +9,7 @@ PREFIX ?= /usr/local
 # root on overlay it needs neither uidmap nor fuse-overlayfs; CNI plugins
 # for its network backend) and docker.io (dockerd, /usr/bin/docker,
 # docker-init from tini).
-DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
+DEB_PACKAGES := busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace uidmap \
 	containerd podman conmon containernetworking-plugins docker.io tini
 
 .PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
