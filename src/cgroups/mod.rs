@@ -73,6 +73,9 @@ pub struct Manager {
     /// own (see `create_or_skip`); every operation that needs them says so.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// Rootless: no device rules (see `create_or_skip`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_devices: bool,
 }
 
 /// The error of an operation on a container whose cgroups were skipped.
@@ -201,6 +204,11 @@ impl Manager {
         resources: Option<&LinuxResources>,
         rootless: bool,
     ) -> Result<bool> {
+        // An unprivileged caller cannot load a device filter (bpf and v1's
+        // devices.deny need privilege over the host), and needs none: it
+        // cannot make device nodes, they are bind-mounted. runc skips the
+        // rules alike.
+        self.skip_devices = rootless && crate::sys::geteuid() != 0;
         let err = match self.create(resources) {
             Ok(()) => return Ok(false),
             Err(e) => e,
