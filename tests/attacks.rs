@@ -6,10 +6,16 @@
 
 mod common;
 
+/// The binary under test: this build's berth, or `BERTH_UNDER_TEST` (to
+/// show that a test fails on an older berth).
+fn berth_bin() -> String {
+    std::env::var("BERTH_UNDER_TEST").unwrap_or_else(|_| common::BERTH.to_string())
+}
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{Bundle, Runtime, BERTH};
+use common::{Bundle, Runtime};
 use serde_json::{json, Value};
 
 /// The CapInh line of /proc/self/status as a mask.
@@ -50,7 +56,7 @@ fn with_inheritable(rt: &Runtime, args: &[&str]) -> String {
         "--inh-caps",
         "+net_raw,+sys_admin,+kill,+chown",
         "--",
-        BERTH,
+        &berth_bin(),
         "--root",
     ])
     .arg(&rt.root)
@@ -85,7 +91,7 @@ fn no_inheritable_capabilities_unless_the_config_names_them() {
         "setpriv did not set an inheritable set: {own}"
     );
 
-    let rt = Runtime::berth();
+    let rt = Runtime::new(&berth_bin());
     let b = Bundle::new(&["/bin/sleep", "1000"]);
     let id = common::unique("capinh");
     rt.created.borrow_mut().push(id.clone());
@@ -164,7 +170,7 @@ impl Drop for Outside {
 /// destination goes through `vol/d`, and masked and read-only paths there.
 #[test]
 fn racing_symlink_swap_in_a_shared_volume_never_leads_out() {
-    let rt = Runtime::berth();
+    let rt = Runtime::new(&berth_bin());
     let outside = Outside::new();
     let vol = std::env::temp_dir().join(common::unique("berth-vol"));
     std::fs::create_dir_all(&vol).unwrap();
@@ -249,7 +255,7 @@ fn racing_symlink_swap_in_a_shared_volume_never_leads_out() {
 /// of the rootfs (absolute and through `..`) land inside it.
 #[test]
 fn symlinked_destinations_and_masked_paths_stay_in_the_root() {
-    let rt = Runtime::berth();
+    let rt = Runtime::new(&berth_bin());
     let outside = Outside::new();
     std::fs::write(outside.0.join("file"), "host file").unwrap();
     let before = outside.entries();
@@ -311,7 +317,7 @@ fn symlinked_destinations_and_masked_paths_stay_in_the_root() {
 
 #[test]
 fn default_masked_and_readonly_paths() {
-    let rt = Runtime::berth();
+    let rt = Runtime::new(&berth_bin());
     let b = Bundle::new(&[
         "sh",
         "-c",
@@ -350,7 +356,7 @@ fn default_masked_and_readonly_paths() {
 /// (and `kill --all`, `delete --force`) must not signal that process.
 #[test]
 fn a_reused_pid_is_never_signalled() {
-    let rt = Runtime::berth();
+    let rt = Runtime::new(&berth_bin());
     let b = Bundle::new(&["/bin/sleep", "1000"]);
     let id = common::unique("pidreuse");
     rt.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
@@ -397,7 +403,7 @@ fn a_reused_pid_is_never_signalled() {
 /// and after `delete` nothing of any of them is left.
 #[test]
 fn concurrent_creates_of_one_id() {
-    let rt = Runtime::berth();
+    let rt = Runtime::new(&berth_bin());
     let b = Bundle::new(&["/bin/sleep", "1000"]);
     let id = common::unique("race");
     rt.created.borrow_mut().push(id.clone());
