@@ -466,6 +466,7 @@ pub fn exec(
     }
     let namespaces = crate::process::exec::namespaces_of(c.state.pid)?;
     let cgroup = c.state.cgroup.clone();
+    let container_state = c.state.to_oci_json(c.status());
     drop(c);
     crate::process::exec::exec(
         namespaces,
@@ -473,6 +474,7 @@ pub fn exec(
         crate::process::exec::ExecOpts {
             process,
             seccomp: cfg.seccomp.as_ref(),
+            container_state,
             console_socket: o.console.connect()?,
             preserve_fds: o.preserve_fds,
         },

@@ -4,9 +4,10 @@
 //! file and container is removed again, even when a test fails.
 //!
 //! On this host the cgroups are not delegated, so a container without
-//! limits runs without cgroups of its own; the delegated cgroup v2 case
-//! (`delegated_cgroup_v2_subtree_is_used`) runs in the qemu guest
-//! (guest/test-cgroup2.sh).
+//! limits runs without cgroups of its own. The delegated cgroup v2 case
+//! (`delegated_cgroup_v2_subtree_is_used`) is for a cgroup v2 guest; the
+//! current guest runs its tests in a chroot, where the kernel refuses
+//! unprivileged user namespaces, so there it says so and skips.
 
 mod common;
 

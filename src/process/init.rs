@@ -188,7 +188,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if plan.new_keyring {
         join_session_keyring(plan.id);
     }
-    let exe = plan.process.become_process()?;
+    let exe = plan.process.become_process(&ctx.chan)?;
 
     // Setup is done: from here the init must outlive `create`.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
