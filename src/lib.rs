@@ -19,6 +19,7 @@ pub mod logging;
 pub mod process;
 pub mod ps;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec;
 pub mod tty;

@@ -30,6 +30,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// `--rootless`: skip cgroups the caller cannot create (when the
+    /// config sets no limits).
+    pub rootless_cgroups: bool,
 }
 
 /// Where a container's terminal goes.
@@ -161,9 +164,11 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         container::save_state(&dir, &state)?;
         // What `exec` needs later, so it never rereads the bundle.
         container::save_exec_config(&dir, spec)?;
-        state
-            .cgroup
-            .create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        if state.cgroup.create_or_skip(resources, o.rootless_cgroups)? {
+            logging::debug("rootless: cgroups not delegated and no limits set; skipped");
+            container::save_state(&dir, &state)?;
+        }
 
         let leaf = state.cgroup.open_leaf()?;
         let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());

@@ -73,7 +73,10 @@ pub fn keyed(v: &[(String, u64)], key: &str) -> Option<u64> {
 
 pub fn io_error(e: std::io::Error, what: String) -> Error {
     match e.raw_os_error() {
-        Some(n) => Error::msg(format!("{what}: {}", errno_text(n))),
+        Some(n) => Error::with_errno(
+            format!("{what}: {}", errno_text(n)),
+            Some(nix::errno::Errno::from_raw(n)),
+        ),
         None => Error::msg(format!("{what}: {e}")),
     }
 }

@@ -69,6 +69,21 @@ pub struct Manager {
     /// `--systemd-cgroup`: the parsed `slice:prefix:name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<systemd::Unit>,
+    /// Rootless without delegation: the container has no cgroups of its
+    /// own (see `create_or_skip`); every operation that needs them says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+    /// Rootless: no device rules (see `create_or_skip`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_devices: bool,
+}
+
+/// The error of an operation on a container whose cgroups were skipped.
+fn no_cgroup(what: &str) -> crate::Error {
+    crate::Error::msg(format!(
+        "{what} needs the container's cgroup, and this rootless container has none \
+         (the caller could not create it: delegate a cgroup v2 subtree to the user)"
+    ))
 }
 
 /// Freezer state as `state`/`pause` report it.
@@ -179,8 +194,49 @@ impl Manager {
         }
     }
 
+    /// `create`, except that with `rootless` a caller who may not create
+    /// the cgroups (EACCES, EPERM, EROFS: not delegated) and whose config
+    /// sets no limits runs the container without cgroups of its own, as
+    /// runc's rootless mode does. True when skipped. Limits that cannot be
+    /// applied are an error naming the fix.
+    pub fn create_or_skip(
+        &mut self,
+        resources: Option<&LinuxResources>,
+        rootless: bool,
+    ) -> Result<bool> {
+        // An unprivileged caller cannot load a device filter (bpf and v1's
+        // devices.deny need privilege over the host), and needs none: it
+        // cannot make device nodes, they are bind-mounted. runc skips the
+        // rules alike.
+        self.skip_devices = rootless && crate::sys::geteuid() != 0;
+        let err = match self.create(resources) {
+            Ok(()) => return Ok(false),
+            Err(e) => e,
+        };
+        let denied = matches!(
+            err.errno(),
+            Some(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM | nix::errno::Errno::EROFS)
+        );
+        if !rootless || !denied {
+            return Err(err);
+        }
+        if resources.is_some_and(sets_limits) {
+            return Err(err.hint(
+                "rootless: linux.resources needs a cgroup the user may write \
+                 (a delegated cgroup v2 subtree); remove the limits or delegate one",
+            ));
+        }
+        self.skipped = true;
+        self.v1_dirs.clear();
+        self.unified_dir = None;
+        Ok(true)
+    }
+
     /// Change the limits of a live container (`berth update`).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if self.skipped {
+            return Err(no_cgroup("update"));
+        }
         let resources = resources::normalize(resources);
         if self.is_v2() {
             v2::apply(self, &resources, true)
@@ -192,6 +248,9 @@ impl Manager {
     /// v2: an `O_PATH|O_DIRECTORY` fd on the leaf cgroup, for clone3's
     /// `CLONE_INTO_CGROUP` (the init is born inside it). `None` on v1.
     pub fn open_leaf(&self) -> Result<Option<OwnedFd>> {
+        if self.skipped {
+            return Ok(None);
+        }
         if !self.is_v2() {
             return Ok(None);
         }
@@ -200,6 +259,9 @@ impl Manager {
 
     /// v1 (or v2 without CLONE_INTO_CGROUP): move `pid` into every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
+        if self.skipped {
+            return Ok(());
+        }
         if pid <= 0 {
             bail!("add_pid: invalid pid {pid}");
         }
@@ -212,11 +274,18 @@ impl Manager {
 
     /// Every pid in the container's cgroup (and cgroups below it): `ps`.
     pub fn pids(&self) -> Result<Vec<i32>> {
+        // The callers fall back to the init's pid namespace.
+        if self.skipped {
+            return Ok(Vec::new());
+        }
         fsio::procs_recursive(self.procs_dir()?)
     }
 
     /// Remove the cgroups (the processes must already be gone).
     pub fn destroy(&self) -> Result<()> {
+        if self.skipped {
+            return Ok(());
+        }
         if self.is_v2() {
             v2::destroy(self)
         } else {
@@ -227,6 +296,9 @@ impl Manager {
     /// Kill everything inside, wait for it to be gone, then remove the
     /// cgroups (`delete` of a container that left processes behind).
     pub fn destroy_force(&self) -> Result<()> {
+        if self.skipped {
+            return Ok(());
+        }
         let _ = self.thaw();
         self.kill_all(libc::SIGKILL)?;
         self.wait_empty(Duration::from_secs(10))?;
@@ -235,6 +307,9 @@ impl Manager {
 
     /// `pause`: stop every task, returning once the kernel says frozen.
     pub fn freeze(&self) -> Result<()> {
+        if self.skipped {
+            return Err(no_cgroup("pause"));
+        }
         if self.is_v2() {
             v2::set_frozen(self.unified()?, true)
         } else {
@@ -244,6 +319,9 @@ impl Manager {
 
     /// `resume`.
     pub fn thaw(&self) -> Result<()> {
+        if self.skipped {
+            return Err(no_cgroup("resume"));
+        }
         if self.is_v2() {
             v2::set_frozen(self.unified()?, false)
         } else {
@@ -252,6 +330,9 @@ impl Manager {
     }
 
     pub fn freezer_state(&self) -> Result<FreezerState> {
+        if self.skipped {
+            return Ok(FreezerState::Thawed);
+        }
         if self.is_v2() {
             v2::freezer_state(self.unified()?)
         } else {
@@ -264,6 +345,9 @@ impl Manager {
     /// the cgroup is frozen so nothing can fork past the signal, every pid
     /// is signalled, and it is thawed so the signal is delivered.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
+        if self.skipped {
+            return Err(no_cgroup("kill --all"));
+        }
         if self.is_v2() && signal == libc::SIGKILL {
             let dir = self.unified()?;
             if dir.join("cgroup.kill").exists() {
@@ -309,6 +393,9 @@ impl Manager {
 
     /// Resource usage figures (`events --stats`).
     pub fn stats(&self) -> Result<Stats> {
+        if self.skipped {
+            return Err(no_cgroup("events"));
+        }
         if self.is_v2() {
             stats::v2(self)
         } else {
@@ -320,6 +407,9 @@ impl Manager {
     /// container (`memory.events` `oom_kill` / `memory.oom_control`
     /// `oom_kill`). `events` reports an `oom` event when it grows.
     pub fn oom_kill_count(&self) -> Result<u64> {
+        if self.skipped {
+            return Err(no_cgroup("events"));
+        }
         if self.is_v2() {
             let dir = self.unified()?;
             Ok(fsio::keyed(&fsio::read_keyed(dir, "memory.events")?, "oom_kill").unwrap_or(0))
@@ -370,6 +460,19 @@ impl Manager {
             None => bail!("no cgroup hierarchy to list processes from"),
         }
     }
+}
+
+/// `resources` asks for something only a cgroup can enforce. Device rules
+/// alone do not count: a rootless container cannot create device nodes
+/// (they are bind-mounted), as runc reasons.
+fn sets_limits(r: &LinuxResources) -> bool {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("devices");
+        o.retain(|_, x| !x.is_null());
+        return !o.is_empty();
+    }
+    false
 }
 
 /// `linux.cgroupsPath` must stay inside the hierarchy.
@@ -460,6 +563,15 @@ mod tests {
     fn dotdot_and_bad_ids_are_refused() {
         assert!(Manager::with_layout(&hybrid(), "c1", Some("/a/../b"), false).is_err());
         assert!(Manager::with_layout(&hybrid(), "a/b", None, false).is_err());
+    }
+
+    #[test]
+    fn device_rules_alone_set_no_limits() {
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        assert!(!sets_limits(&r));
+        let r: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":10}}"#).unwrap();
+        assert!(sets_limits(&r));
     }
 
     #[test]

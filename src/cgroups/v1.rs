@@ -147,7 +147,9 @@ pub fn freezer_state(m: &Manager) -> Result<FreezerState> {
 
 /// Apply `res`; `update` is true for a live container (`berth update`).
 pub fn apply(m: &Manager, res: &LinuxResources, update: bool) -> Result<()> {
-    if let Some(devs) = res.devices() {
+    if m.skip_devices {
+        // Rootless: see Manager::create_or_skip.
+    } else if let Some(devs) = res.devices() {
         // Only an explicit rule list changes devices on update.
         let dir = m.v1_dir("devices")?;
         devices_v1::apply(dir, &effective_rules(Some(devs))?)?;

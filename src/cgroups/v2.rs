@@ -165,7 +165,7 @@ pub fn apply(m: &Manager, res: &LinuxResources, update: bool) -> Result<()> {
     }
     // Devices last: a bad filter must not leave other limits half-applied
     // on create, and on update only an explicit list replaces the filter.
-    if res.devices().is_some() || !update {
+    if (res.devices().is_some() || !update) && !m.skip_devices {
         let rules = effective_rules(res.devices().as_deref())?;
         let fd = open_dir(dir)?;
         devices_bpf::apply(&fd, &rules)

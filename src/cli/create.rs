@@ -48,6 +48,7 @@ impl Args {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
+            rootless_cgroups: g.rootless,
         }
     }
 }

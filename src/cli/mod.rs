@@ -36,9 +36,10 @@ pub struct Cli {
     /// Accepted for compatibility with callers that pass it (crun's flag).
     #[arg(long = "log-level", global = true, hide = true)]
     log_level: Option<String>,
-    /// Root directory for container state (keep it on a tmpfs).
-    #[arg(long, global = true, default_value = "/run/berth")]
-    root: PathBuf,
+    /// Root directory for container state (keep it on a tmpfs; default
+    /// /run/berth, or $XDG_RUNTIME_DIR/berth for an unprivileged user).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -51,7 +52,7 @@ pub struct Cli {
     /// Use systemd to manage cgroups (cgroupsPath as slice:prefix:name).
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: auto, true or false.
+    /// Ignore cgroup permission errors (rootless): auto, true or false.
     #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
     rootless: String,
     /// Accepted for runc compatibility (checkpointing is not supported).
@@ -100,6 +101,8 @@ enum Command {
 pub struct Globals {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--rootless`: cgroups the caller cannot create may be skipped.
+    pub rootless: bool,
 }
 
 /// Entry point: parse, run, report. Exit codes follow runc: 1 for errors
@@ -135,9 +138,27 @@ pub fn main() -> i32 {
         logging::error(&e.to_string());
         return 1;
     }
+    // spec and features never touch the state root.
+    let needs_root = !matches!(cli.command, Command::Spec(_) | Command::Features(_));
+    let root = match crate::rootless::state_root(cli.root) {
+        Ok(r) => r,
+        Err(e) if needs_root => {
+            logging::error(&e.to_string());
+            return 1;
+        }
+        Err(_) => PathBuf::new(),
+    };
+    let rootless = match crate::rootless::cgroups_rootless(&cli.rootless) {
+        Ok(r) => r,
+        Err(e) => {
+            logging::error(&e.to_string());
+            return 1;
+        }
+    };
     let g = Globals {
-        root: cli.root,
+        root,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless,
     };
     let (name, id, res): (&str, Option<String>, Result<i32>) = match cli.command {
         Command::Create(a) => ("create", Some(a.id.clone()), create::run(&g, a)),

@@ -6,6 +6,8 @@
 //!   clone3 ─────────────────────▶ born in its namespaces
 //!                  ◀──────────── Pid(n)       (only for a new pid namespace in a
 //!                                              joined user namespace: the real init)
+//!                  ◀──────────── IdMaps       (only for a new user namespace:
+//!                                              dumpable until Go)
 //!   uid/gid maps, cgroups
 //!   Go(state) ──────────────────▶ setup: rootfs, console...
 //!                  ◀──────────── Hooks        (only with prestart/createRuntime hooks)
@@ -37,6 +39,9 @@ pub enum Msg {
     HooksDone(Vec<u8>),
     /// init → parent: ready to exec once started.
     Ready,
+    /// init → parent: dumpable now (so its /proc files are its user's, as
+    /// an unprivileged runtime and newuidmap need), write the id maps.
+    IdMaps,
     /// intermediate → parent: the real init, forked into a new pid
     /// namespace that only a child of the intermediate can be born into.
     Pid(i32),
@@ -99,6 +104,7 @@ impl Channel {
                 buf.extend_from_slice(state);
             }
             Msg::Ready => buf.push(b'r'),
+            Msg::IdMaps => buf.push(b'm'),
             Msg::Pid(pid) => {
                 buf.push(b'p');
                 buf.extend_from_slice(&pid.to_ne_bytes());
@@ -195,6 +201,7 @@ impl Channel {
             b'h' => Msg::Hooks,
             b'H' => Msg::HooksDone(payload.to_vec()),
             b'r' => Msg::Ready,
+            b'm' => Msg::IdMaps,
             b'S' => match passed.take() {
                 Some(fd) => Msg::SeccompFd(fd),
                 None => {
@@ -234,6 +241,7 @@ mod tests {
             Msg::Hooks,
             Msg::HooksDone(b"{\"id\":\"x\"}".to_vec()),
             Msg::Ready,
+            Msg::IdMaps,
             Msg::Pid(4242),
             Msg::Error(
                 "mount proc on /proc: permission denied".into(),

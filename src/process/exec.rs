@@ -84,6 +84,9 @@ struct Child<'a> {
     /// directories (see `fds`).
     keep_fds: Vec<RawFd>,
     user_join: Option<BorrowedFd<'a>>,
+    /// Rootless: the namespaces the child joins itself, after the user
+    /// namespace (mount last), and whether one is a pid namespace.
+    joins_in_child: Vec<(i32, BorrowedFd<'a>)>,
     console_socket: Option<RawFd>,
     prep: ProcessPlan<'a>,
 }
@@ -93,13 +96,25 @@ pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let userns = plan.user_join.is_some();
     let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
+    // An unprivileged runtime could not return from the container's
+    // namespaces (setns back needs CAP_SYS_ADMIN over our own): the child
+    // joins them all, from inside the user namespace it joins first.
+    let in_child = userns && sys::geteuid() != 0;
+    let mut joins_in_child: Vec<(i32, BorrowedFd)> = Vec::new();
+    if in_child {
+        joins_in_child = plan.joins.iter().map(|j| (j.flag, j.fd.as_fd())).collect();
+        joins_in_child.sort_by_key(|(f, _)| *f == libc::CLONE_NEWNS);
+    }
+    let forks = joins_in_child.iter().any(|(f, _)| *f == libc::CLONE_NEWPID);
     let mut own = vec![child_chan.raw_fd()];
     own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
+    own.extend(joins_in_child.iter().map(|(_, fd)| fd.as_raw_fd()));
     own.extend(o.console_socket.as_ref().map(|s| s.as_raw_fd()));
     let child = Child {
         keep_fds: fds::keep_list(&own),
         chan: child_chan,
         user_join: plan.user_join.as_ref().map(|j| j.fd.as_fd()),
+        joins_in_child,
         console_socket: o.console_socket.as_ref().map(|s| s.as_raw_fd()),
         prep,
     };
@@ -112,7 +127,11 @@ pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
         args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
-    let saved = namespaces::enter_for_clone(&plan, None)?;
+    let saved = if in_child {
+        namespaces::Saved::none()
+    } else {
+        namespaces::enter_for_clone(&plan, None)?
+    };
     // SAFETY: berth is single-threaded here and the clone is fork-like.
     let cloned = unsafe { sys::clone3_pidfd(&mut args) };
     match cloned {
@@ -122,11 +141,18 @@ pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let restored = saved.restore();
     let (pid, pidfd) = cloned.context("clone3 for exec")?;
     let pidfd = pidfd.ok_or_else(|| Error::msg("clone3 returned no pidfd"))?;
-    let launched = Launched {
+    let mut launched = Launched {
         pid,
         start_time: 0,
         pidfd,
     };
+    if forks {
+        if let Err(e) = super::launch::adopt_forked_init(&parent_chan, &mut launched) {
+            super::launch::kill_and_reap(&launched);
+            return Err(e);
+        }
+    }
+    let pid = launched.pid;
     let res = restored.and_then(|()| {
         if leaf.is_none() {
             cgroup.add_pid(pid)?;
@@ -177,6 +203,16 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     if let Some(fd) = c.user_join {
         // SAFETY: fd was opened by the parent and is inherited.
         sys::setns(fd, libc::CLONE_NEWUSER).context("join user namespace")?;
+    }
+    for (flag, fd) in &c.joins_in_child {
+        sys::setns(*fd, *flag)
+            .with_context(|| format!("join the container's {} namespace", proc_name(*flag)))?;
+    }
+    if c.joins_in_child
+        .iter()
+        .any(|(f, _)| *f == libc::CLONE_NEWPID)
+    {
+        super::init::fork_into_pidns(&c.chan)?;
     }
     match c.chan.recv()? {
         Some(Msg::Go(_)) => {}

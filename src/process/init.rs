@@ -52,7 +52,7 @@ enum Never {}
 /// namespace (mounting its /proc needs that). So this process forks the
 /// real init with CLONE_PARENT, which makes it the runtime's own child,
 /// tells the runtime its pid, and exits; the init carries on with setup.
-fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
+pub(super) fn fork_into_pidns(chan: &Channel) -> Result<()> {
     // exit_signal must be 0 with CLONE_PARENT: the child inherits ours.
     let mut args = sys::CloneArgs {
         flags: libc::CLONE_PARENT as u64,
@@ -63,7 +63,7 @@ fn fork_into_pidns(ctx: &InitCtx) -> Result<()> {
         0 => sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .context("set parent death signal"),
         pid => {
-            let code = i32::from(ctx.chan.send(&Msg::Pid(pid)).is_err());
+            let code = i32::from(chan.send(&Msg::Pid(pid)).is_err());
             // The init owns the setup now.
             sys::exit(code)
         }
@@ -94,8 +94,18 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
                 .context("unshare namespaces in the joined user namespace")?;
         }
         if ns.forks_init() {
-            fork_into_pidns(ctx)?;
+            fork_into_pidns(&ctx.chan)?;
         }
+    }
+
+    // A new user namespace's id maps are written by the runtime, or by
+    // newuidmap for an unprivileged one: both need our /proc files to be
+    // our user's, which they are only while we are dumpable. Nothing of
+    // the container exists yet to reach us meanwhile.
+    let new_userns = ns.new & libc::CLONE_NEWUSER != 0;
+    if new_userns {
+        sys::prctl(libc::PR_SET_DUMPABLE, 1).context("make the init dumpable for its id maps")?;
+        ctx.chan.send(&Msg::IdMaps)?;
     }
 
     // Wait for the id maps and cgroup placement.
@@ -104,6 +114,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         Some(m) => crate::bail!("expected the go-ahead from the runtime, got {m:?}"),
         None => crate::bail!("the runtime went away during setup"),
     };
+    if new_userns {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("make the init non-dumpable again")?;
+    }
 
     if plan.rootfs.userns {
         // Become root of the new user namespace (where uid 0 is mapped) so

@@ -152,7 +152,7 @@ pub fn launch(
 
 /// Replace the intermediate child by the init it forked (our child too,
 /// through CLONE_PARENT) and reap the intermediate.
-fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched) -> Result<()> {
+pub(super) fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched) -> Result<()> {
     let init = match chan.recv()? {
         Some(Msg::Pid(p)) => p,
         Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
@@ -175,6 +175,12 @@ fn drive(
     born_in_cgroup: bool,
 ) -> Result<()> {
     if plan.namespaces.new & libc::CLONE_NEWUSER != 0 {
+        match chan.recv()? {
+            Some(Msg::IdMaps) => {}
+            Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
+            Some(m) => crate::bail!("expected the id maps request from the init, got {m:?}"),
+            None => crate::bail!("container init exited during setup"),
+        }
         namespaces::write_id_maps(pid, plan.spec.linux().as_ref())
             .map_err(|e| chan.pending_error().unwrap_or(e))?;
     }

@@ -133,6 +133,11 @@ impl Plan {
 pub struct Saved(Vec<(i32, OwnedFd)>);
 
 impl Saved {
+    /// Nothing entered, nothing to restore.
+    pub fn none() -> Saved {
+        Saved(Vec::new())
+    }
+
     pub fn restore(self) -> Result<()> {
         for (flag, fd) in self.0 {
             sys::setns(fd.as_fd(), flag).with_context(|| {
@@ -235,11 +240,29 @@ pub fn write_id_maps(pid: i32, linux: Option<&Linux>) -> Result<()> {
     )
 }
 
-/// Write `pid`'s uid_map and gid_map (each skipped when empty).
+/// Write `pid`'s uid_map and gid_map (each skipped when empty). A runtime
+/// without privilege writes a map itself only when it maps its own id
+/// alone (the gid map after denying setgroups, as the kernel requires);
+/// any other map goes through newuidmap/newgidmap, which check
+/// /etc/subuid and /etc/subgid. `pid` must be dumpable meanwhile (see
+/// `init::setup`).
 pub fn write_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
-    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+    let unprivileged = sys::geteuid() != 0;
+    for (file, maps, own) in [
+        ("uid_map", uid, sys::geteuid()),
+        ("gid_map", gid, sys::getegid()),
+    ] {
         if maps.is_empty() {
             continue;
+        }
+        if unprivileged && !crate::rootless::own_id_only(maps, own) {
+            map_with_helper(pid, file, maps, own)?;
+            continue;
+        }
+        if unprivileged && file == "gid_map" {
+            let path = format!("/proc/{pid}/setgroups");
+            std::fs::write(&path, b"deny")
+                .map_err(|e| Error::from(e).context(format!("write {path}")))?;
         }
         let mut text = String::new();
         for m in maps {
@@ -256,4 +279,49 @@ pub fn write_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> R
             .map_err(|e| Error::from(e).context(format!("write {path}")))?;
     }
     Ok(())
+}
+
+/// newuidmap/newgidmap PID (containerID hostID size)...
+fn map_with_helper(pid: i32, file: &str, maps: &[LinuxIdMapping], own: u32) -> Result<()> {
+    let (tool, field, db) = if file == "uid_map" {
+        ("newuidmap", "linux.uidMappings", "/etc/subuid")
+    } else {
+        ("newgidmap", "linux.gidMappings", "/etc/subgid")
+    };
+    let why = format!(
+        "{field} maps more than the caller's own id {own}: an unprivileged runtime needs \
+         {tool} (Debian package uidmap) and an entry for the user in {db}"
+    );
+    let Some(bin) = find_helper(tool) else {
+        crate::bail!("{why}; {tool} is not installed");
+    };
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("run {}", bin.display()))?;
+    if !out.status.success() {
+        crate::bail!(
+            "{why}; {tool} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn find_helper(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
 }
