@@ -26,6 +26,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console: Console,
+    /// `--pidfd-socket`: receives a pidfd of the init.
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -69,8 +71,16 @@ impl Console {
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let spec: Spec =
-        serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| {
+        // A 1.3 field's bad value, named (serde names neither field nor path).
+        let named = serde_json::from_slice(&data)
+            .ok()
+            .and_then(|v| crate::process::mempolicy::explain_parse_error(&v));
+        match named {
+            Some(m) => Error::msg(format!("{}: {m}", path.display())),
+            None => Error::from(e).context(format!("parse {}", path.display())),
+        }
+    })?;
     if !spec.version().starts_with("1.") {
         crate::bail!(
             "{}: unsupported ociVersion {:?}",
@@ -101,6 +111,11 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     o.console
         .check(plan.process.process.terminal().unwrap_or(false))?;
     let console_socket = o.console.connect()?;
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::process::pidfd_socket::connect)
+        .transpose()?;
     let cgroup = cgroups::Manager::new(
         &o.id,
         spec.linux()
@@ -154,6 +169,7 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         state.creating = false;
         if let Err(e) = container::save_state(&dir, &state)
             .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
+            .and_then(|()| send_pidfd(pidfd_socket.as_ref(), &launched))
         {
             launch::kill_and_reap(&launched);
             return Err(e);
@@ -163,11 +179,19 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     match res {
         Ok(launched) => Ok((Container::from_parts(dir, state, lock), launched)),
         Err(e) => {
+            let _ = crate::netdev::restore(&dir);
             let _ = state.release_host_mounts();
             let _ = state.cgroup.destroy();
             let _ = container::remove_dir(&dir);
             Err(e)
         }
+    }
+}
+
+fn send_pidfd(socket: Option<&OwnedFd>, launched: &Launched) -> Result<()> {
+    match socket {
+        Some(s) => crate::process::pidfd_socket::send(s.as_fd(), launched.pidfd.as_fd()),
+        None => Ok(()),
     }
 }
 
@@ -389,6 +413,9 @@ pub fn destroy(c: Container) -> Result<()> {
             logging::warn(&e.to_string());
         }
     }
+    if let Err(e) = crate::netdev::restore(&c.dir) {
+        logging::warn(&e.to_string());
+    }
     c.state.release_host_mounts()?;
     // What a container without its own pid namespace left behind dies
     // with it (runc does the same), or the cgroups could not go.
@@ -439,6 +466,10 @@ pub struct ExecOptions {
     pub console: Console,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--pidfd-socket`: receives a pidfd of the exec'd process.
+    pub pidfd_socket: Option<PathBuf>,
+    /// `--cgroup`: sub-cgroups of the container's to run the process in.
+    pub cgroup: Vec<String>,
 }
 
 /// Start `process` inside the running container (`exec`), with the
@@ -459,10 +490,15 @@ pub fn exec(
         }
         _ => {}
     }
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::process::pidfd_socket::connect)
+        .transpose()?;
+    let cgroup = crate::cgroups::exec_cgroup::select(&c.state.cgroup, &o.cgroup)?;
     let namespaces = crate::process::exec::namespaces_of(c.state.pid)?;
-    let cgroup = c.state.cgroup.clone();
     drop(c);
-    crate::process::exec::exec(
+    let launched = crate::process::exec::exec(
         namespaces,
         &cgroup,
         crate::process::exec::ExecOpts {
@@ -471,7 +507,12 @@ pub fn exec(
             console_socket: o.console.connect()?,
             preserve_fds: o.preserve_fds,
         },
-    )
+    )?;
+    if let Err(e) = send_pidfd(pidfd_socket.as_ref(), &launched) {
+        launch::kill_and_reap(&launched);
+        return Err(e);
+    }
+    Ok(launched)
 }
 
 /// Every process of the container (`ps`).

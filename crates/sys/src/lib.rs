@@ -9,6 +9,7 @@ mod at;
 mod bpf;
 mod fd;
 mod mount;
+mod numa;
 mod process;
 mod tty;
 
@@ -16,6 +17,7 @@ pub use at::*;
 pub use bpf::*;
 pub use fd::*;
 pub use mount::*;
+pub use numa::*;
 pub use process::*;
 pub use tty::*;
 
