@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo=${CARGO:-cargo}
-tests=(cgroups_v2 cgroups_effects cgroups_events)
+tests=(cgroups_v2 cgroups_effects cgroups_events exec_cgroup)
 args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 bins=$($cargo test --release --no-run --message-format=json "${args[@]}" \
