@@ -2,6 +2,9 @@
 # Build (once) the guest's kernel and initramfs into CACHE (target/guest):
 #   vmlinux            uncompressed kernel from Debian's linux-image-*-amd64
 #   initramfs.cpio.gz  busybox-static + guest/init + the virtio/9p modules
+#   pkg/lib/modules    every module of the kernel package, with depmod's
+#                      indexes, shared with the guest so the kernel can
+#                      autoload what CRIU and nftables ask for
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=$1
@@ -29,6 +32,13 @@ if [ ! -f vmlinux ] || [ ! -d pkg/lib/modules ]; then
 	head -c 4 vmlinux.tmp | grep -q 'ELF' || { echo "extracting vmlinux from $vmlinuz failed" >&2; exit 1; }
 	mv vmlinux.tmp vmlinux
 	rm -f initramfs.cpio.gz
+fi
+
+kver=$(ls pkg/lib/modules | head -1)
+if [ ! -f "pkg/lib/modules/$kver/modules.dep" ]; then
+	depmod=$(PATH=/usr/sbin:/sbin:$PATH command -v depmod || true)
+	[ -n "$depmod" ] || { echo "guest: depmod missing (make deps installs kmod)" >&2; exit 1; }
+	"$depmod" -b pkg "$kver"
 fi
 
 if [ ! -f initramfs.cpio.gz ] || [ "$here/init" -nt initramfs.cpio.gz ]; then

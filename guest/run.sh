@@ -3,6 +3,9 @@
 # host's / shared read-only over 9p). Exit status is the command's.
 #
 #   guest/run.sh 'cd /work/x && target/.../cgroups_v2-abc --test-threads=1'
+#   guest/run.sh --systemd CMD      systemd as PID 1 (cgroup v2), CMD a unit
+#   guest/run.sh --systemd-v1 CMD   the same with systemd.unified_cgroup_hierarchy=0
+#   guest/run.sh --cgroup-v1 CMD    cgroup v1 hierarchies (hybrid) instead of cgroup2
 #
 # Needs qemu-system-x86 (TCG; KVM is not relied upon), the Debian 6.1 kernel
 # package (fetched with `apt-get download`, unpacked with dpkg -x, never
@@ -13,7 +16,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cache=${BERTH_GUEST_CACHE:-$root/target/guest}
 timeout_s=${BERTH_GUEST_TIMEOUT:-600}
-[ $# -ge 1 ] || { echo "usage: $0 COMMAND" >&2; exit 2; }
+extra=""
+case ${1:-} in
+--systemd) extra="berth.mode=systemd systemd.unit=berth-test.target"; shift ;;
+--systemd-v1) extra="berth.mode=systemd systemd.unit=berth-test.target systemd.unified_cgroup_hierarchy=0"; shift ;;
+--cgroup-v1) extra="berth.cgroups=v1"; shift ;;
+esac
+[ $# -ge 1 ] || { echo "usage: $0 [--systemd|--systemd-v1|--cgroup-v1] COMMAND" >&2; exit 2; }
 cmd=$1
 
 qemu=$(command -v qemu-system-x86_64 || true)
@@ -42,11 +51,13 @@ timeout --foreground "$timeout_s" "$qemu" \
 	-nodefaults -no-user-config -nographic -no-reboot \
 	-serial stdio \
 	-kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio.gz" \
-	-append "console=ttyS0 earlyprintk=ttyS0 quiet loglevel=3 panic=-1 tsc_early_khz=$khz rdinit=/init berth.cmd=$b64 berth.repo=$repo64" \
+	-append "console=ttyS0 earlyprintk=ttyS0 quiet loglevel=3 panic=-1 tsc_early_khz=$khz rdinit=/init berth.cmd=$b64 berth.repo=$repo64 $extra" \
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-device,fsdev=hostroot,mount_tag=hostroot \
 	-fsdev "local,id=repo,path=$root,security_model=none,readonly=on,multidevs=remap" \
 	-device virtio-9p-device,fsdev=repo,mount_tag=repo \
+	-fsdev "local,id=modules,path=$(echo "$cache"/pkg/lib/modules/*),security_model=none,readonly=on,multidevs=remap" \
+	-device virtio-9p-device,fsdev=modules,mount_tag=modules \
 	</dev/null 2>&1 | tee "$log"
 qrc=${PIPESTATUS[0]}
 set -e

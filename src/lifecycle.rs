@@ -497,6 +497,7 @@ pub fn exec(
         .transpose()?;
     let cgroup = crate::cgroups::exec_cgroup::select(&c.state.cgroup, &o.cgroup)?;
     let namespaces = crate::process::exec::namespaces_of(c.state.pid)?;
+    let container_state = c.state.to_oci_json(c.status());
     drop(c);
     let launched = crate::process::exec::exec(
         namespaces,
@@ -504,6 +505,7 @@ pub fn exec(
         crate::process::exec::ExecOpts {
             process,
             seccomp: cfg.seccomp.as_ref(),
+            container_state,
             console_socket: o.console.connect()?,
             preserve_fds: o.preserve_fds,
         },

@@ -21,6 +21,9 @@ pub struct ExecOpts<'a> {
     pub process: &'a Process,
     /// The container's seccomp profile, applied to exec'd processes too.
     pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's state (as `state` prints it), for a seccomp
+    /// listener (`seccomp::notify`).
+    pub container_state: serde_json::Value,
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: u32,
 }
@@ -129,13 +132,20 @@ pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
             cgroup.add_pid(pid)?;
         }
         parent_chan.send(&Msg::Go(Vec::new()))?;
-        match parent_chan.recv()? {
-            Some(Msg::Ready) => Ok(()),
-            Some(Msg::Error(m, n)) => Err(channel::remote_error(m, n)),
-            Some(m) => Err(Error::msg(format!(
-                "unexpected {m:?} from the exec'd process"
-            ))),
-            None => Err(Error::msg("the exec'd process exited during setup")),
+        loop {
+            match parent_chan.recv()? {
+                Some(Msg::Ready) => return Ok(()),
+                Some(Msg::SeccompFd(fd)) => {
+                    crate::seccomp::notify::forward(o.seccomp, &fd, pid, o.container_state.clone())?
+                }
+                Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
+                Some(m) => {
+                    return Err(Error::msg(format!(
+                        "unexpected {m:?} from the exec'd process"
+                    )))
+                }
+                None => return Err(Error::msg("the exec'd process exited during setup")),
+            }
         }
     });
     if let Err(e) = res {
@@ -192,7 +202,7 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
         tty::attach_slave(slave)?;
     }
     c.prep.set_limits()?;
-    let exe = c.prep.become_process()?;
+    let exe = c.prep.become_process(&c.chan)?;
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
     c.chan.send(&Msg::Ready)?;
     Ok(exe)

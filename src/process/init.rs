@@ -178,7 +178,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if let Some(p) = &plan.memory_policy {
         super::mempolicy::apply(p)?;
     }
-    let exe = plan.process.become_process()?;
+    let exe = plan.process.become_process(&ctx.chan)?;
 
     // Setup is done: from here the init must outlive `create`.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;

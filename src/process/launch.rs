@@ -252,6 +252,15 @@ fn drive(
                     });
                 }
             }
+            Some(Msg::SeccompFd(fd)) => crate::seccomp::notify::forward(
+                plan.spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().as_ref()),
+                &fd,
+                pid,
+                state.to_oci_json(Status::Creating),
+            )?,
             Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
             Some(m) => crate::bail!("unexpected {m:?} from the container init"),
             None => crate::bail!("container init exited during setup"),

@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
 
 use super::attrs;
+use super::channel::{Channel, Msg};
 use super::fds;
 use crate::capabilities::{self, CapSets};
 use crate::error::{Context, Error, Result};
@@ -87,14 +88,15 @@ impl<'a> ProcessPlan<'a> {
     /// (before any filter: a profile may deny close_range or
     /// rt_sigaction), seccomp (early, when it needs CAP_SYS_ADMIN), user
     /// and groups, capabilities, no_new_privs, cwd, umask. Returns the
-    /// resolved executable.
-    pub fn become_process(&self) -> Result<CString> {
+    /// resolved executable. A filter with notify rules hands its listener
+    /// fd to the runtime on `chan` as soon as it is installed.
+    pub fn become_process(&self, chan: &Channel) -> Result<CString> {
         fds::cloexec_from(self.keep_fds).context("close inherited fds")?;
         sys::reset_signals();
         if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
             // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
             // it before the capabilities go.
-            f.install().context("install seccomp filter")?;
+            install_seccomp(f, chan)?;
         }
         // The cwd is tried as root first (it may be a directory only root
         // can enter), and again as the user if root was refused: runc's
@@ -108,7 +110,17 @@ impl<'a> ProcessPlan<'a> {
             self.enter_cwd(false)?;
         }
         sys::umask(self.process.user().umask().unwrap_or(0o022));
-        self.lookup_exec()
+        let exe = self.lookup_exec()?;
+        if let Some(f) = self
+            .seccomp
+            .as_ref()
+            .filter(|f| self.no_new_privs && f.notifies())
+        {
+            // The listener must get the fd while the runtime still waits
+            // on `chan`: not after the exec fifo, as `exec` installs.
+            install_seccomp(f, chan)?;
+        }
+        Ok(exe)
     }
 
     /// chdir to `process.cwd` and make sure it is inside the root. With
@@ -156,7 +168,11 @@ impl<'a> ProcessPlan<'a> {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
-        if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
+        if let Some(f) = self
+            .seccomp
+            .as_ref()
+            .filter(|f| self.no_new_privs && !f.notifies())
+        {
             // As late as possible: the filter need not allow what setup
             // used; only execve follows it.
             if let Err(e) = f.install() {
@@ -233,6 +249,16 @@ impl<'a> ProcessPlan<'a> {
             String::from_utf8_lossy(name)
         )
     }
+}
+
+/// Install `f`; a listener fd goes to the runtime at once (see
+/// `seccomp::notify`).
+fn install_seccomp(f: &seccomp::Filter, chan: &Channel) -> Result<()> {
+    if let Some(fd) = f.install().context("install seccomp filter")? {
+        chan.send(&Msg::SeccompFd(fd))
+            .context("hand the seccomp listener fd to the runtime")?;
+    }
+    Ok(())
 }
 
 pub fn cstring(s: String) -> Result<CString> {

@@ -11,6 +11,7 @@ mod fd;
 mod mount;
 mod numa;
 mod process;
+mod seccomp;
 mod tty;
 
 pub use at::*;
@@ -19,6 +20,7 @@ pub use fd::*;
 pub use mount::*;
 pub use numa::*;
 pub use process::*;
+pub use seccomp::*;
 pub use tty::*;
 
 use std::io;
