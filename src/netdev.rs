@@ -156,16 +156,11 @@ pub fn move_in(devs: &[Device], pid: i32, state_dir: &Path) -> Result<()> {
         };
         sock.move_link(link.index, netns.as_fd(), &d.container)
             .map_err(|e| {
-                let e = Error::from(e);
-                let e = if e.errno() == Some(nix::errno::Errno::EEXIST) {
-                    e.context(format!(
+                let taken = format!(
                     "an interface named {:?} already exists in the container's network namespace",
                     d.container
-                ))
-                } else {
-                    e
-                };
-                e.context(format!(
+                );
+                name_taken(e, taken).context(format!(
                     "{field}: move {:?} into the container as {:?}",
                     d.host, d.container
                 ))
@@ -233,15 +228,8 @@ fn move_out(devs: &[Device], pin: &Path) -> Result<()> {
             continue;
         };
         if let Err(e) = sock.move_link(index, host_ns.as_fd(), &d.host) {
-            let e = Error::from(e);
-            let e = if e.errno() == Some(nix::errno::Errno::EEXIST) {
-                e.context(format!(
-                    "the host already has an interface named {:?}",
-                    d.host
-                ))
-            } else {
-                e
-            };
+            let taken = format!("the host already has an interface named {:?}", d.host);
+            let e = name_taken(e, taken);
             let e = e.context(format!(
                 "linux.netDevices[{:?}]: move {:?} back to the host",
                 d.host, d.container
@@ -253,6 +241,16 @@ fn move_out(devs: &[Device], pin: &Path) -> Result<()> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// A failed move: EEXIST means the name is taken, as `taken` says.
+fn name_taken(e: std::io::Error, taken: String) -> Error {
+    let e = Error::from(e);
+    if e.errno() == Some(nix::errno::Errno::EEXIST) {
+        e.context(taken)
+    } else {
+        e
     }
 }
 

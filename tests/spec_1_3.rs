@@ -471,18 +471,19 @@ fn pidfd_socket_on_create_run_and_exec_carries_the_right_process() {
     let rt = Runtime::berth();
     let b = Bundle::new(&["/bin/sleep", "1000"]);
 
-    let sock = PidfdSocket::new();
-    let id = common::unique("pidfd");
-    rt.ok(&[
-        "create",
-        "--pidfd-socket",
-        &sock.path(),
-        "--bundle",
-        bundle_str(&b),
-        &id,
-    ]);
-    let pid = pid_of(&rt, &id);
-    assert_eq!(sock.received_pid(), pid, "create: the init's pidfd");
+    // create or run -d with a pidfd socket: (id, init pid, pid received).
+    let start = |cmd: &[&str], name: &str| {
+        let sock = PidfdSocket::new();
+        let id = common::unique(name);
+        let path = sock.path();
+        let mut args = cmd.to_vec();
+        args.extend_from_slice(&["--pidfd-socket", &path, "--bundle", bundle_str(&b), &id]);
+        rt.ok(&args);
+        let pid = pid_of(&rt, &id);
+        (id.clone(), pid, sock.received_pid())
+    };
+    let (id, pid, got) = start(&["create"], "pidfd");
+    assert_eq!(got, pid, "create: the init's pidfd");
     rt.ok(&["start", &id]);
 
     let sock = PidfdSocket::new();
@@ -515,19 +516,8 @@ fn pidfd_socket_on_create_run_and_exec_carries_the_right_process() {
     rt.ok(&["delete", "--force", &id]);
     common::reap(pid);
 
-    let sock = PidfdSocket::new();
-    let id = common::unique("pidfd-run");
-    rt.ok(&[
-        "run",
-        "-d",
-        "--pidfd-socket",
-        &sock.path(),
-        "--bundle",
-        bundle_str(&b),
-        &id,
-    ]);
-    let pid = pid_of(&rt, &id);
-    assert_eq!(sock.received_pid(), pid, "run: the init's pidfd");
+    let (id, pid, got) = start(&["run", "-d"], "pidfd-run");
+    assert_eq!(got, pid, "run: the init's pidfd");
     rt.ok(&["delete", "--force", &id]);
     common::reap(pid);
 
