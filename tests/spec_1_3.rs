@@ -303,13 +303,19 @@ fn policy_seen(rt: &Runtime, b: &mut Bundle, mp: Value) -> String {
     b.edit(|s| s["linux"]["memoryPolicy"] = mp.clone());
     let (code, out, err) = rt.run(b, &common::unique("mempol"));
     assert_eq!(code, 0, "{mp}: {err}");
-    // "<addr> <policy> ...": the anonymous/heap or stack lines carry it.
+    // "<addr> <policy> <key>=<value>...": the policy (which may hold a
+    // space, "prefer (many):0") is what lies before the first key.
     let line = out
         .lines()
         .find(|l| l.contains("stack") || l.contains("heap") || l.contains("anon"))
         .or_else(|| out.lines().next())
         .unwrap_or_else(|| panic!("{mp}: no numa_maps: {out}"));
-    line.split_whitespace().nth(1).unwrap().to_string()
+    let rest = line.split_once(' ').unwrap().1;
+    let end = rest
+        .split(' ')
+        .position(|w| w.contains('=') && !w.contains(':') || w == "heap" || w == "stack")
+        .unwrap_or(1);
+    rest.split(' ').take(end).collect::<Vec<_>>().join(" ")
 }
 
 #[test]
@@ -341,6 +347,22 @@ fn memory_policy_is_the_container_process_policy_on_node_0() {
         (
             json!({ "mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"] }),
             "bind=static:0",
+        ),
+        (
+            json!({ "mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"] }),
+            "bind=relative:0",
+        ),
+        (
+            json!({ "mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"] }),
+            "bind=balancing:0",
+        ),
+        (
+            json!({ "mode": "MPOL_PREFERRED_MANY", "nodes": "0" }),
+            "prefer (many):0",
+        ),
+        (
+            json!({ "mode": "MPOL_WEIGHTED_INTERLEAVE", "nodes": "0" }),
+            "weighted interleave:0",
         ),
         (json!({ "mode": "MPOL_LOCAL" }), "local"),
     ] {
