@@ -84,22 +84,35 @@ struct Child<'a> {
     /// directories (see `fds`).
     keep_fds: Vec<RawFd>,
     user_join: Option<BorrowedFd<'a>>,
+    /// Joined by the child once born in its cgroup (see `exec`).
+    cgroup_join: Option<BorrowedFd<'a>>,
     console_socket: Option<RawFd>,
     prep: ProcessPlan<'a>,
 }
 
 /// Start the process; returns once it is about to exec (or failed).
-pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
+pub fn exec(mut plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let userns = plan.user_join.is_some();
+    // The cgroup namespace is joined by the child, not before clone3: a
+    // parent inside it could not name the container's cgroup (outside the
+    // namespace's root for the parent's own cgroup), and CLONE_INTO_CGROUP
+    // would fail with ENOENT.
+    let cgroup_join = plan
+        .joins
+        .iter()
+        .position(|j| j.flag == libc::CLONE_NEWCGROUP)
+        .map(|i| plan.joins.remove(i));
     let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
     let mut own = vec![child_chan.raw_fd()];
     own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
+    own.extend(cgroup_join.as_ref().map(|j| j.fd.as_raw_fd()));
     own.extend(o.console_socket.as_ref().map(|s| s.as_raw_fd()));
     let child = Child {
         keep_fds: fds::keep_list(&own),
         chan: child_chan,
         user_join: plan.user_join.as_ref().map(|j| j.fd.as_fd()),
+        cgroup_join: cgroup_join.as_ref().map(|j| j.fd.as_fd()),
         console_socket: o.console_socket.as_ref().map(|s| s.as_raw_fd()),
         prep,
     };
@@ -181,6 +194,9 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     match c.chan.recv()? {
         Some(Msg::Go(_)) => {}
         _ => crate::bail!("the runtime went away during exec setup"),
+    }
+    if let Some(fd) = c.cgroup_join {
+        sys::setns(fd, libc::CLONE_NEWCGROUP).context("join cgroup namespace")?;
     }
     // Now in the container's cgroup: the final CPU set.
     if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
