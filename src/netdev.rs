@@ -11,9 +11,10 @@
 //! are still there, and `delete` (or a failed `create`) moves each back
 //! under its host name, then drops the pin. What moved is on record in
 //! `netdevices.json` before it moves, so a crash in between leaves nothing
-//! `delete --force` cannot undo. Addresses and routes do not survive a
-//! namespace move (the kernel flushes them); configuring the device inside
-//! is the caller's part, as in runc.
+//! `delete --force` cannot undo. Not done yet: the runtime-spec asks that
+//! attributes set on the host (IP addresses) be kept, but the kernel drops
+//! addresses and routes on a namespace move and berth does not re-add them
+//! (MTU and hardware address do survive).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
