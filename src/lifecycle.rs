@@ -255,10 +255,26 @@ pub fn start(c: &Container) -> Result<()> {
             Err(e) => return Err(Error::from(e).context("wait for the container init")),
         }
     }
+    // Read to EOF: the init holds its end until execve (or its death).
+    let mut msg = Vec::new();
     let mut buf = [0u8; 4096];
-    let n = nix::unistd::read(&fifo, &mut buf).unwrap_or(0);
+    loop {
+        match nix::unistd::read(&fifo, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(Error::from(e).context("wait for the container init")),
+                }
+            }
+            Err(e) => return Err(Error::from(e).context("read exec fifo")),
+        }
+    }
     let _ = std::fs::remove_file(&fifo_path);
-    match &buf[..n] {
+    match &msg[..] {
         b"0" => {}
         [b'E', msg @ ..] => crate::bail!("{}", String::from_utf8_lossy(msg)),
         _ => crate::bail!("container init exited before it could be started"),

@@ -80,6 +80,7 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
         }
     }
     let sysctl = sysctls(&ns, spec)?;
+    security_labels(spec, process)?;
     let personality = match linux.and_then(|l| l.personality().as_ref()) {
         Some(p) => Some(crate::process::attrs::persona(p).context("linux.personality")?),
         None => None,
@@ -120,6 +121,42 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
         memory_policy,
         net_devices,
     })
+}
+
+/// AppArmor and SELinux labels. berth applies neither; on a host without
+/// them (no LSM to apply them to) they are ignored, as runc ignores them
+/// there; on a host that enforces one, asking for a label it would not get
+/// is an error rather than a container that silently runs unconfined.
+fn security_labels(spec: &Spec, process: &oci_spec::runtime::Process) -> Result<()> {
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y");
+    if apparmor
+        && process
+            .apparmor_profile()
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+    {
+        crate::bail!("process.apparmorProfile: AppArmor is enabled on this host but berth cannot apply profiles");
+    }
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let label = process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty());
+    let mount_label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .is_some_and(|l| !l.is_empty());
+    if selinux && (label || mount_label) {
+        let field = if label {
+            "process.selinuxLabel"
+        } else {
+            "linux.mountLabel"
+        };
+        crate::bail!("{field}: SELinux is enabled on this host but berth cannot apply labels");
+    }
+    Ok(())
 }
 
 /// The terminal and console-socket combinations runc accepts, for `create`,

@@ -84,24 +84,25 @@ impl<'a> ProcessPlan<'a> {
         Ok(())
     }
 
-    /// Become the configured process: fds close-on-exec and signals reset
-    /// (before any filter: a profile may deny close_range or
-    /// rt_sigaction), seccomp (early, when it needs CAP_SYS_ADMIN), user
-    /// and groups, capabilities, no_new_privs, cwd, umask. Returns the
+    /// Become the configured process: fds close-on-exec, signals reset and
+    /// the cwd entered as root (before any filter: a profile may deny
+    /// close_range, rt_sigaction, chdir or getcwd), seccomp (early, when it
+    /// needs CAP_SYS_ADMIN), user and groups, capabilities, no_new_privs,
+    /// cwd again as the user if root was refused, umask. Returns the
     /// resolved executable. A filter with notify rules hands its listener
     /// fd to the runtime on `chan` as soon as it is installed.
     pub fn become_process(&self, chan: &Channel) -> Result<CString> {
         fds::cloexec_from(self.keep_fds).context("close inherited fds")?;
         sys::reset_signals();
+        // The cwd is tried as root first (it may be a directory only root
+        // can enter), and again as the user if root was refused: runc's
+        // order.
+        let entered = self.enter_cwd(true)?;
         if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
             // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
             // it before the capabilities go.
             install_seccomp(f, chan)?;
         }
-        // The cwd is tried as root first (it may be a directory only root
-        // can enter), and again as the user if root was refused: runc's
-        // order.
-        let entered = self.enter_cwd(true)?;
         self.switch_user()?;
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
