@@ -11,9 +11,10 @@ PREFIX ?= /usr/local
 # docker-init from tini). The seccomp tests read containers-common's
 # Docker-shaped profile (/usr/share/containers/seccomp.json) and compare
 # berth's filters with libseccomp's (python3-seccomp, test-only).
+# The netDevices tests make interfaces with iproute2's `ip`.
 DEB_PACKAGES := build-essential file busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace uidmap \
 	containerd podman conmon containernetworking-plugins docker.io tini \
-	golang-github-containers-common python3-seccomp \
+	golang-github-containers-common python3-seccomp iproute2 \
 	systemd dbus dbus-user-session criu kmod
 # The differential test against runc (oci-diff) also runs cases under
 # unshare (util-linux).

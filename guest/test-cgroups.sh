@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo=${CARGO:-cargo}
 case ${1:-} in
-v2) tests=(cgroups_v2 cgroups_effects cgroups_events); boot=() ;;
+v2) tests=(cgroups_v2 cgroups_effects cgroups_events exec_cgroup); boot=() ;;
 v1) tests=(cgroups_v1 cgroups_effects cgroups_events container_cgroups); boot=(--cgroup-v1) ;;
 *) echo "usage: $0 v1|v2" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::process::mempolicy;
 use crate::{seccomp, spec};
 
 /// Every mount option `rootfs::mounts::parse` understands. A unit test keeps
@@ -95,7 +96,12 @@ pub fn document() -> Value {
             },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
-            "intelRdt": { "enabled": false },
+            "intelRdt": { "enabled": false, "schemata": false, "monitoring": false },
+            "memoryPolicy": {
+                "modes": mempolicy::names(mempolicy::MODES),
+                "flags": mempolicy::names(mempolicy::FLAGS),
+            },
+            "netDevices": { "enabled": true },
             "mountExtensions": { "idmap": { "enabled": true } },
         },
         "annotations": {
@@ -135,5 +141,17 @@ mod tests {
             .unwrap()
             .iter()
             .any(|a| a == "SCMP_ACT_ERRNO"));
+        assert_eq!(spec::OCI_VERSION, "1.3.0");
+        assert_eq!(
+            d["linux"]["memoryPolicy"]["modes"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
+        assert_eq!(d["linux"]["netDevices"]["enabled"], true);
+        // The document parses as the typed 1.3 features schema.
+        let typed: oci_spec::runtime::Features = serde_json::from_value(d).unwrap();
+        assert!(typed.linux().as_ref().unwrap().memory_policy().is_some());
     }
 }

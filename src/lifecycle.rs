@@ -26,6 +26,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console: Console,
+    /// `--pidfd-socket`: receives a pidfd of the init.
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -72,10 +74,10 @@ impl Console {
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let mut spec: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
     let mut changed = false;
-    if let Some(process) = spec.get_mut("process").and_then(|p| p.as_object_mut()) {
+    if let Some(process) = value.get_mut("process").and_then(|p| p.as_object_mut()) {
         // As runc: a process without `user` runs as root.
         if !process.contains_key("user") {
             process.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
@@ -85,12 +87,18 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
             changed |= crate::capabilities::drop_unknown(caps);
         }
     }
-    let spec: Spec = if changed {
-        serde_json::from_value(spec)
+    let parsed = if changed {
+        serde_json::from_value(value.clone())
     } else {
         serde_json::from_slice(&data)
-    }
-    .with_context(|| format!("parse {}", path.display()))?;
+    };
+    let spec: Spec = parsed.map_err(|e| {
+        // A 1.3 field's bad value, named (serde names neither field nor path).
+        match crate::process::mempolicy::explain_parse_error(&value) {
+            Some(m) => Error::msg(format!("{}: {m}", path.display())),
+            None => Error::from(e).context(format!("parse {}", path.display())),
+        }
+    })?;
     if !spec.version().starts_with("1.") {
         crate::bail!(
             "{}: unsupported ociVersion {:?}",
@@ -121,6 +129,11 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     o.console
         .check(plan.process.process.terminal().unwrap_or(false))?;
     let console_socket = o.console.connect()?;
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::process::pidfd_socket::connect)
+        .transpose()?;
     let cgroup = cgroups::Manager::new(
         &o.id,
         spec.linux()
@@ -176,6 +189,7 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         state.creating = false;
         if let Err(e) = container::save_state(&dir, &state)
             .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
+            .and_then(|()| send_pidfd(pidfd_socket.as_ref(), &launched))
         {
             launch::kill_and_reap(&launched);
             return Err(e);
@@ -185,11 +199,19 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     match res {
         Ok(launched) => Ok((Container::from_parts(dir, state, lock), launched)),
         Err(e) => {
+            let _ = crate::netdev::restore(&dir);
             let _ = state.release_host_mounts();
             let _ = state.cgroup.destroy();
             let _ = container::remove_dir(&dir);
             Err(e)
         }
+    }
+}
+
+fn send_pidfd(socket: Option<&OwnedFd>, launched: &Launched) -> Result<()> {
+    match socket {
+        Some(s) => crate::process::pidfd_socket::send(s.as_fd(), launched.pidfd.as_fd()),
+        None => Ok(()),
     }
 }
 
@@ -427,6 +449,9 @@ pub fn destroy(c: Container) -> Result<()> {
             logging::warn(&e.to_string());
         }
     }
+    if let Err(e) = crate::netdev::restore(&c.dir) {
+        logging::warn(&e.to_string());
+    }
     c.state.release_host_mounts()?;
     // What a container without its own pid namespace left behind dies
     // with it (runc does the same), or the cgroups could not go.
@@ -477,6 +502,10 @@ pub struct ExecOptions {
     pub console: Console,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--pidfd-socket`: receives a pidfd of the exec'd process.
+    pub pidfd_socket: Option<PathBuf>,
+    /// `--cgroup`: sub-cgroups of the container's to run the process in.
+    pub cgroup: Vec<String>,
 }
 
 /// Start `process` inside the running container (`exec`), with the
@@ -497,11 +526,16 @@ pub fn exec(
         }
         _ => {}
     }
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::process::pidfd_socket::connect)
+        .transpose()?;
+    let cgroup = crate::cgroups::exec_cgroup::select(&c.state.cgroup, &o.cgroup)?;
     let namespaces = crate::process::exec::namespaces_of(c.state.pid)?;
-    let cgroup = c.state.cgroup.clone();
     let container_state = c.state.to_oci_json(c.status());
     drop(c);
-    crate::process::exec::exec(
+    let launched = crate::process::exec::exec(
         namespaces,
         &cgroup,
         crate::process::exec::ExecOpts {
@@ -511,7 +545,12 @@ pub fn exec(
             console_socket: o.console.connect()?,
             preserve_fds: o.preserve_fds,
         },
-    )
+    )?;
+    if let Err(e) = send_pidfd(pidfd_socket.as_ref(), &launched) {
+        launch::kill_and_reap(&launched);
+        return Err(e);
+    }
+    Ok(launched)
 }
 
 /// Every process of the container (`ps`).

@@ -47,6 +47,10 @@ pub struct Plan<'a> {
     pub personality: Option<libc::c_ulong>,
     pub new_keyring: bool,
     pub hooks: Option<&'a Hooks>,
+    /// `linux.memoryPolicy`, set by the init before execve.
+    pub memory_policy: Option<crate::process::mempolicy::Policy>,
+    /// `linux.netDevices`, moved in by the parent.
+    pub net_devices: Vec<crate::netdev::Device>,
 }
 
 impl Plan<'_> {
@@ -84,6 +88,9 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
     if let Some(h) = spec.hooks().as_ref() {
         hooks(h)?;
     }
+    crate::intel_rdt::check(linux)?;
+    let memory_policy = crate::process::mempolicy::plan(linux)?;
+    let net_devices = crate::netdev::plan(linux, &ns)?;
 
     let listen_env: Vec<String> = match opts.listen_fds {
         0 => Vec::new(),
@@ -111,6 +118,8 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
         personality,
         new_keyring: !opts.no_new_keyring,
         hooks: spec.hooks().as_ref(),
+        memory_policy,
+        net_devices,
     })
 }
 

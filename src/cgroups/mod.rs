@@ -23,6 +23,7 @@ pub mod detect;
 pub mod devices;
 pub mod devices_bpf;
 pub mod devices_v1;
+pub mod exec_cgroup;
 pub mod fsio;
 pub mod oom;
 pub mod resources;

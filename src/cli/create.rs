@@ -15,6 +15,9 @@ pub struct Args {
     /// Unix socket that receives the pty master (terminal: true).
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container's init.
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Use move + chroot instead of pivot_root (e.g. on a ramfs root).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
@@ -44,6 +47,7 @@ impl Args {
             bundle: self.bundle,
             pid_file: self.pid_file,
             console,
+            pidfd_socket: self.pidfd_socket,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,

@@ -43,9 +43,13 @@ pub struct Args {
     pub caps: Vec<String>,
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Accepted for runc compatibility (exec into a sub-cgroup): not supported.
-    #[arg(long, hide = true)]
+    /// Run in a sub-cgroup of the container's: PATH, or CONTROLLER[,...]:PATH
+    /// on cgroup v1 (repeatable).
+    #[arg(long)]
     pub cgroup: Vec<String>,
+    /// Unix socket that receives a pidfd of the exec'd process.
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     pub id: String,
@@ -160,6 +164,8 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         console,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        pidfd_socket: a.pidfd_socket.clone(),
+        cgroup: a.cgroup.clone(),
     };
     let launched = lifecycle::exec(c, &cfg, &process, opts)?;
     if let Some(p) = pid_file {

@@ -27,7 +27,7 @@ use crate::{logging, Result};
     name = "berth",
     about = "berth: a fast, runc-compatible OCI container runtime"
 )]
-#[command(version = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"), disable_version_flag = true)]
+#[command(version = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: ", berth_spec::oci_version!()), disable_version_flag = true)]
 #[command(disable_help_subcommand = true)]
 pub struct Cli {
     /// Print the version (runc spells it -v).

@@ -87,13 +87,24 @@ struct Child<'a> {
     /// Rootless: the namespaces the child joins itself, after the user
     /// namespace (mount last), and whether one is a pid namespace.
     joins_in_child: Vec<(i32, BorrowedFd<'a>)>,
+    /// Joined by the child once born in its cgroup (see `exec`).
+    cgroup_join: Option<BorrowedFd<'a>>,
     console_socket: Option<RawFd>,
     prep: ProcessPlan<'a>,
 }
 
 /// Start the process; returns once it is about to exec (or failed).
-pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
+pub fn exec(mut plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let userns = plan.user_join.is_some();
+    // The cgroup namespace is joined by the child, not before clone3: a
+    // parent inside it could not name the container's cgroup (outside the
+    // namespace's root for the parent's own cgroup), and CLONE_INTO_CGROUP
+    // would fail with ENOENT.
+    let cgroup_join = plan
+        .joins
+        .iter()
+        .position(|j| j.flag == libc::CLONE_NEWCGROUP)
+        .map(|i| plan.joins.remove(i));
     let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
     // An unprivileged runtime could not return from the container's
@@ -109,12 +120,14 @@ pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let mut own = vec![child_chan.raw_fd()];
     own.extend(plan.user_join.as_ref().map(|j| j.fd.as_raw_fd()));
     own.extend(joins_in_child.iter().map(|(_, fd)| fd.as_raw_fd()));
+    own.extend(cgroup_join.as_ref().map(|j| j.fd.as_raw_fd()));
     own.extend(o.console_socket.as_ref().map(|s| s.as_raw_fd()));
     let child = Child {
         keep_fds: fds::keep_list(&own),
         chan: child_chan,
         user_join: plan.user_join.as_ref().map(|j| j.fd.as_fd()),
         joins_in_child,
+        cgroup_join: cgroup_join.as_ref().map(|j| j.fd.as_fd()),
         console_socket: o.console_socket.as_ref().map(|s| s.as_raw_fd()),
         prep,
     };
@@ -217,6 +230,9 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
     match c.chan.recv()? {
         Some(Msg::Go(_)) => {}
         _ => crate::bail!("the runtime went away during exec setup"),
+    }
+    if let Some(fd) = c.cgroup_join {
+        sys::setns(fd, libc::CLONE_NEWCGROUP).context("join cgroup namespace")?;
     }
     // Now in the container's cgroup: the final CPU set.
     if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {

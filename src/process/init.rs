@@ -188,6 +188,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if plan.new_keyring {
         join_session_keyring(plan.id);
     }
+    if let Some(p) = &plan.memory_policy {
+        super::mempolicy::apply(p)?;
+    }
     let exe = plan.process.become_process(&ctx.chan)?;
 
     // Setup is done: from here the init must outlive `create`.

@@ -141,7 +141,16 @@ pub fn launch(
         return Err(e);
     }
 
-    let res = restored.and_then(|()| drive(plan, state, &parent_chan, pid, into_cgroup.is_some()));
+    let res = restored.and_then(|()| {
+        drive(
+            plan,
+            state,
+            state_dir,
+            &parent_chan,
+            pid,
+            into_cgroup.is_some(),
+        )
+    });
     if let Err(e) = res {
         kill_and_reap(&launched);
         return Err(e);
@@ -170,10 +179,22 @@ pub(super) fn adopt_forked_init(chan: &channel::Channel, launched: &mut Launched
 fn drive(
     plan: &Plan,
     state: &State,
+    state_dir: &Path,
     chan: &channel::Channel,
     pid: i32,
     born_in_cgroup: bool,
 ) -> Result<()> {
+    // linux.netDevices: once the init sits in its network namespace (it
+    // has unshared it by the time it asks for hooks or reports ready),
+    // before any hook runs.
+    let mut devices_moved = plan.net_devices.is_empty();
+    let mut move_devices = || -> Result<()> {
+        if !devices_moved {
+            devices_moved = true;
+            crate::netdev::move_in(&plan.net_devices, pid, state_dir)?;
+        }
+        Ok(())
+    };
     if plan.namespaces.new & libc::CLONE_NEWUSER != 0 {
         match chan.recv()? {
             Some(Msg::IdMaps) => {}
@@ -215,8 +236,9 @@ fn drive(
     }
     loop {
         match chan.recv()? {
-            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Ready) => return move_devices(),
             Some(Msg::Hooks) => {
+                move_devices()?;
                 let json = state_json(Status::Created);
                 if let Some(h) = hooks {
                     hooks::run(

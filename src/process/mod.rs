@@ -10,6 +10,8 @@ pub mod foreground;
 pub mod host_binary;
 pub mod init;
 pub mod launch;
+pub mod mempolicy;
 pub mod namespaces;
+pub mod pidfd_socket;
 pub mod plan;
 pub mod wait;

@@ -14,8 +14,17 @@ use oci_spec::runtime::{
 };
 use std::collections::HashSet;
 
+/// The runtime-spec version berth writes and implements, as a literal for
+/// `concat!` (the `--version` text).
+#[macro_export]
+macro_rules! oci_version {
+    () => {
+        "1.3.0"
+    };
+}
+
 /// runtime-spec version berth writes and implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = oci_version!();
 
 const DEFAULT_CAPS: [Capability; 3] = [
     Capability::AuditWrite,
@@ -264,7 +273,7 @@ mod tests {
     /// builder above must produce exactly this.
     fn expected() -> serde_json::Value {
         json!({
-            "ociVersion": "1.2.0",
+            "ociVersion": "1.3.0",
             "process": {
                 "terminal": true,
                 "user": { "uid": 0, "gid": 0 },
