@@ -8,12 +8,15 @@ PREFIX ?= /usr/local
 # needs containerd (ctr, containerd-shim-runc-v2), podman (with conmon; as
 # root on overlay it needs neither uidmap nor fuse-overlayfs; CNI plugins
 # for its network backend) and docker.io (dockerd, /usr/bin/docker,
-# docker-init from tini).
-DEB_PACKAGES := busybox-static runc crun umoci skopeo hyperfine jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
+# docker-init from tini). The seccomp tests read containers-common's
+# Docker-shaped profile (/usr/share/containers/seccomp.json) and compare
+# berth's filters with libseccomp's (python3-seccomp, test-only).
+DEB_PACKAGES := build-essential file busybox-static runc crun umoci skopeo jq zstd qemu-system-x86 cpio xz-utils bc libcap2-bin strace \
 	containerd podman conmon containernetworking-plugins docker.io tini \
+	golang-github-containers-common python3-seccomp \
 	systemd dbus dbus-user-session criu kmod
 
-.PHONY: all deps build test test-full test-callers test-cgroup2 demo install bench bench-unpack bench-commit clippy fmt clean conformance
+.PHONY: all deps build test test-full test-callers test-cgroup2 test-cgroup1 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -23,6 +26,7 @@ deps:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@scripts/check-toolchain
 
 build:
 	$(CARGO) build --release --workspace
@@ -36,12 +40,20 @@ demo: deps build
 # a check runc passes), the cgroup suite again on cgroup v2 in the guest,
 # then the conformance suite (fails if berth fails an assertion runc or
 # crun passes here).
+# Each suite prints its time (scripts/timed); .ci/run sums them up.
+TIMED := scripts/timed
+# The cgroup suite runs on the host for the cgroup version the host has, and
+# in the qemu guest for the other one (v1 hierarchies there on a cgroup v2
+# host such as stock Debian 12). The conformance suite's cgroup v2 cases run
+# in the guest only when the host is not already cgroup v2.
+GUEST_CGROUPS := $(shell [ "$$(guest/host-cgroups)" = v2 ] && echo v1 || echo v2)
 test: deps build
-	$(CARGO) test --release --workspace -- --test-threads=2
-	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
-	guest/test-cgroup2.sh
-	oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
-	guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
+	$(TIMED) cargo-test $(CARGO) test --release --workspace -- --test-threads=2
+	$(TIMED) callers $(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
+	$(TIMED) guest-cgroup$(GUEST_CGROUPS) guest/test-cgroups.sh $(GUEST_CGROUPS)
+	$(TIMED) conformance oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
+	$(if $(filter v2,$(GUEST_CGROUPS)),$(TIMED) guest-conformance-cgroup2 guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth)
+	$(TIMED) bench-quick $(MAKE) --no-print-directory bench-quick
 
 # berth under containerd's shim (ctr), podman's conmon and Docker, each
 # check with runc too; the runtime calls they make are recorded in
@@ -51,20 +63,51 @@ CALLERS_ARGS ?=
 test-callers: deps build
 	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 
-# make test with the longer loops of the caller suite (--full).
+# make test at full size: the longer loops of the caller suite (--full),
+# the seccomp differential test's exhaustive argument sets and 60 kill
+# points per command in the crash-safety test.
 test-full:
-	$(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
+	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.
 test-cgroup2: deps
-	guest/test-cgroup2.sh
+	guest/test-cgroups.sh v2
 
-# Start-up time side by side with runc and crun (hyperfine, one run).
-bench: deps build
-	scripts/bench-run.sh $(CURDIR)/$(RELEASE)/berth
-	bundle-tools/bench/unpack.sh $(RELEASE)/berth-bundle
-	bundle-tools/bench/commit.sh $(RELEASE)/berth-bundle
+# The cgroup v1 suite in the guest with v1 hierarchies (for cgroup v2 hosts).
+test-cgroup1: deps
+	guest/test-cgroups.sh v1
+
+# Benchmarks (bench/README.md): berth against runc and crun (run, create,
+# start, delete, exec, 100 running containers, peak RSS, CPU, floors) and
+# berth-bundle against umoci, in interleaved rounds; markdown on stdout,
+# bench/RESULTS.md and bench/results.json. Two berth binaries side by side:
+#   make bench BERTH_OLD=path/to/old/berth      (BERTH= for the new one)
+# bench-quick: the same in fewer rounds on a small image (CI's smoke test;
+# results in target/bench/). bench-profile: where `berth run` spends its
+# time (perf, strace, callgrind) into bench/PROFILE.md.
+BENCH := $(RELEASE)/berth-bench
+BERTH_OLD ?=
+BENCH_ARGS ?=
+BENCH_RUNTIMES = --runtime berth=$(BERTH) $(if $(BERTH_OLD),--runtime berth-old=$(BERTH_OLD))
+PROFILE_PACKAGES := valgrind linux-perf
+
+bench-build:
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target
+
+bench: deps build bench-build
+	$(BENCH) --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+bench-quick: deps build bench-build
+	$(BENCH) --quick --strict --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+bench-profile: deps build bench-build
+	@missing=$$(for p in $(PROFILE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	PROFILE_DIR=$(CURDIR)/target/bench/profile $(BENCH) env --repo $(CURDIR) $(BENCH_RUNTIMES) -- bash bench/profile.sh $(CURDIR)/bench/PROFILE.md
 
 install: build
 	install -m 0755 $(RELEASE)/berth $(PREFIX)/bin/berth
@@ -94,9 +137,11 @@ conformance: deps
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --manifest-path bench/Cargo.toml --target-dir target -- -D warnings -D clippy::undocumented_unsafe_blocks
 
 fmt:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path bench/Cargo.toml -- --check
 
 clean:
 	$(CARGO) clean

@@ -5,6 +5,7 @@
 #   guest/run.sh 'cd /work/x && target/.../cgroups_v2-abc --test-threads=1'
 #   guest/run.sh --systemd CMD      systemd as PID 1 (cgroup v2), CMD a unit
 #   guest/run.sh --systemd-v1 CMD   the same with systemd.unified_cgroup_hierarchy=0
+#   guest/run.sh --cgroup-v1 CMD    cgroup v1 hierarchies (hybrid) instead of cgroup2
 #
 # Needs qemu-system-x86 (TCG; KVM is not relied upon), the Debian 6.1 kernel
 # package (fetched with `apt-get download`, unpacked with dpkg -x, never
@@ -19,8 +20,9 @@ extra=""
 case ${1:-} in
 --systemd) extra="berth.mode=systemd systemd.unit=berth-test.target"; shift ;;
 --systemd-v1) extra="berth.mode=systemd systemd.unit=berth-test.target systemd.unified_cgroup_hierarchy=0"; shift ;;
+--cgroup-v1) extra="berth.cgroups=v1"; shift ;;
 esac
-[ $# -ge 1 ] || { echo "usage: $0 [--systemd|--systemd-v1] COMMAND" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 [--systemd|--systemd-v1|--cgroup-v1] COMMAND" >&2; exit 2; }
 cmd=$1
 
 qemu=$(command -v qemu-system-x86_64 || true)

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::Hook;
 
-use crate::{Context, Result};
+use std::path::Path;
+
+use crate::{Context, Error, Result};
 
 /// How much of a hook's stdout/stderr is kept for the error message.
 const CAPTURE_LIMIT: usize = 4096;
@@ -25,13 +27,34 @@ const SHOW_LIMIT: usize = 1024;
 
 /// Run `hooks` in order; the first failure stops and is returned, naming the
 /// stage (e.g. `createRuntime`), the hook's index (its position in the
-/// config.json array, from 0) and path.
-pub fn run(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+/// config.json array, from 0) and path. `cwd`: the hooks' working
+/// directory (the container's root for createContainer hooks), else ours.
+pub fn run(stage: &str, hooks: &[Hook], state_json: &[u8], cwd: Option<&Path>) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
-        run_one(hook, state_json)
+        run_one(hook, state_json, cwd)
             .with_context(|| format!("{stage} hook #{i} ({})", hook.path().display()))?;
     }
     Ok(())
+}
+
+/// Run every hook of `hooks`, also after one fails (poststop: the
+/// runtime-spec wants them all run); the failures are returned together.
+pub fn run_all(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    let failures: Vec<String> = hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, hook)| {
+            run_one(hook, state_json, None)
+                .with_context(|| format!("{stage} hook #{i} ({})", hook.path().display()))
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::msg(failures.join("; ")))
+    }
 }
 
 /// A hook's fields as the runtime-spec wants them (checked at create, and
@@ -48,10 +71,13 @@ pub fn check(hook: &Hook) -> Result<()> {
     Ok(())
 }
 
-fn run_one(hook: &Hook, state_json: &[u8]) -> Result<()> {
+fn run_one(hook: &Hook, state_json: &[u8], cwd: Option<&Path>) -> Result<()> {
     check(hook)?;
     let path = hook.path();
     let mut cmd = Command::new(path);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     // args[0] is argv[0]; with no args, argv is just [path].
     if let Some([arg0, rest @ ..]) = hook.args().as_deref() {
         cmd.arg0(arg0).args(rest);

@@ -110,6 +110,11 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         o.systemd_cgroup,
     )?;
 
+    // A cgroup someone froze would freeze the init half-way (runc's check
+    // and text); it is not ours to remove.
+    if cgroup.is_frozen() {
+        crate::bail!("container's cgroup unexpectedly frozen");
+    }
     let (dir, lock) = container::create_dir(&o.root, &o.id)?;
     let mut state = State {
         oci_version: spec.version().clone(),
@@ -129,16 +134,24 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         hooks: spec.hooks().clone(),
         cgroup,
         own_pid_ns: plan.namespaces.new & libc::CLONE_NEWPID != 0,
+        host_mounts: plan.rootfs.host_mount_ns,
+        creating: true,
     };
     let res = (|| -> Result<Launched> {
+        // Before any resource exists: whatever point a create dies at,
+        // `delete --force` finds the cgroups (and, once it is saved again
+        // after clone3, the init) here.
+        container::save_state(&dir, &state)?;
         // What `exec` needs later, so it never rereads the bundle.
         container::save_exec_config(&dir, spec)?;
         state
             .cgroup
             .create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+
         let leaf = state.cgroup.open_leaf()?;
         let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
         let launched = launch::launch(&plan, &mut state, &dir, console_socket, cgroup_fd)?;
+        state.creating = false;
         if let Err(e) = container::save_state(&dir, &state)
             .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
         {
@@ -150,6 +163,7 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     match res {
         Ok(launched) => Ok((Container::from_parts(dir, state, lock), launched)),
         Err(e) => {
+            let _ = state.release_host_mounts();
             let _ = state.cgroup.destroy();
             let _ = container::remove_dir(&dir);
             Err(e)
@@ -227,7 +241,7 @@ pub fn start(c: &Container) -> Result<()> {
     }
     if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = serde_json::to_vec(&c.state.to_oci_json(Status::Running))?;
-        if let Err(e) = hooks::run("poststart", h, &json) {
+        if let Err(e) = hooks::run("poststart", h, &json, None) {
             // runtime-spec: a failing poststart hook is an error and the
             // container is stopped.
             let _ = wait::kill_and_wait(c.state.pid);
@@ -371,10 +385,11 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
 pub fn destroy(c: Container) -> Result<()> {
     if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         let json = serde_json::to_vec(&c.state.to_oci_json(Status::Stopped))?;
-        if let Err(e) = hooks::run("poststop", h, &json) {
+        if let Err(e) = hooks::run_all("poststop", h, &json) {
             logging::warn(&e.to_string());
         }
     }
+    c.state.release_host_mounts()?;
     // What a container without its own pid namespace left behind dies
     // with it (runc does the same), or the cgroups could not go.
     if !c.state.cgroup.pids().unwrap_or_default().is_empty() {
@@ -427,9 +442,11 @@ pub struct ExecOptions {
 }
 
 /// Start `process` inside the running container (`exec`), with the
-/// container's seccomp profile from `cfg`.
+/// container's seccomp profile from `cfg`. The container's lock is released
+/// before the process is started: a process born into a frozen cgroup
+/// (`--ignore-paused`) must not keep `resume` waiting.
 pub fn exec(
-    c: &Container,
+    c: Container,
     cfg: &container::ExecConfig,
     process: &oci_spec::runtime::Process,
     o: ExecOptions,
@@ -442,12 +459,17 @@ pub fn exec(
         }
         _ => {}
     }
+    let namespaces = crate::process::exec::namespaces_of(c.state.pid)?;
+    let cgroup = c.state.cgroup.clone();
+    let container_state = c.state.to_oci_json(c.status());
+    drop(c);
     crate::process::exec::exec(
-        c.state.pid,
-        &c.state.cgroup,
+        namespaces,
+        &cgroup,
         crate::process::exec::ExecOpts {
             process,
             seccomp: cfg.seccomp.as_ref(),
+            container_state,
             console_socket: o.console.connect()?,
             preserve_fds: o.preserve_fds,
         },

@@ -120,6 +120,12 @@ pub fn recv_master_named(socket: BorrowedFd) -> Result<(OwnedFd, String)> {
     Ok((fd, name))
 }
 
+/// The terminal belongs to the container's user (as runc makes it): the
+/// slave's owner becomes `uid`, its group (devpts' `gid=`) stays.
+pub fn give_to(slave: BorrowedFd, uid: u32) -> Result<()> {
+    sys::fchown(slave, uid, u32::MAX).with_context(|| format!("chown the terminal to {uid}"))
+}
+
 /// Make `slave` the controlling terminal and stdin/stdout/stderr of the
 /// calling process (setsid, TIOCSCTTY, dup2).
 pub fn attach_slave(slave: OwnedFd) -> Result<()> {

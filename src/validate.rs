@@ -66,11 +66,6 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
     };
     let ns = namespaces::Plan::from_spec(linux)?;
     ids(&ns, spec)?;
-    if !ns.has(libc::CLONE_NEWNS) {
-        crate::bail!(
-            "linux.namespaces: a mount namespace is required (add {{\"type\": \"mount\"}})"
-        );
-    }
     namespaces::check_time_offsets(linux)?;
 
     let hostname = spec.hostname().as_deref().filter(|h| !h.is_empty());

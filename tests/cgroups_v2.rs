@@ -221,10 +221,6 @@ fn v1_only_settings_are_refused_clearly() {
     }
     for (json, needle) in [
         (r#"{"network":{"classID":1}}"#, "net_cls"),
-        (
-            r#"{"memory":{"kernel":1048576}}"#,
-            "memory.kmem.limit_in_bytes",
-        ),
         (r#"{"memory":{"swappiness":10}}"#, "memory.swappiness"),
         (r#"{"cpu":{"realtimeRuntime":1000}}"#, "cpu.rt_"),
         (r#"{"rdma":{"mlx5_0":{"hcaHandles":3}}}"#, "rdma.max"),
@@ -426,4 +422,16 @@ fn nested_absolute_paths_get_controllers_at_every_level() {
     if let Err(p) = r {
         std::panic::resume_unwind(p);
     }
+}
+
+#[test]
+fn kernel_memory_settings_are_accepted_and_ignored_as_runc_does() {
+    if !on_v2() {
+        return;
+    }
+    let cg = TestCgroup::new(
+        "kmem2",
+        Some(res(r#"{"memory":{"kernel":1048576,"kernelTCP":1048576}}"#)),
+    );
+    assert!(cg.m.unified().unwrap().exists());
 }

@@ -59,6 +59,7 @@ fn hook_gets_state_on_stdin_and_exactly_the_given_env() {
         "createRuntime",
         &[sh(&script, Some(&["FOO=bar", "X=1=2"]))],
         state,
+        None,
     )
     .expect("hook runs");
     assert_eq!(read(&d.join("stdin")).as_bytes(), state);
@@ -75,7 +76,7 @@ fn hook_gets_state_on_stdin_and_exactly_the_given_env() {
 fn absent_env_means_empty_environment() {
     let d = tmpdir("noenv");
     let script = format!("{BB} wc -c < /proc/$$/environ > {}/env", d.display());
-    berth::hooks::run("poststart", &[sh(&script, None)], b"{}").expect("hook runs");
+    berth::hooks::run("poststart", &[sh(&script, None)], b"{}", None).expect("hook runs");
     assert!(
         !read(&d.join("env")).contains("PATH="),
         "PATH leaked into hook env"
@@ -89,7 +90,7 @@ fn hooks_run_in_order() {
     let hooks: Vec<Hook> = (0..4)
         .map(|i| sh(&format!("echo {i} >> {}", log.display()), None))
         .collect();
-    berth::hooks::run("prestart", &hooks, b"{}").expect("hooks run");
+    berth::hooks::run("prestart", &hooks, b"{}", None).expect("hooks run");
     assert_eq!(read(&log), "0\n1\n2\n3\n");
 }
 
@@ -103,6 +104,7 @@ fn args0_is_argv0_and_empty_args_use_path() {
         "createContainer",
         &[hook(&["sh", "-c", &script, "myname", "a1"], None, None)],
         b"{}",
+        None,
     )
     .expect("hook runs");
     assert_eq!(read(&out), "myname a1\n");
@@ -121,7 +123,7 @@ fn args0_is_argv0_and_empty_args_use_path() {
     .expect("chmod hook script");
     let mut bare = Hook::default();
     bare.set_path(script_path.clone());
-    berth::hooks::run("createContainer", &[bare], b"{}").expect("script hook runs");
+    berth::hooks::run("createContainer", &[bare], b"{}", None).expect("script hook runs");
     assert_eq!(read(&out).trim(), script_path.display().to_string());
 }
 
@@ -132,7 +134,7 @@ fn failing_hook_error_names_stage_index_path_status_and_output() {
         sh("echo to-out; echo to-err >&2; exit 3", None),
         sh("exit 0", None),
     ];
-    let e = berth::hooks::run("startContainer", &hooks, b"{}").expect_err("hook #1 fails");
+    let e = berth::hooks::run("startContainer", &hooks, b"{}", None).expect_err("hook #1 fails");
     let m = e.message();
     assert!(
         m.starts_with("startContainer hook #1 (/bin/busybox): exit status 3"),
@@ -143,8 +145,8 @@ fn failing_hook_error_names_stage_index_path_status_and_output() {
 
 #[test]
 fn signal_death_is_reported() {
-    let e =
-        berth::hooks::run("poststop", &[sh("kill -9 $$", None)], b"{}").expect_err("hook killed");
+    let e = berth::hooks::run("poststop", &[sh("kill -9 $$", None)], b"{}", None)
+        .expect_err("hook killed");
     assert!(e.message().contains("killed by signal 9"), "{e}");
 }
 
@@ -157,6 +159,7 @@ fn timeout_kills_and_reaps_the_hook() {
         "createRuntime",
         &[hook(&["sh", "-c", &script], None, Some(1))],
         b"{}",
+        None,
     )
     .expect_err("hook times out");
     assert!(e.message().contains("timed out"), "{e}");
@@ -172,7 +175,7 @@ fn timeout_kills_and_reaps_the_hook() {
 fn missing_path_gives_clear_error() {
     let mut h = Hook::default();
     h.set_path(PathBuf::from("/nonexistent/hook"));
-    let e = berth::hooks::run("prestart", &[h], b"{}").expect_err("no such hook");
+    let e = berth::hooks::run("prestart", &[h], b"{}", None).expect_err("no such hook");
     assert_eq!(
         e.message(),
         "prestart hook #0 (/nonexistent/hook): exec: no such file or directory"
@@ -189,6 +192,7 @@ fn large_output_does_not_block_the_hook() {
             None,
         )],
         b"{}",
+        None,
     )
     .expect_err("exits 5");
     assert!(e.message().contains("exit status 5"), "{e}");
@@ -197,14 +201,19 @@ fn large_output_does_not_block_the_hook() {
 
 #[test]
 fn no_hooks_is_ok_and_huge_timeout_does_not_panic() {
-    berth::hooks::run("prestart", &[], b"{}").expect("no hooks");
-    berth::hooks::run("prestart", &[hook(&["true"], None, Some(i64::MAX))], b"{}")
-        .expect("huge timeout");
+    berth::hooks::run("prestart", &[], b"{}", None).expect("no hooks");
+    berth::hooks::run(
+        "prestart",
+        &[hook(&["true"], None, Some(i64::MAX))],
+        b"{}",
+        None,
+    )
+    .expect("huge timeout");
 }
 
 #[test]
 fn nonpositive_timeout_is_rejected() {
-    let e = berth::hooks::run("prestart", &[hook(&["true"], None, Some(0))], b"{}")
+    let e = berth::hooks::run("prestart", &[hook(&["true"], None, Some(0))], b"{}", None)
         .expect_err("timeout 0");
     assert!(
         e.message().contains("timeout must be greater than zero"),

@@ -258,13 +258,14 @@ fn memory(m: &Manager, mem: &oci_spec::runtime::LinuxMemory, update: bool) -> Re
     }
     if let Some(k) = mem.kernel() {
         write(dir, "memory.kmem.limit_in_bytes", &limit_str_v1(k))?;
-        // Since Linux 5.16 the file is still there but writes are ignored.
+        // Since Linux 5.16 the file is still there but writes are ignored:
+        // as runc does, the setting is accepted and ignored then.
         let got = fsio::read_trim(dir, "memory.kmem.limit_in_bytes")?;
         if k >= 0 && got.parse::<i64>().ok() != Some(k) {
-            bail!(
-                "memory.kernel not supported on this host: {} ignores writes (reads {got})",
+            crate::logging::warn(&format!(
+                "linux.resources.memory.kernel ignored: this kernel no longer limits kernel memory ({} reads {got})",
                 dir.join("memory.kmem.limit_in_bytes").display()
-            );
+            ));
         }
     }
     if let Some(k) = mem.kernel_tcp() {

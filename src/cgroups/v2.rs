@@ -175,11 +175,16 @@ pub fn apply(m: &Manager, res: &LinuxResources, update: bool) -> Result<()> {
 }
 
 fn memory(dir: &Path, mem: &oci_spec::runtime::LinuxMemory, update: bool) -> Result<()> {
+    // Kernel memory limits do not exist on cgroup v2; runc accepts and
+    // ignores them, and so does berth.
+    if mem.kernel().is_some() || mem.kernel_tcp().is_some() {
+        crate::logging::warn(
+            "linux.resources.memory.kernel and kernelTCP are ignored: cgroup v2 has no kernel memory limits",
+        );
+    }
     let any = mem.limit().is_some()
         || mem.reservation().is_some()
         || mem.swap().is_some()
-        || mem.kernel().is_some()
-        || mem.kernel_tcp().is_some()
         || mem.swappiness().is_some()
         || mem.disable_oom_killer() == Some(true)
         || mem.use_hierarchy() == Some(false);
@@ -187,12 +192,6 @@ fn memory(dir: &Path, mem: &oci_spec::runtime::LinuxMemory, update: bool) -> Res
         return Ok(());
     }
     need(dir, "memory")?;
-    if mem.kernel().is_some() {
-        bail!("memory.kernel: kernel memory limits (memory.kmem.limit_in_bytes) do not exist on cgroup v2");
-    }
-    if mem.kernel_tcp().is_some() {
-        bail!("memory.kernelTCP: memory.kmem.tcp.limit_in_bytes does not exist on cgroup v2");
-    }
     if mem.swappiness().is_some() {
         bail!("memory.swappiness: memory.swappiness does not exist on cgroup v2");
     }

@@ -57,7 +57,15 @@ fn build_process(a: &Args, cfg: &ExecConfig) -> Result<Process> {
     if let Some(p) = &a.process {
         let data = std::fs::read(p)
             .map_err(|e| Error::from(e).context(format!("read {}", p.display())))?;
-        return serde_json::from_slice(&data)
+        let mut v: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| Error::from(e).context(format!("parse {}", p.display())))?;
+        // As runc: a process without `user` runs as root, without `cwd` in /.
+        if let Some(obj) = v.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+            obj.entry("cwd").or_insert_with(|| "/".into());
+        }
+        return serde_json::from_value(v)
             .map_err(|e| Error::from(e).context(format!("parse {}", p.display())));
     }
     if a.command.is_empty() {
@@ -144,8 +152,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    let launched = lifecycle::exec(&c, &cfg, &process, opts)?;
-    drop(c); // release the lock while the process runs
+    let launched = lifecycle::exec(c, &cfg, &process, opts)?;
     if let Some(p) = pid_file {
         container::write_atomic(&p, launched.pid.to_string().as_bytes(), 0o644)?;
     }

@@ -1,5 +1,5 @@
 use super::Globals;
-use crate::container::{self, Container};
+use crate::container::{self, Status};
 use crate::Result;
 
 #[derive(clap::Args)]
@@ -15,9 +15,27 @@ pub struct Args {
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     let mut rows = Vec::new();
     for id in container::list_ids(&g.root)? {
-        // A container deleted while we list is simply not listed.
-        if let Ok(c) = Container::load(&g.root, &id) {
-            rows.push(c.state.to_oci_json(c.status()));
+        let dir = container::dir_of(&g.root, &id);
+        match container::peek(&g.root, &id) {
+            Ok(Some(state)) => {
+                let status = state.status(&dir.join(container::EXEC_FIFO));
+                rows.push(state.to_oci_json(status));
+            }
+            // No state yet: a create under way, or one that died first
+            // (`delete --force` removes it). Shown, not hidden.
+            Ok(None) if dir.exists() => {
+                let status = if container::is_locked(&g.root, &id) {
+                    Status::Creating
+                } else {
+                    Status::Stopped
+                };
+                rows.push(serde_json::json!({
+                    "ociVersion": "", "id": id, "pid": 0, "status": status.as_str(),
+                    "bundle": "", "rootfs": "", "created": "", "owner": ""
+                }));
+            }
+            // Deleted while we list: simply not listed.
+            _ => {}
         }
     }
     if a.quiet {

@@ -158,6 +158,13 @@ pub fn main() -> i32 {
     };
     match res {
         Ok(code) => code,
+        // runc's exit code and text for an exec that could not start:
+        // callers (containerd's shim, Docker) tell it from the process's
+        // own exit status by it.
+        Err(e) if name == "exec" => {
+            logging::error(&format!("exec failed: {e}"));
+            255
+        }
         Err(e) => {
             let msg = match id {
                 Some(id) => format!("{name} {id}: {e}"),

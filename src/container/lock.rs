@@ -12,6 +12,17 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// The lock if it is free now; None when another process holds it.
+    pub fn try_acquire(dir: &Path) -> Result<Option<Lock>> {
+        let file = File::open(dir)
+            .map_err(|e| Error::from(e).context(format!("open {}", dir.display())))?;
+        match crate::sys::flock_exclusive_nonblocking(file.as_fd()) {
+            Ok(true) => Ok(Some(Lock { _file: file })),
+            Ok(false) => Ok(None),
+            Err(e) => Err(Error::from(e).context(format!("lock {}", dir.display()))),
+        }
+    }
+
     pub fn acquire(dir: &Path) -> Result<Lock> {
         let file = File::open(dir)
             .map_err(|e| Error::from(e).context(format!("open {}", dir.display())))?;

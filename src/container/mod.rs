@@ -185,6 +185,45 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// What `list` shows of `id` without taking its lock (state.json is only
+/// ever replaced whole, by rename): its state, or None for a directory
+/// whose create has not written one (still running, or died first).
+pub fn peek(root: &Path, id: &str) -> Result<Option<State>> {
+    let path = dir_of(root, id).join(STATE_FILE);
+    match fs::read(&path) {
+        Ok(data) => Ok(Some(
+            serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::from(e).context(format!("read {}", path.display()))),
+    }
+}
+
+/// A state directory without state.json: a create that has not written it
+/// yet (it holds the lock) or one that died before (nothing else of it
+/// exists then). Waits for the lock and removes the directory if it is
+/// still without state; true when there was one.
+pub fn remove_orphan(root: &Path, id: &str) -> Result<bool> {
+    validate_id(id)?;
+    let dir = dir_of(root, id);
+    let _lock = match Lock::acquire(&dir) {
+        Ok(l) => l,
+        Err(_) if !dir.exists() => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if dir.join(STATE_FILE).exists() {
+        return Ok(false);
+    }
+    remove_dir(&dir)?;
+    Ok(true)
+}
+
+/// Whether another process holds `id`'s lock right now (a create or
+/// another command under way).
+pub fn is_locked(root: &Path, id: &str) -> bool {
+    Lock::try_acquire(&dir_of(root, id)).is_ok_and(|l| l.is_none())
+}
+
 /// Every container id under `root`, sorted.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let mut ids = Vec::new();

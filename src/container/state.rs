@@ -52,6 +52,34 @@ pub struct State {
     /// The init has its own pid namespace (killing it kills the rest).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// No mount namespace of its own: its mounts hang under a bind of the
+    /// rootfs in the runtime's namespace, which `delete` detaches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_mounts: bool,
+    /// `create` has not finished: written first, before anything else of
+    /// the container exists, so a create that dies at any point leaves
+    /// what `delete --force` needs to remove it all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
+}
+
+impl State {
+    /// Detach what the container mounted in the runtime's own namespace
+    /// (the rootfs bind and everything below it); nothing when it had a
+    /// mount namespace of its own.
+    pub fn release_host_mounts(&self) -> crate::Result<()> {
+        if !self.host_mounts {
+            return Ok(());
+        }
+        match nix::mount::umount2(&self.rootfs, nix::mount::MntFlags::MNT_DETACH) {
+            // EINVAL: not a mount point (any more).
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(crate::Error::from(e).context(format!(
+                "detach the container's mounts at {}",
+                self.rootfs.display()
+            ))),
+        }
+    }
 }
 
 impl State {
@@ -61,6 +89,9 @@ impl State {
     pub fn status(&self, exec_fifo: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
+        }
+        if self.creating {
+            return Status::Creating;
         }
         if exec_fifo.exists() {
             return Status::Created;

@@ -10,16 +10,21 @@
 //!   Go(state) ──────────────────▶ setup: rootfs, console...
 //!                  ◀──────────── Hooks        (only with prestart/createRuntime hooks)
 //!   run hooks; HooksDone(state) ▶ createContainer hooks, pivot_root, ...
+//!                  ◀──────────── SeccompFd(fd) (only with SCMP_ACT_NOTIFY rules:
+//!   send it to listenerPath                   right after the filter is in)
 //!                  ◀──────────── Ready | Error(message, errno)
 //! ```
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 
 use crate::error::{Context, Error, Result};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Msg {
     /// parent → init: id maps and cgroups are in place, continue; payload
     /// is the state JSON for createContainer/startContainer hooks (empty
@@ -38,6 +43,9 @@ pub enum Msg {
     /// init → parent: setup failed with this message (and errno, 0 when
     /// none).
     Error(String, i32),
+    /// init or exec'd process → parent: the seccomp listener fd (passed
+    /// with SCM_RIGHTS), for `seccomp::notify::send_to_listener`.
+    SeccompFd(OwnedFd),
 }
 
 impl Msg {
@@ -100,12 +108,31 @@ impl Channel {
                 buf.extend_from_slice(&errno.to_ne_bytes());
                 buf.extend_from_slice(m.as_bytes());
             }
+            Msg::SeccompFd(fd) => return self.send_fd(b'S', fd.as_raw_fd()),
         }
         loop {
             match send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::from(e).context("send on the init channel")),
+            }
+        }
+    }
+
+    /// One tag byte with `fd` (SCM_RIGHTS).
+    fn send_fd(&self, tag: u8, fd: RawFd) -> Result<()> {
+        let fds = [fd];
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &[std::io::IoSlice::new(&[tag])],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::from(e).context("send an fd on the init channel")),
             }
         }
     }
@@ -126,9 +153,30 @@ impl Channel {
 
     fn recv_flags(&self, flags: MsgFlags) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX_MSG];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, flags) {
-                Ok(n) => break n,
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let (n, mut passed) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                flags | MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => {
+                    let mut passed = None;
+                    for c in m.cmsgs().context("receive on the init channel")? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: SCM_RIGHTS just installed this fd in
+                                // our table; nothing else owns it. Extra fds
+                                // are dropped (closed).
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                passed.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (m.bytes, passed);
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::from(e).context("receive on the init channel")),
             }
@@ -142,6 +190,14 @@ impl Channel {
             b'h' => Msg::Hooks,
             b'H' => Msg::HooksDone(payload.to_vec()),
             b'r' => Msg::Ready,
+            b'S' => match passed.take() {
+                Some(fd) => Msg::SeccompFd(fd),
+                None => {
+                    return Err(Error::msg(
+                        "seccomp fd message without an fd on the init channel",
+                    ))
+                }
+            },
             b'p' => match <[u8; 4]>::try_from(payload) {
                 Ok(b) => Msg::Pid(i32::from_ne_bytes(b)),
                 Err(_) => return Err(Error::msg("malformed pid message on the init channel")),
@@ -180,9 +236,20 @@ mod tests {
             ),
         ] {
             a.send(&m).unwrap();
-            assert_eq!(b.recv().unwrap(), Some(m));
+            let got = b.recv().unwrap().expect("a message");
+            assert_eq!(format!("{got:?}"), format!("{m:?}"));
+        }
+        // An fd arrives as a new fd for the same open file.
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        a.send(&Msg::SeccompFd(r.try_clone().unwrap())).unwrap();
+        match b.recv().unwrap() {
+            Some(Msg::SeccompFd(fd)) => {
+                let st = |f: &OwnedFd| nix::sys::stat::fstat(f).unwrap().st_ino;
+                assert_eq!(st(&fd), st(&r));
+            }
+            m => panic!("expected a seccomp fd, got {m:?}"),
         }
         drop(a);
-        assert_eq!(b.recv().unwrap(), None);
+        assert!(b.recv().unwrap().is_none());
     }
 }

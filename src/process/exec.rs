@@ -21,6 +21,9 @@ pub struct ExecOpts<'a> {
     pub process: &'a Process,
     /// The container's seccomp profile, applied to exec'd processes too.
     pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's state (as `state` prints it), for a seccomp
+    /// listener (`seccomp::notify`).
+    pub container_state: serde_json::Value,
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: u32,
 }
@@ -45,8 +48,10 @@ fn own_name(flag: i32) -> &'static str {
     }
 }
 
-/// Every namespace of `pid` that differs from ours, to be joined.
-fn plan_for(pid: i32) -> Result<Plan> {
+/// Every namespace of `pid` (the container init) that differs from ours,
+/// to be joined: opened while the container is locked and known alive, so
+/// the fds name its namespaces even if the lock is released before clone3.
+pub fn namespaces_of(pid: i32) -> Result<Plan> {
     let mut plan = Plan::default();
     for flag in TYPES {
         let name = own_name(flag);
@@ -84,8 +89,7 @@ struct Child<'a> {
 }
 
 /// Start the process; returns once it is about to exec (or failed).
-pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
-    let plan = plan_for(init_pid)?;
+pub fn exec(plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let userns = plan.user_join.is_some();
     let prep = ProcessPlan::new(o.process, o.seccomp, userns, &[], 3 + o.preserve_fds)?;
     let (parent_chan, child_chan) = channel::pair()?;
@@ -128,13 +132,20 @@ pub fn exec(init_pid: i32, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
             cgroup.add_pid(pid)?;
         }
         parent_chan.send(&Msg::Go(Vec::new()))?;
-        match parent_chan.recv()? {
-            Some(Msg::Ready) => Ok(()),
-            Some(Msg::Error(m, n)) => Err(channel::remote_error(m, n)),
-            Some(m) => Err(Error::msg(format!(
-                "unexpected {m:?} from the exec'd process"
-            ))),
-            None => Err(Error::msg("the exec'd process exited during setup")),
+        loop {
+            match parent_chan.recv()? {
+                Some(Msg::Ready) => return Ok(()),
+                Some(Msg::SeccompFd(fd)) => {
+                    crate::seccomp::notify::forward(o.seccomp, &fd, pid, o.container_state.clone())?
+                }
+                Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
+                Some(m) => {
+                    return Err(Error::msg(format!(
+                        "unexpected {m:?} from the exec'd process"
+                    )))
+                }
+                None => return Err(Error::msg("the exec'd process exited during setup")),
+            }
         }
     });
     if let Err(e) = res {
@@ -182,6 +193,7 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
             Path::new("/dev/pts"),
             c.prep.process.console_size().as_ref(),
         )?;
+        tty::give_to(slave.as_fd(), c.prep.process.user().uid())?;
         // SAFETY: the console socket fd is inherited from the parent.
         let sock = unsafe { OwnedFd::from_raw_fd(sock) };
         tty::send_master(sock.as_fd(), master.as_fd())
@@ -190,7 +202,7 @@ fn child_setup(c: &Child) -> Result<std::ffi::CString> {
         tty::attach_slave(slave)?;
     }
     c.prep.set_limits()?;
-    let exe = c.prep.become_process()?;
+    let exe = c.prep.become_process(&c.chan)?;
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
     c.chan.send(&Msg::Ready)?;
     Ok(exe)

@@ -129,6 +129,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         let size = plan.process.process.console_size();
         let (master, slave) = tty::open_pty(&plan.rootfs.rootfs.join("dev/pts"), size.as_ref())?;
         rootfs::mount_console(&plan.rootfs, slave.as_fd())?;
+        tty::give_to(slave.as_fd(), plan.process.process.user().uid())?;
         // SAFETY: the console socket fd is inherited from the parent and
         // owned by nothing else in this process.
         let sock = unsafe { OwnedFd::from_raw_fd(sock) };
@@ -150,7 +151,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         }
     }
     if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
-        hooks::run("createContainer", h, &state_json)?;
+        hooks::run("createContainer", h, &state_json, Some(&plan.rootfs.rootfs))?;
     }
 
     rootfs::pivot(&plan.rootfs)?;
@@ -174,7 +175,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if plan.new_keyring {
         join_session_keyring(plan.id);
     }
-    let exe = plan.process.become_process()?;
+    let exe = plan.process.become_process(&ctx.chan)?;
 
     // Setup is done: from here the init must outlive `create`.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
@@ -190,7 +191,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     // startContainer hooks run now, before the byte `start` waits for, so
     // that `start` can report their failure.
     if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
-        if let Err(e) = hooks::run("startContainer", h, &state_json) {
+        if let Err(e) = hooks::run("startContainer", h, &state_json, None) {
             let _ = nix::unistd::write(&fifo, format!("E{e}").as_bytes());
             fatal(&e);
         }

@@ -135,6 +135,11 @@ pub fn launch(
     launched.start_time = sys::proc_stat(pid).map(|s| s.0).unwrap_or(0);
     state.pid = pid;
     state.start_time = launched.start_time;
+    // The init exists: on record before anything else can fail or kill us.
+    if let Err(e) = crate::container::save_state(state_dir, state) {
+        kill_and_reap(&launched);
+        return Err(e);
+    }
 
     let res = restored.and_then(|()| drive(plan, state, &parent_chan, pid, into_cgroup.is_some()));
     if let Err(e) = res {
@@ -205,11 +210,17 @@ fn drive(
             Some(Msg::Hooks) => {
                 let json = state_json(Status::Creating);
                 if let Some(h) = hooks {
-                    hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
+                    hooks::run(
+                        "prestart",
+                        h.prestart().as_deref().unwrap_or(&[]),
+                        &json,
+                        None,
+                    )?;
                     hooks::run(
                         "createRuntime",
                         h.create_runtime().as_deref().unwrap_or(&[]),
                         &json,
+                        None,
                     )?;
                 }
                 if let Err(e) = chan.send(&Msg::HooksDone(json)) {
@@ -219,6 +230,15 @@ fn drive(
                     });
                 }
             }
+            Some(Msg::SeccompFd(fd)) => crate::seccomp::notify::forward(
+                plan.spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().as_ref()),
+                &fd,
+                pid,
+                state.to_oci_json(Status::Creating),
+            )?,
             Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
             Some(m) => crate::bail!("unexpected {m:?} from the container init"),
             None => crate::bail!("container init exited during setup"),

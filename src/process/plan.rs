@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
 
 use super::attrs;
+use super::channel::{Channel, Msg};
 use super::fds;
 use crate::capabilities::{self, CapSets};
 use crate::error::{Context, Error, Result};
@@ -87,44 +88,73 @@ impl<'a> ProcessPlan<'a> {
     /// (before any filter: a profile may deny close_range or
     /// rt_sigaction), seccomp (early, when it needs CAP_SYS_ADMIN), user
     /// and groups, capabilities, no_new_privs, cwd, umask. Returns the
-    /// resolved executable.
-    pub fn become_process(&self) -> Result<CString> {
+    /// resolved executable. A filter with notify rules hands its listener
+    /// fd to the runtime on `chan` as soon as it is installed.
+    pub fn become_process(&self, chan: &Channel) -> Result<CString> {
         fds::cloexec_from(self.keep_fds).context("close inherited fds")?;
         sys::reset_signals();
         if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
             // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
             // it before the capabilities go.
-            f.install().context("install seccomp filter")?;
+            install_seccomp(f, chan)?;
         }
+        // The cwd is tried as root first (it may be a directory only root
+        // can enter), and again as the user if root was refused: runc's
+        // order.
+        let entered = self.enter_cwd(true)?;
         self.switch_user()?;
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
         }
-        let cwd = self.process.cwd();
-        if !cwd.as_os_str().is_empty() {
-            let what = || {
-                format!(
-                    "chdir to cwd ({:?}) set in config.json failed",
-                    cwd.display().to_string()
-                )
-            };
-            nix::unistd::chdir(cwd).with_context(what)?;
-            // A cwd reached through a magic link (/proc/self/fd/N) can lie
-            // outside the container's root: the kernel then reports it as
-            // unreachable. Refuse it before anything runs there.
-            let mut buf = [0u8; libc::PATH_MAX as usize];
-            match sys::getcwd_raw(&mut buf) {
-                Ok(_) if buf[0] == b'/' => {}
-                _ => {
-                    return Err(Error::msg(
-                        "the directory is outside the container's root filesystem",
-                    )
-                    .context(what()))
-                }
-            }
+        if !entered {
+            self.enter_cwd(false)?;
         }
         sys::umask(self.process.user().umask().unwrap_or(0o022));
-        self.lookup_exec()
+        let exe = self.lookup_exec()?;
+        if let Some(f) = self
+            .seccomp
+            .as_ref()
+            .filter(|f| self.no_new_privs && f.notifies())
+        {
+            // The listener must get the fd while the runtime still waits
+            // on `chan`: not after the exec fifo, as `exec` installs.
+            install_seccomp(f, chan)?;
+        }
+        Ok(exe)
+    }
+
+    /// chdir to `process.cwd` and make sure it is inside the root. With
+    /// `permission_may_fail`, a refusal is not an error yet (false: try
+    /// again after the user switch).
+    fn enter_cwd(&self, permission_may_fail: bool) -> Result<bool> {
+        let cwd = self.process.cwd();
+        if cwd.as_os_str().is_empty() {
+            return Ok(true);
+        }
+        let what = || {
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed",
+                cwd.display().to_string()
+            )
+        };
+        match nix::unistd::chdir(cwd) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if permission_may_fail => {
+                return Ok(false)
+            }
+            Err(e) => return Err(Error::from(e).context(what())),
+        }
+        // A cwd reached through a magic link (/proc/self/fd/N) can lie
+        // outside the container's root: the kernel then reports it as
+        // unreachable. Refuse it before anything runs there.
+        let mut buf = [0u8; libc::PATH_MAX as usize];
+        match sys::getcwd_raw(&mut buf) {
+            Ok(_) if buf[0] == b'/' => Ok(true),
+            _ => Err(
+                Error::msg("the directory is outside the container's root filesystem")
+                    .context(what()),
+            ),
+        }
     }
 
     /// The last steps: seccomp (late, with no_new_privs), then execve and
@@ -138,7 +168,11 @@ impl<'a> ProcessPlan<'a> {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
-        if let Some(f) = self.seccomp.as_ref().filter(|_| self.no_new_privs) {
+        if let Some(f) = self
+            .seccomp
+            .as_ref()
+            .filter(|f| self.no_new_privs && !f.notifies())
+        {
             // As late as possible: the filter need not allow what setup
             // used; only execve follows it.
             if let Err(e) = f.install() {
@@ -215,6 +249,16 @@ impl<'a> ProcessPlan<'a> {
             String::from_utf8_lossy(name)
         )
     }
+}
+
+/// Install `f`; a listener fd goes to the runtime at once (see
+/// `seccomp::notify`).
+fn install_seccomp(f: &seccomp::Filter, chan: &Channel) -> Result<()> {
+    if let Some(fd) = f.install().context("install seccomp filter")? {
+        chan.send(&Msg::SeccompFd(fd))
+            .context("hand the seccomp listener fd to the runtime")?;
+    }
+    Ok(())
 }
 
 pub fn cstring(s: String) -> Result<CString> {

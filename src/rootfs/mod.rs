@@ -46,6 +46,17 @@ pub struct Plan<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// No mount namespace of its own (as runc: the container's mounts are
+    /// made in the runtime's namespace, under a bind of the rootfs that
+    /// `delete` detaches; chroot instead of pivot_root; no propagation is
+    /// changed).
+    pub host_mount_ns: bool,
+    /// `process.cwd`, created inside the rootfs when missing (as runc).
+    pub cwd: &'a Path,
+    /// The flags to remount `/dev` with at the end when the config mounts
+    /// it read-only: it is mounted writable first so /dev/pts and the
+    /// device nodes can be made in it (runc does the same).
+    pub dev_readonly: Option<MsFlags>,
 }
 
 /// One `mounts` entry with its options parsed.
@@ -74,15 +85,52 @@ impl<'a> Plan<'a> {
         let rootfs = std::fs::canonicalize(bundle.join(&root_path))
             .with_context(|| format!("root.path: rootfs {}", bundle.join(&root_path).display()))?;
         let userns = ns.has_userns();
+        let host_mount_ns = !ns.has(libc::CLONE_NEWNS);
+        let linux = spec.linux().as_ref();
+        let masked = linux
+            .and_then(|l| l.masked_paths().as_deref())
+            .unwrap_or(&[]);
+        let readonly = linux
+            .and_then(|l| l.readonly_paths().as_deref())
+            .unwrap_or(&[]);
+        if host_mount_ns {
+            // runc's rule and text: without a mount namespace of its own
+            // nothing can be masked without changing the host's mounts.
+            for (field, paths) in [
+                ("linux.maskedPaths", masked),
+                ("linux.readonlyPaths", readonly),
+            ] {
+                if !paths.is_empty() {
+                    crate::bail!(
+                        "{field}: unable to restrict sys entries without a private MNT namespace"
+                    );
+                }
+            }
+            if linux
+                .and_then(|l| l.rootfs_propagation().as_deref())
+                .is_some_and(|p| !p.is_empty())
+            {
+                crate::bail!(
+                    "linux.rootfsPropagation: needs a mount namespace of the container's own"
+                );
+            }
+        }
         let mut mounts_plan = Vec::new();
         let mut dev_is_bind = false;
+        let mut dev_readonly = None;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let field = || format!("mounts[{i}] ({})", m.destination().display());
             let typ = m.typ().as_deref().unwrap_or("");
-            let opts = mounts::parse(m.options().as_deref().unwrap_or(&[])).with_context(field)?;
+            let mut opts =
+                mounts::parse(m.options().as_deref().unwrap_or(&[])).with_context(field)?;
             let bind = opts.is_bind() || typ == "bind";
             if resolve::relative(m.destination()) == Path::new("dev") {
                 dev_is_bind = bind;
+                dev_readonly = None;
+                if !bind && opts.flags.contains(MsFlags::MS_RDONLY) {
+                    opts.flags.remove(MsFlags::MS_RDONLY);
+                    dev_readonly = Some(opts.flags | MsFlags::MS_RDONLY);
+                }
             }
             let maps = (m.uid_mappings().is_some(), m.gid_mappings().is_some());
             let idmapped = opts.idmap.is_some() || maps != (false, false);
@@ -116,7 +164,6 @@ impl<'a> Plan<'a> {
                 idmapped,
             });
         }
-        let linux = spec.linux().as_ref();
         let devices = if dev_is_bind {
             None
         } else {
@@ -131,12 +178,8 @@ impl<'a> Plan<'a> {
             mounts: mounts_plan,
             devices,
             propagation: propagation(spec)?,
-            masked: linux
-                .and_then(|l| l.masked_paths().as_deref())
-                .unwrap_or(&[]),
-            readonly: linux
-                .and_then(|l| l.readonly_paths().as_deref())
-                .unwrap_or(&[]),
+            masked,
+            readonly,
             readonly_root: spec
                 .root()
                 .as_ref()
@@ -145,6 +188,13 @@ impl<'a> Plan<'a> {
             no_pivot,
             userns,
             cgroupns: ns.has(libc::CLONE_NEWCGROUP),
+            host_mount_ns,
+            cwd: spec
+                .process()
+                .as_ref()
+                .map(|p| p.cwd().as_path())
+                .unwrap_or(Path::new("")),
+            dev_readonly,
         })
     }
 }
@@ -182,14 +232,18 @@ pub fn prepare(plan: &Plan, cgroup: &Manager, idmapped: &[Option<OwnedFd>]) -> R
     // requested propagation) recursively from / first.
     // An unbindable / would refuse the rootfs bind: it is applied after
     // pivot_root, in `finalize`.
-    let prop = match plan.propagation {
-        Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-        .context("set propagation of / in the container's mount namespace")?;
-    // pivot_root needs the rootfs to be a mount point whose parent is not shared.
-    make_parent_private(&plan.rootfs)?;
+    // In the runtime's own mount namespace nothing of the host's changes.
+    if !plan.host_mount_ns {
+        let prop = match plan.propagation {
+            Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
+            _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        };
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .context("set propagation of / in the container's mount namespace")?;
+        // pivot_root needs the rootfs to be a mount point whose parent is
+        // not shared.
+        make_parent_private(&plan.rootfs)?;
+    }
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -219,6 +273,51 @@ pub fn prepare(plan: &Plan, cgroup: &Manager, idmapped: &[Option<OwnedFd>]) -> R
             devices::create(root.as_fd(), d, plan.userns)?;
         }
         devices::symlinks(root.as_fd())?;
+    }
+    // A missing cwd is made (as runc), inside the root: a symlink on the
+    // way cannot lead out.
+    if !plan.cwd.as_os_str().is_empty() {
+        resolve::ensure(root.as_fd(), plan.cwd, Kind::Dir)
+            .with_context(|| format!("process.cwd: create {} in the rootfs", plan.cwd.display()))?;
+    }
+    Ok(())
+}
+
+/// Detach every full procfs and sysfs mount outside `rootfs` (--no-pivot:
+/// they would stay reachable under the moved root); cover with a tmpfs
+/// what cannot be detached.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let mut targets: Vec<&str> = Vec::new();
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (root, mp, fstype) = (f.get(3), f.get(4), f.get(sep + 1));
+        if root == Some(&"/")
+            && matches!(fstype, Some(&"proc") | Some(&"sysfs"))
+            && mp.is_some_and(|m| !Path::new(m).starts_with(rootfs))
+        {
+            targets.extend(mp);
+        }
+    }
+    // Deepest first, so a parent's detach does not hide a child we list.
+    targets.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mp in targets {
+        match umount2(mp, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::EPERM) => mount(
+                Some("tmpfs"),
+                mp,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .with_context(|| format!("cover {mp}"))?,
+            Err(e) => return Err(Error::from(e).context(format!("detach {mp}"))),
+        }
     }
     Ok(())
 }
@@ -273,7 +372,18 @@ pub fn mount_console(plan: &Plan, slave: BorrowedFd) -> Result<()> {
 
 /// pivot_root into the rootfs (or move + chroot with `no_pivot`).
 pub fn pivot(plan: &Plan) -> Result<()> {
+    if plan.host_mount_ns {
+        // The mount namespace is the runtime's: no move, no pivot.
+        nix::unistd::chdir(&plan.rootfs)
+            .with_context(|| format!("chdir {}", plan.rootfs.display()))?;
+        nix::unistd::chroot(".").context("chroot into the rootfs")?;
+        return nix::unistd::chdir("/").context("chdir /");
+    }
     if plan.no_pivot {
+        // The old root stays under the moved rootfs: its full procfs and
+        // sysfs mounts would let the container mount unmasked ones. Detach
+        // them (or, where that is refused, cover them), as runc does.
+        hide_host_proc_and_sys(&plan.rootfs)?;
         nix::unistd::chdir(&plan.rootfs)
             .with_context(|| format!("chdir {}", plan.rootfs.display()))?;
         mount(
@@ -314,6 +424,9 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     }
     for p in plan.masked {
         mask_path(p)?;
+    }
+    if let Some(flags) = plan.dev_readonly {
+        mounts::remount_bind("/dev", flags, plan.userns, "/dev read-only")?;
     }
     if plan.readonly_root {
         mounts::remount_bind("/", MsFlags::MS_RDONLY, plan.userns, "/ read-only")?;

@@ -39,6 +39,7 @@ pub(crate) const RET_KILL_THREAD: u32 = 0x0000_0000;
 pub(crate) const RET_TRAP: u32 = 0x0003_0000;
 pub(crate) const RET_ERRNO: u32 = 0x0005_0000;
 pub(crate) const RET_TRACE: u32 = 0x7ff0_0000;
+pub(crate) const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 pub(crate) const RET_LOG: u32 = 0x7ffc_0000;
 pub(crate) const RET_ALLOW: u32 = 0x7fff_0000;
 
@@ -58,6 +59,14 @@ const LEAF: usize = 16;
 pub(crate) const FLAG_TSYNC: libc::c_ulong = 1;
 pub(crate) const FLAG_LOG: libc::c_ulong = 2;
 pub(crate) const FLAG_SPEC_ALLOW: libc::c_ulong = 4;
+pub(crate) const FLAG_NEW_LISTENER: libc::c_ulong = 8;
+pub(crate) const FLAG_TSYNC_ESRCH: libc::c_ulong = 16;
+pub(crate) const FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 32;
+
+/// The syscall the container's process hands the listener fd to the
+/// runtime with (`process::channel`), right after the filter is in place:
+/// it cannot wait for a listener that does not have the fd yet.
+pub(crate) const HAND_OVER_SYSCALL: &str = "sendmsg";
 
 /// The ABIs an x86_64 kernel runs, each with its own syscall numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,10 +85,12 @@ impl Abi {
         }
     }
 
-    /// i386 passes 32-bit arguments; the upper halves the kernel reports
-    /// are not part of the ABI, so only the low words are compared.
+    /// i386 and x32 pass 32-bit arguments (x32's int, long and pointers
+    /// are 32 bits), so only the low words are compared, as libseccomp
+    /// does: a handler that reads an int ignores the upper half of its
+    /// register, and a rule comparing it must not be dodged by setting it.
     fn wide_args(self) -> bool {
-        self != Abi::I386
+        self == Abi::X86_64
     }
 }
 
@@ -108,7 +119,11 @@ struct Rule {
 
 pub(crate) struct Compiled {
     pub(crate) program: Vec<libc::sock_filter>,
+    /// seccomp(2) flags; SECCOMP_FILTER_FLAG_NEW_LISTENER when `notify`.
     pub(crate) flags: libc::c_ulong,
+    /// Some rule returns SECCOMP_RET_USER_NOTIF: the install yields a
+    /// listener fd for `listenerPath`.
+    pub(crate) notify: bool,
 }
 
 fn action_ret(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<u32> {
@@ -131,25 +146,77 @@ fn action_ret(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<u32>
         ScmpActTrace => RET_TRACE | data(errno_ret)?,
         ScmpActLog => RET_LOG,
         ScmpActAllow => RET_ALLOW,
-        ScmpActNotify => crate::bail!(
-            "SCMP_ACT_NOTIFY is not supported (berth has no seccomp notify agent support)"
-        ),
+        ScmpActNotify => RET_USER_NOTIF,
     })
 }
 
-fn flags_bits(flags: &[LinuxSeccompFilterFlag]) -> Result<libc::c_ulong> {
+/// The seccomp(2) flags for `flags` in a filter that does (`notify`) or
+/// does not return SECCOMP_RET_USER_NOTIF. As with libseccomp,
+/// WAIT_KILLABLE_RECV only applies with a listener (the kernel refuses it
+/// alone), and TSYNC with a listener adds TSYNC_ESRCH (the kernel refuses
+/// TSYNC and NEW_LISTENER together otherwise: both use the return value).
+fn flags_bits(flags: &[LinuxSeccompFilterFlag], notify: bool) -> libc::c_ulong {
     let mut bits = 0;
     for f in flags {
         bits |= match f {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => crate::bail!(
-                "seccomp flag SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported (it needs SCMP_ACT_NOTIFY)"
-            ),
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv if notify => {
+                FLAG_WAIT_KILLABLE_RECV
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
         };
     }
-    Ok(bits)
+    if notify {
+        bits |= FLAG_NEW_LISTENER;
+        if bits & FLAG_TSYNC != 0 {
+            bits |= FLAG_TSYNC_ESRCH;
+        }
+    }
+    bits
+}
+
+/// The notify rules' constraints: a listener to send the fd to, no notify
+/// default (every syscall of the hand-over would wait for a listener that
+/// has no fd yet), and not the hand-over syscall itself. Without notify
+/// rules, `listenerPath` is ignored (as in runc).
+fn check_notify(config: &LinuxSeccomp) -> Result<bool> {
+    let notify_rules: Vec<&oci_spec::runtime::LinuxSyscall> = config
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|s| s.action() == LinuxSeccompAction::ScmpActNotify)
+        .collect();
+    let path = config
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    if config.listener_metadata().is_some() && path.is_none() {
+        crate::bail!("seccomp listenerMetadata is set but listenerPath is not (runtime-spec: it MUST NOT be)");
+    }
+    if config.default_action() == LinuxSeccompAction::ScmpActNotify {
+        crate::bail!(
+            "seccomp defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the listener fd is handed to the runtime with syscalls it would hold)"
+        );
+    }
+    if notify_rules.is_empty() {
+        return Ok(false);
+    }
+    if path.is_none() {
+        crate::bail!("seccomp: SCMP_ACT_NOTIFY is used but listenerPath is not set");
+    }
+    for (i, sc) in config.syscalls().iter().flatten().enumerate() {
+        if sc.action() == LinuxSeccompAction::ScmpActNotify
+            && sc.names().iter().any(|n| n == HAND_OVER_SYSCALL)
+        {
+            crate::bail!(
+                "{}: SCMP_ACT_NOTIFY cannot be used for {HAND_OVER_SYSCALL} (berth hands the listener fd to the runtime with it)",
+                rule_name(i, sc.names())
+            );
+        }
+    }
+    Ok(true)
 }
 
 fn cond(arg: &LinuxSeccompArg) -> Result<Cond> {
@@ -181,13 +248,8 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
     if !cfg!(target_arch = "x86_64") {
         crate::bail!("seccomp: only x86_64 hosts are supported");
     }
-    if let Some(p) = config.listener_path() {
-        crate::bail!(
-            "seccomp listenerPath {}: seccomp notify is not supported",
-            p.display()
-        );
-    }
-    let flags = flags_bits(config.flags().as_deref().unwrap_or_default())?;
+    let notify = check_notify(config)?;
+    let flags = flags_bits(config.flags().as_deref().unwrap_or_default(), notify);
     if config.default_errno_ret().is_some()
         && !matches!(
             config.default_action(),
@@ -235,11 +297,26 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
             .with_context(what)?;
         for (abi, table) in tables.iter_mut() {
             for name in sc.names() {
-                if let Some(nr) = syscall_number(*abi, name) {
-                    table.entry(nr).or_default().push(Rule {
-                        ret,
-                        conds: conds.clone(),
-                    });
+                let Some(nr) = syscall_number(*abi, name) else {
+                    // send and recv exist on i386 only through socketcall.
+                    if *abi == Abi::I386 && ret != default {
+                        add_multiplexed(table, name, ret);
+                    }
+                    continue;
+                };
+                let rules = table.entry(nr).or_default();
+                // A rule with the default action changes nothing, and runc
+                // drops it (libseccomp refuses it): it must not shadow a
+                // later rule. Its syscall still counts for the ENOSYS bound.
+                if ret == default {
+                    continue;
+                }
+                rules.push(Rule {
+                    ret,
+                    conds: conds.clone(),
+                });
+                if *abi == Abi::I386 {
+                    add_multiplexed(table, name, ret);
                 }
             }
         }
@@ -285,7 +362,11 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Compiled> {
     }
 
     let program = asm.finish()?;
-    Ok(Compiled { program, flags })
+    Ok(Compiled {
+        program,
+        flags,
+        notify,
+    })
 }
 
 /// Whether unnamed syscalls are refused by default, so that syscalls newer
@@ -307,19 +388,78 @@ enum Body<'a> {
     Rules(&'a [Rule]),
 }
 
-/// Rules with argument tests are tried first, in config order, and a rule
-/// without tests is the fallback; so a catch-all never hides a specific rule
-/// whatever order the profile lists them in.
+/// libseccomp's precedence (what runc and crun load): a rule without
+/// argument tests decides the syscall alone, the first such rule winning
+/// and every rule with tests dropped, whatever the order; otherwise the
+/// rules with tests are tried in config order.
 fn order(rules: &[Rule]) -> Vec<Rule> {
-    let mut out: Vec<Rule> = rules
-        .iter()
-        .filter(|r| !r.conds.is_empty())
-        .cloned()
-        .collect();
-    if let Some(catch_all) = rules.iter().find(|r| r.conds.is_empty()) {
-        out.push(catch_all.clone());
+    match rules.iter().find(|r| r.conds.is_empty()) {
+        Some(catch_all) => vec![catch_all.clone()],
+        None => rules.to_vec(),
     }
-    out
+}
+
+/// On i386 the socket calls and SysV IPC also go through the multiplexers
+/// socketcall(2) and ipc(2), the call in their first argument: a rule for
+/// `connect` must catch socketcall(SYS_CONNECT, ...) too, or i386 code
+/// would walk around it. As libseccomp does, the multiplexed rule tests
+/// the call number only (the other arguments are behind a pointer).
+fn add_multiplexed(table: &mut Table, name: &str, ret: u32) {
+    const SOCKETCALL: &[&str] = &[
+        "socket",
+        "bind",
+        "connect",
+        "listen",
+        "accept",
+        "getsockname",
+        "getpeername",
+        "socketpair",
+        "send",
+        "recv",
+        "sendto",
+        "recvfrom",
+        "shutdown",
+        "setsockopt",
+        "getsockopt",
+        "sendmsg",
+        "recvmsg",
+        "accept4",
+        "recvmmsg",
+        "sendmmsg",
+    ];
+    const IPC: &[(&str, u64)] = &[
+        ("semop", 1),
+        ("semget", 2),
+        ("semctl", 3),
+        ("semtimedop", 4),
+        ("msgsnd", 11),
+        ("msgrcv", 12),
+        ("msgget", 13),
+        ("msgctl", 14),
+        ("shmat", 21),
+        ("shmdt", 22),
+        ("shmget", 23),
+        ("shmctl", 24),
+    ];
+    let (mux, call) = if let Some(i) = SOCKETCALL.iter().position(|n| *n == name) {
+        ("socketcall", i as u64 + 1)
+    } else if let Some((_, c)) = IPC.iter().find(|(n, _)| *n == name) {
+        ("ipc", *c)
+    } else {
+        return;
+    };
+    let Some(nr) = syscall_number(Abi::I386, mux) else {
+        return;
+    };
+    table.entry(nr).or_default().push(Rule {
+        ret,
+        conds: vec![Cond {
+            index: 0,
+            op: LinuxSeccompOperator::ScmpCmpEq,
+            value: call,
+            value_two: 0,
+        }],
+    });
 }
 
 fn emit_section(asm: &mut Asm, abi: Abi, table: &Table, default: u32) {
@@ -327,6 +467,7 @@ fn emit_section(asm: &mut Asm, abi: Abi, table: &Table, default: u32) {
     let entries: Vec<(u32, Body)> = ordered
         .iter()
         .map(|(nr, rules)| match rules.as_slice() {
+            [] => (*nr, Body::Ret(default)),
             [only] if only.conds.is_empty() => (*nr, Body::Ret(only.ret)),
             rules => (*nr, Body::Rules(rules)),
         })

@@ -4,7 +4,7 @@
 
 use oci_spec::runtime::LinuxSeccomp;
 
-use super::bpf::*;
+use super::bpf::MAX_INSNS;
 use super::compile::*;
 
 struct Data {
@@ -13,47 +13,16 @@ struct Data {
     args: [u64; 6],
 }
 
-fn word(d: &Data, off: u32) -> u32 {
-    match off {
-        0 => d.nr,
-        4 => d.arch,
-        16..=63 => {
-            let i = ((off - 16) / 8) as usize;
-            if (off - 16).is_multiple_of(8) {
-                d.args[i] as u32
-            } else {
-                (d.args[i] >> 32) as u32
-            }
-        }
-        _ => panic!("load at offset {off}"),
-    }
-}
-
-/// Runs the program the way the kernel's cBPF interpreter would, for the
-/// subset of instructions the compiler emits.
+/// What the kernel returns for `d` (through `eval`, the interpreter the
+/// differential tests use too).
 fn run(prog: &[libc::sock_filter], d: &Data) -> u32 {
-    let mut a = 0u32;
-    let mut pc = 0usize;
-    loop {
-        let i = prog[pc];
-        pc += 1;
-        match i.code {
-            c if c == BPF_LD | BPF_W | BPF_ABS => a = word(d, i.k),
-            c if c == BPF_ALU | BPF_AND | BPF_K => a &= i.k,
-            c if c == BPF_JMP | BPF_JA => pc += i.k as usize,
-            c if c & 0x07 == BPF_JMP => {
-                let taken = match c & 0xf0 {
-                    x if x == BPF_JEQ => a == i.k,
-                    x if x == BPF_JGT => a > i.k,
-                    x if x == BPF_JGE => a >= i.k,
-                    x => panic!("jump op {x:#x}"),
-                };
-                pc += if taken { i.jt } else { i.jf } as usize;
-            }
-            c if c == BPF_RET | BPF_K => return i.k,
-            c => panic!("opcode {c:#x}"),
-        }
-    }
+    let data = super::eval::SeccompData {
+        nr: d.nr,
+        arch: d.arch,
+        instruction_pointer: 0,
+        args: d.args,
+    };
+    super::eval::run(prog, &data).expect("a valid program")
 }
 
 fn config(json: &str) -> LinuxSeccomp {
@@ -191,16 +160,49 @@ fn args_in_one_rule_are_anded_and_rules_are_alternatives() {
 }
 
 #[test]
-fn a_catch_all_rule_never_hides_a_specific_one() {
+fn a_catch_all_rule_decides_alone_whatever_the_order() {
+    // libseccomp's precedence, which runc and crun load: the rule without
+    // arguments wins over rules with them, before or after it.
+    let specific = r#"{"names":["kill"],"action":"SCMP_ACT_ERRNO","errnoRet":13,"args":[
+            {"index":1,"value":9,"op":"SCMP_CMP_EQ"}]}"#;
+    let catch_all = r#"{"names":["kill"],"action":"SCMP_ACT_ALLOW"}"#;
+    for (a, b) in [(catch_all, specific), (specific, catch_all)] {
+        let p = prog(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{a},{b}]}}"#
+        ));
+        let k = |sig| run(&p, &call(Abi::X86_64, "kill", [1, sig, 0, 0, 0, 0]));
+        assert_eq!(k(9), RET_ALLOW);
+        assert_eq!(k(15), RET_ALLOW);
+    }
+}
+
+#[test]
+fn rules_with_the_default_action_are_dropped() {
+    // As runc does: `getppid(5)` is not stopped by a rule restating the
+    // default, the next rule decides.
     let p = prog(
         r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
-        {"names":["kill"],"action":"SCMP_ACT_ALLOW"},
-        {"names":["kill"],"action":"SCMP_ACT_ERRNO","errnoRet":13,"args":[
-            {"index":1,"value":9,"op":"SCMP_CMP_EQ"}]}]}"#,
+        {"names":["getppid"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":5,"op":"SCMP_CMP_EQ"}]},
+        {"names":["getppid"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":3,"op":"SCMP_CMP_GE"}]}]}"#,
     );
-    let k = |sig| run(&p, &call(Abi::X86_64, "kill", [1, sig, 0, 0, 0, 0]));
-    assert_eq!(k(9), RET_ERRNO | 13);
-    assert_eq!(k(15), RET_ALLOW);
+    let g = |a0| run(&p, &call(Abi::X86_64, "getppid", [a0, 0, 0, 0, 0, 0]));
+    assert_eq!(g(5), RET_ALLOW);
+    assert_eq!(g(1), EPERM_RET);
+}
+
+#[test]
+fn i386_socket_and_ipc_rules_cover_their_multiplexers() {
+    let p = prog(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86"],"syscalls":[
+        {"names":["connect"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
+        {"names":["shmget"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    );
+    let i386 = |name, a0| run(&p, &call(Abi::I386, name, [a0, 0, 0, 0, 0, 0]));
+    assert_eq!(i386("connect", 0), RET_ERRNO | 13);
+    assert_eq!(i386("socketcall", 3), RET_ERRNO | 13); // SYS_CONNECT
+    assert_eq!(i386("socketcall", 1), RET_ALLOW); // SYS_SOCKET
+    assert_eq!(i386("ipc", 23), EPERM_RET); // SHMGET
+    assert_eq!(i386("ipc", 21), RET_ALLOW); // SHMAT
 }
 
 #[test]
@@ -324,22 +326,70 @@ fn compile_err(json: &str) -> String {
 }
 
 #[test]
-fn notify_and_listener_path_are_rejected() {
-    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#);
-    assert!(e.contains("SCMP_ACT_NOTIFY is not supported"), "{e}");
+fn notify_needs_a_listener_and_spares_the_hand_over() {
+    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/run/a.sock"}"#);
+    assert!(
+        e.contains("defaultAction: SCMP_ACT_NOTIFY cannot be the default"),
+        "{e}"
+    );
     let e = compile_err(
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
     );
+    assert!(e.contains("listenerPath is not set"), "{e}");
+    let e = compile_err(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    );
+    assert!(e.contains("listenerPath is not set"), "{e}");
+    let e = compile_err(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[{"names":["mkdir","sendmsg"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    );
     assert!(
-        e.contains("syscalls[0] (read)") && e.contains("NOTIFY"),
+        e.contains("syscalls[0] (mkdir, sendmsg)") && e.contains("sendmsg"),
         "{e}"
     );
-    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock"}"#);
-    assert!(e.contains("listenerPath /run/agent.sock"), "{e}");
-    let e = compile_err(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+    let e = compile_err(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerMetadata":"x"}"#);
+    assert!(
+        e.contains("listenerMetadata is set but listenerPath is not"),
+        "{e}"
     );
-    assert!(e.contains("WAIT_KILLABLE_RECV is not supported"), "{e}");
+}
+
+#[test]
+fn notify_sets_new_listener_and_returns_user_notif() {
+    let c = compile(&config(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    ))
+    .unwrap();
+    assert!(c.notify);
+    assert_eq!(c.flags, FLAG_NEW_LISTENER);
+    assert_eq!(
+        run(&c.program, &call(Abi::X86_64, "mkdir", [0; 6])),
+        RET_USER_NOTIF
+    );
+    // TSYNC needs TSYNC_ESRCH next to NEW_LISTENER; WAIT_KILLABLE_RECV
+    // only counts with a listener (as in libseccomp).
+    let flags = r#""flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]"#;
+    let c = compile(&config(&format!(
+        r#"{{"defaultAction":"SCMP_ACT_ALLOW",{flags},"listenerPath":"/run/a.sock","syscalls":[{{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}}]}}"#
+    )))
+    .unwrap();
+    assert_eq!(
+        c.flags,
+        FLAG_TSYNC | FLAG_TSYNC_ESRCH | FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV
+    );
+    let c = compile(&config(&format!(
+        r#"{{"defaultAction":"SCMP_ACT_ALLOW",{flags}}}"#
+    )))
+    .unwrap();
+    assert!(!c.notify);
+    assert_eq!(c.flags, FLAG_TSYNC);
+    // listenerPath without notify rules is ignored, as in runc.
+    let c = compile(&config(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock"}"#,
+    ))
+    .unwrap();
+    assert!(!c.notify);
+    assert_eq!(c.flags, 0);
 }
 
 #[test]

@@ -14,20 +14,38 @@
 //!   and are killed (SECCOMP_RET_KILL_THREAD, libseccomp's bad-arch default)
 //!   when not, so they can never bypass the filter.
 //! - Syscall names unknown for an ABI are skipped.
-//! - For one syscall, rules with `args` are tried in config order and the
-//!   first rule without `args` is the fallback, so a catch-all never hides
-//!   a specific rule; `args` within one rule are ANDed.
+//! - Precedence is libseccomp's (what runc and crun load; checked against
+//!   it by tests/seccomp_differential.rs): a rule without `args` decides
+//!   its syscall alone (the first such rule), rules with `args` are tried
+//!   in config order otherwise, `args` within one rule are ANDed (also on
+//!   one argument, where runc splits them into rules of their own), and a
+//!   rule with the default action is dropped, as runc drops it.
+//! - i386 and x32 compare only the low 32 bits of arguments (their ABIs'
+//!   width, as libseccomp); on i386 a rule for a socket or SysV IPC call
+//!   also covers socketcall(2)/ipc(2) with that call number.
 //! - With a refusing default action, syscalls numbered above the newest one
 //!   the profile names get ENOSYS, as in runc.
-//! - SCMP_ACT_NOTIFY, `listenerPath` and WAIT_KILLABLE_RECV are rejected by
-//!   `compile`, as is errnoRet outside ERRNO/TRACE or above 0xffff.
+//! - SCMP_ACT_NOTIFY: the install returns the listener fd
+//!   (SECCOMP_FILTER_FLAG_NEW_LISTENER); the container's process hands it
+//!   to the runtime over the init channel, and the runtime, on the host,
+//!   sends it with the container process state to `listenerPath`
+//!   (`notify`). With notify rules the filter goes in before the runtime
+//!   lets go of the process: with noNewPrivileges right after the
+//!   executable lookup (not after the exec fifo), so the few syscalls
+//!   left before execve pass through it (as in runc). NOTIFY may not be
+//!   the default action nor apply to `sendmsg` (the hand-over).
+//! - errnoRet outside ERRNO/TRACE or above 0xffff is rejected by `compile`.
 
 mod bpf;
 mod compile;
+pub mod eval;
+pub mod notify;
 mod syscalls;
 
 #[cfg(test)]
 mod compile_tests;
+
+use std::os::fd::OwnedFd;
 
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -43,6 +61,7 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "SCMP_ACT_KILL_PROCESS",
     "SCMP_ACT_KILL_THREAD",
     "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];
@@ -68,16 +87,23 @@ pub const SUPPORTED_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
     "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
 /// The subset of `SUPPORTED_FLAGS` the running kernel accepts, for the
 /// `features` command. Probes with a NULL program: the kernel checks flags
 /// (EINVAL) before reading the program (EFAULT), so nothing is installed.
+/// WAIT_KILLABLE_RECV is only valid with a listener, so it is probed with
+/// NEW_LISTENER (Linux 5.19+).
 pub fn kernel_supported_flags() -> Vec<&'static str> {
     let flags = [
         ("SECCOMP_FILTER_FLAG_LOG", compile::FLAG_LOG),
         ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", compile::FLAG_SPEC_ALLOW),
         ("SECCOMP_FILTER_FLAG_TSYNC", compile::FLAG_TSYNC),
+        (
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+            compile::FLAG_WAIT_KILLABLE_RECV | compile::FLAG_NEW_LISTENER,
+        ),
     ];
     flags
         .into_iter()
@@ -93,6 +119,7 @@ pub fn kernel_supported_flags() -> Vec<&'static str> {
 pub struct Filter {
     program: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
+    notify: bool,
 }
 
 impl std::fmt::Debug for Filter {
@@ -100,6 +127,7 @@ impl std::fmt::Debug for Filter {
         f.debug_struct("Filter")
             .field("instructions", &self.program.len())
             .field("flags", &self.flags)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -120,15 +148,18 @@ pub fn compile(config: &LinuxSeccomp) -> Result<Filter> {
     Ok(Filter {
         program: c.program,
         flags: c.flags,
+        notify: c.notify,
     })
 }
 
 impl Filter {
     /// Install on the calling thread (seccomp(2) with the config's flags).
-    /// Allocates only to describe a failure.
-    pub fn install(&self) -> Result<()> {
+    /// A filter with notify rules returns its listener fd, which must reach
+    /// the listener before any notified syscall can complete. Allocates
+    /// only to describe a failure.
+    pub fn install(&self) -> Result<Option<OwnedFd>> {
         match self.try_install() {
-            Ok(()) => Ok(()),
+            Ok(fd) => Ok(fd),
             Err(InstallError::Errno(e)) => Err(crate::Error::from(nix::errno::Errno::from_raw(e))
                 .context("seccomp(SECCOMP_SET_MODE_FILTER)")),
             Err(InstallError::Tsync(tid)) => crate::bail!(
@@ -139,19 +170,29 @@ impl Filter {
 
     /// `install` that never allocates, for callers between clone and exec
     /// that report errors themselves.
-    pub fn try_install(&self) -> std::result::Result<(), InstallError> {
+    pub fn try_install(&self) -> std::result::Result<Option<OwnedFd>, InstallError> {
+        let errno =
+            |e: std::io::Error| InstallError::Errno(e.raw_os_error().unwrap_or(libc::EINVAL));
+        if self.notify {
+            // TSYNC comes with TSYNC_ESRCH here: a thread that cannot be
+            // synchronized is ESRCH, reported as such.
+            return crate::sys::seccomp_set_filter_listener(self.flags, &self.program)
+                .map(Some)
+                .map_err(errno);
+        }
         let rc = match crate::sys::seccomp_set_filter(self.flags, Some(&self.program)) {
             Ok(rc) => rc,
-            Err(e) => {
-                return Err(InstallError::Errno(
-                    e.raw_os_error().unwrap_or(libc::EINVAL),
-                ))
-            }
+            Err(e) => return Err(errno(e)),
         };
         match rc {
-            0 => Ok(()),
+            0 => Ok(None),
             tid => Err(InstallError::Tsync(tid)),
         }
+    }
+
+    /// Whether the filter has notify rules (and `install` a listener fd).
+    pub fn notifies(&self) -> bool {
+        self.notify
     }
 
     /// The BPF program, for inspection and tests.

@@ -87,6 +87,17 @@ pub fn flock_exclusive(fd: BorrowedFd) -> io::Result<()> {
     }
 }
 
+/// flock(LOCK_EX|LOCK_NB): true when taken, false when another holds it.
+pub fn flock_exclusive_nonblocking(fd: BorrowedFd) -> io::Result<bool> {
+    // SAFETY: flock on a live fd.
+    let rc = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    match check(rc as libc::c_long) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A non-blocking, close-on-exec eventfd.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes an initial value and flags only.

@@ -10,6 +10,7 @@ mod bpf;
 mod fd;
 mod mount;
 mod process;
+mod seccomp;
 mod tty;
 
 pub use at::*;
@@ -17,6 +18,7 @@ pub use bpf::*;
 pub use fd::*;
 pub use mount::*;
 pub use process::*;
+pub use seccomp::*;
 pub use tty::*;
 
 use std::io;
