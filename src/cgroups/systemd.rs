@@ -149,7 +149,7 @@ enum Stage {
     #[default]
     Started,
     /// `create` done, the unit not started yet.
-    Waiting(LinuxResources),
+    Waiting(Box<LinuxResources>),
     /// `create` refused (no systemd, the name taken): nothing to undo.
     Refused,
 }
@@ -159,7 +159,7 @@ impl Pending {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
     pub fn wait(&self, res: LinuxResources) {
-        *self.lock() = Stage::Waiting(res);
+        *self.lock() = Stage::Waiting(Box::new(res));
     }
     pub fn refuse(&self) {
         *self.lock() = Stage::Refused;
@@ -168,7 +168,7 @@ impl Pending {
     pub fn take(&self) -> Option<LinuxResources> {
         let mut g = self.lock();
         match std::mem::take(&mut *g) {
-            Stage::Waiting(r) => Some(r),
+            Stage::Waiting(r) => Some(*r),
             other => {
                 *g = other;
                 None
