@@ -228,7 +228,12 @@ fn pre_dump_then_dump_with_parent_path() {
 fn unsupported_flags_and_bad_input_are_refused() {
     let rt = Runtime::berth();
     let d = scratch();
-    for flag in ["--lazy-pages", "--auto-dedup"] {
+    for flag in [
+        "--lazy-pages",
+        "--auto-dedup",
+        "--file-locks",
+        "--tcp-established",
+    ] {
         let err = rt.fails(&["checkpoint", flag, "nosuch"]);
         assert!(err.contains(&format!("not supported: {flag}")), "{err}");
     }

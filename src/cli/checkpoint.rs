@@ -19,16 +19,16 @@ pub struct Args {
     /// Keep the container running after the checkpoint.
     #[arg(long = "leave-running")]
     pub leave_running: bool,
-    /// Allow open TCP connections.
+    /// Not supported (untested).
     #[arg(long = "tcp-established")]
     pub tcp_established: bool,
-    /// Allow external unix sockets.
+    /// Not supported (untested).
     #[arg(long = "ext-unix-sk")]
     pub ext_unix_sk: bool,
-    /// Allow shell jobs.
+    /// Not supported (untested).
     #[arg(long = "shell-job")]
     pub shell_job: bool,
-    /// Checkpoint file locks.
+    /// Not supported (untested).
     #[arg(long = "file-locks")]
     pub file_locks: bool,
     /// Dump the memory only, leaving the container running.
@@ -57,6 +57,11 @@ pub struct Args {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     for (flag, given) in [
+        // Passed through by the library, but untested here: refused.
+        ("--tcp-established", a.tcp_established),
+        ("--ext-unix-sk", a.ext_unix_sk),
+        ("--shell-job", a.shell_job),
+        ("--file-locks", a.file_locks),
         ("--empty-ns", !a.empty_ns.is_empty()),
         ("--status-fd", a.status_fd.is_some()),
         ("--page-server", a.page_server.is_some()),

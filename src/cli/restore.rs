@@ -27,16 +27,16 @@ pub struct Args {
     /// Do not become the subreaper of the restored processes.
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
-    /// Allow open TCP connections.
+    /// Not supported (untested).
     #[arg(long = "tcp-established")]
     pub tcp_established: bool,
-    /// Allow external unix sockets.
+    /// Not supported (untested).
     #[arg(long = "ext-unix-sk")]
     pub ext_unix_sk: bool,
-    /// Allow shell jobs.
+    /// Not supported (untested).
     #[arg(long = "shell-job")]
     pub shell_job: bool,
-    /// Restore file locks.
+    /// Not supported (untested).
     #[arg(long = "file-locks")]
     pub file_locks: bool,
     /// cgroups mode: soft (default), full, strict, ignore.
@@ -68,6 +68,11 @@ pub struct Args {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     for (flag, given) in [
+        // Passed through by the library, but untested here: refused.
+        ("--tcp-established", a.tcp_established),
+        ("--ext-unix-sk", a.ext_unix_sk),
+        ("--shell-job", a.shell_job),
+        ("--file-locks", a.file_locks),
         ("--console-socket", a.console_socket.is_some()),
         ("--no-pivot", a.no_pivot),
         ("--empty-ns", !a.empty_ns.is_empty()),
