@@ -15,8 +15,11 @@ DEB_PACKAGES := build-essential file busybox-static runc crun umoci skopeo jq zs
 	containerd podman conmon containernetworking-plugins docker.io tini \
 	golang-github-containers-common python3-seccomp \
 	systemd dbus dbus-user-session criu kmod
+# The differential test against runc (oci-diff) also runs cases under
+# unshare (util-linux).
+DEB_PACKAGES += util-linux
 
-.PHONY: all deps build test test-full test-callers test-cgroup2 test-cgroup1 test-systemd demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
+.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 test-cgroup1 test-systemd demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -50,6 +53,7 @@ GUEST_CGROUPS := $(shell [ "$$(guest/host-cgroups)" = v2 ] && echo v1 || echo v2
 test: deps build
 	$(TIMED) cargo-test $(CARGO) test --release --workspace -- --test-threads=2
 	$(TIMED) callers $(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
+	$(TIMED) oci-diff $(OCI_DIFF) $(DIFF_ARGS)
 	$(TIMED) guest-cgroup$(GUEST_CGROUPS) guest/test-cgroups.sh $(GUEST_CGROUPS)
 	$(TIMED) guest-systemd-criu guest/test-systemd.sh
 	$(TIMED) conformance oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
@@ -64,11 +68,23 @@ CALLERS_ARGS ?=
 test-callers: deps build
 	$(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 
+# runc as the oracle: configs made by runc, crun, berth, ctr, podman and
+# Docker (the latter two recorded by the callers suite just before, or
+# recorded now) and field-by-field variations of each, run under runc and
+# berth with a probe; every difference must be in
+# oci-conformance/src/diff/known.rs. make test runs a sample (seed printed;
+# OCI_DIFF_SEED=N OCI_DIFF_SAMPLE=N reproduce it), DIFF_ARGS=--full all.
+DIFF_ARGS ?=
+OCI_DIFF = $(RELEASE)/oci-diff --berth $(RELEASE)/berth --runc /usr/sbin/runc \
+	--records target/callers/records --callers $(RELEASE)/berth-callers
+test-diff: deps build
+	$(OCI_DIFF) $(DIFF_ARGS)
+
 # make test at full size: the longer loops of the caller suite (--full),
-# the seccomp differential test's exhaustive argument sets and 60 kill
-# points per command in the crash-safety test.
+# the seccomp differential test's exhaustive argument sets, 60 kill
+# points per command in the crash-safety test and the whole oci-diff corpus.
 test-full:
-	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)"
+	BERTH_SECCOMP_FULL=1 BERTH_CRASH_POINTS=60 $(MAKE) test CALLERS_ARGS="--full $(CALLERS_ARGS)" DIFF_ARGS="--full $(DIFF_ARGS)"
 
 # The cgroup suite on cgroup v2, inside a throwaway qemu guest (this host is
 # cgroup v1; see guest/run.sh). Skips with the reason only if qemu cannot run.

@@ -29,6 +29,40 @@ fn mask_of(set: &Option<Capabilities>) -> Result<u64> {
     Ok(mask)
 }
 
+/// Removes the names this kernel's capability list does not have, exactly
+/// as spelled (`CAP_BOGUS`, `cap_kill`), from every set of a JSON
+/// `capabilities` object, with a warning: runc ignores them. Returns
+/// whether anything was removed.
+pub fn drop_unknown(caps: &mut serde_json::Value) -> bool {
+    let known: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    let mut dropped = Vec::new();
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
+            list.retain(|n| {
+                let name = n.as_str().unwrap_or_default();
+                let ok = known.iter().any(|k| k == name);
+                if !ok {
+                    dropped.push(format!("{set}: {name}"));
+                }
+                ok
+            });
+        }
+    }
+    if !dropped.is_empty() {
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: {}",
+            dropped.join(", ")
+        ));
+    }
+    !dropped.is_empty()
+}
+
 /// Absent capabilities mean none at all (runc's behaviour).
 pub fn parse(caps: Option<&LinuxCapabilities>) -> Result<CapSets> {
     let Some(c) = caps else {
@@ -112,6 +146,18 @@ impl CapSets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_names_are_dropped_as_runc_ignores_them() {
+        let mut c = serde_json::json!({
+            "bounding": ["CAP_KILL", "CAP_BOGUS", "cap_chown"],
+            "ambient": ["CAP_KILL"]
+        });
+        assert!(drop_unknown(&mut c));
+        assert_eq!(c["bounding"], serde_json::json!(["CAP_KILL"]));
+        assert_eq!(c["ambient"], serde_json::json!(["CAP_KILL"]));
+        assert!(!drop_unknown(&mut c));
+    }
 
     #[test]
     fn parses_names_into_masks() {

@@ -60,6 +60,14 @@ pub fn run_all(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 /// A hook's fields as the runtime-spec wants them (checked at create, and
 /// again when a hook runs).
 pub fn check(hook: &Hook) -> Result<()> {
+    if !hook.path().is_absolute() {
+        // The runtime-spec wants an absolute path; runc does not search
+        // PATH for it either.
+        crate::bail!(
+            "path {:?} must be absolute",
+            hook.path().display().to_string()
+        );
+    }
     for entry in hook.env().as_deref().unwrap_or_default() {
         if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
             crate::bail!("invalid env entry {entry:?}: want KEY=VALUE");
@@ -75,14 +83,24 @@ fn run_one(hook: &Hook, state_json: &[u8], cwd: Option<&Path>) -> Result<()> {
     check(hook)?;
     let path = hook.path();
     let mut cmd = Command::new(path);
-    if let Some(dir) = cwd {
+    // Host-side hooks run in the bundle directory, as runc's do (it works
+    // from there); createContainer in the container's root.
+    let bundle = serde_json::from_slice::<serde_json::Value>(state_json)
+        .ok()
+        .and_then(|s| s["bundle"].as_str().map(std::path::PathBuf::from))
+        .filter(|b| b.is_dir());
+    if let Some(dir) = cwd.map(Path::to_path_buf).or(bundle) {
         cmd.current_dir(dir);
     }
     // args[0] is argv[0]; with no args, argv is just [path].
     if let Some([arg0, rest @ ..]) = hook.args().as_deref() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
+    // No `env`: the runtime's own environment, as runc passes it (hooks
+    // rely on its PATH); an `env`, even empty, is the whole environment.
+    if hook.env().is_some() {
+        cmd.env_clear();
+    }
     for (k, v) in hook
         .env()
         .iter()

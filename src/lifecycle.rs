@@ -69,8 +69,25 @@ impl Console {
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let spec: Spec =
+    let mut spec: serde_json::Value =
         serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?;
+    let mut changed = false;
+    if let Some(process) = spec.get_mut("process").and_then(|p| p.as_object_mut()) {
+        // As runc: a process without `user` runs as root.
+        if !process.contains_key("user") {
+            process.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+            changed = true;
+        }
+        if let Some(caps) = process.get_mut("capabilities") {
+            changed |= crate::capabilities::drop_unknown(caps);
+        }
+    }
+    let spec: Spec = if changed {
+        serde_json::from_value(spec)
+    } else {
+        serde_json::from_slice(&data)
+    }
+    .with_context(|| format!("parse {}", path.display()))?;
     if !spec.version().starts_with("1.") {
         crate::bail!(
             "{}: unsupported ociVersion {:?}",
@@ -275,10 +292,26 @@ pub fn start(c: &Container) -> Result<()> {
             Err(e) => return Err(Error::from(e).context("wait for the container init")),
         }
     }
+    // Read to EOF: the init holds its end until execve (or its death).
+    let mut msg = Vec::new();
     let mut buf = [0u8; 4096];
-    let n = nix::unistd::read(&fifo, &mut buf).unwrap_or(0);
+    loop {
+        match nix::unistd::read(&fifo, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(Error::from(e).context("wait for the container init")),
+                }
+            }
+            Err(e) => return Err(Error::from(e).context("read exec fifo")),
+        }
+    }
     let _ = std::fs::remove_file(&fifo_path);
-    match &buf[..n] {
+    match &msg[..] {
         b"0" => {}
         [b'E', msg @ ..] => crate::bail!("{}", String::from_utf8_lossy(msg)),
         _ => crate::bail!("container init exited before it could be started"),

@@ -76,6 +76,7 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
         }
     }
     let sysctl = sysctls(&ns, spec)?;
+    security_labels(spec, process)?;
     let personality = match linux.and_then(|l| l.personality().as_ref()) {
         Some(p) => Some(crate::process::attrs::persona(p).context("linux.personality")?),
         None => None,
@@ -111,6 +112,42 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
         new_keyring: !opts.no_new_keyring,
         hooks: spec.hooks().as_ref(),
     })
+}
+
+/// AppArmor and SELinux labels. berth applies neither; on a host without
+/// them (no LSM to apply them to) they are ignored, as runc ignores them
+/// there; on a host that enforces one, asking for a label it would not get
+/// is an error rather than a container that silently runs unconfined.
+fn security_labels(spec: &Spec, process: &oci_spec::runtime::Process) -> Result<()> {
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y");
+    if apparmor
+        && process
+            .apparmor_profile()
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+    {
+        crate::bail!("process.apparmorProfile: AppArmor is enabled on this host but berth cannot apply profiles");
+    }
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let label = process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty());
+    let mount_label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .is_some_and(|l| !l.is_empty());
+    if selinux && (label || mount_label) {
+        let field = if label {
+            "process.selinuxLabel"
+        } else {
+            "linux.mountLabel"
+        };
+        crate::bail!("{field}: SELinux is enabled on this host but berth cannot apply labels");
+    }
+    Ok(())
 }
 
 /// The terminal and console-socket combinations runc accepts, for `create`,
@@ -162,9 +199,31 @@ fn sysctls<'a>(ns: &namespaces::Plan, spec: &'a Spec) -> Result<Vec<(PathBuf, &'
         "kernel.shm_rmid_forced",
     ];
     let mut out = Vec::with_capacity(sysctl.len());
-    for (key, value) in sysctl {
-        let field = format!("linux.sysctl[{key:?}]");
-        if key.contains("..") || key.contains('/') || key.is_empty() {
+    for (given, value) in sysctl {
+        let field = format!("linux.sysctl[{given:?}]");
+        // The /proc/sys path form (`net/ipv4/ip_forward`) is accepted as
+        // runc accepts it: the name with dots and slashes swapped.
+        let slashes = given
+            .find(['.', '/'])
+            .is_some_and(|i| given[i..].starts_with('/'));
+        let (key, rel) = if slashes {
+            let swapped: String = given
+                .chars()
+                .map(|c| match c {
+                    '/' => '.',
+                    '.' => '/',
+                    c => c,
+                })
+                .collect();
+            (swapped, given.clone())
+        } else {
+            (given.clone(), given.replace('.', "/"))
+        };
+        if given.contains("..")
+            || rel.starts_with('/')
+            || (!slashes && given.contains('/'))
+            || key.is_empty()
+        {
             crate::bail!("{field}: invalid name");
         }
         let ns_of = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
@@ -183,8 +242,8 @@ fn sysctls<'a>(ns: &namespaces::Plan, spec: &'a Spec) -> Result<Vec<(PathBuf, &'
             ),
             _ => {}
         }
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        out.push((path, key.as_str(), value.as_str()));
+        let path = PathBuf::from("/proc/sys").join(rel);
+        out.push((path, given.as_str(), value.as_str()));
     }
     Ok(out)
 }

@@ -120,7 +120,7 @@ fn hooks_get_the_state_on_stdin() {
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     assert_eq!(st["id"], "t-hookstate");
-    assert_eq!(st["status"], "creating");
+    assert_eq!(st["status"], "created");
     assert!(st["pid"].as_i64().unwrap() > 0);
 }
 

@@ -73,14 +73,47 @@ fn hook_gets_state_on_stdin_and_exactly_the_given_env() {
 }
 
 #[test]
-fn absent_env_means_empty_environment() {
+fn absent_env_means_the_runtimes_environment_and_empty_env_means_none() {
+    // runc passes its own environment to a hook without `env` (hooks rely
+    // on its PATH); an `env`, even empty, is the whole environment.
     let d = tmpdir("noenv");
-    let script = format!("{BB} wc -c < /proc/$$/environ > {}/env", d.display());
+    let script = format!("{BB} cat /proc/$$/environ > {}/env", d.display());
+    // One of our variables that ash does not make up itself.
+    let (k, v) = std::env::vars()
+        .find(|(k, _)| !["SHLVL", "PATH", "PWD", "OLDPWD", "_"].contains(&k.as_str()))
+        .expect("the test runs with some environment");
+    let ours = format!("{k}={v}");
     berth::hooks::run("poststart", &[sh(&script, None)], b"{}", None).expect("hook runs");
     assert!(
-        !read(&d.join("env")).contains("PATH="),
-        "PATH leaked into hook env"
+        read(&d.join("env")).split('\0').any(|e| e == ours),
+        "{ours} did not reach the hook"
     );
+    berth::hooks::run("poststart", &[sh(&script, Some(&[]))], b"{}", None).expect("hook runs");
+    assert!(
+        !read(&d.join("env"))
+            .split('\0')
+            .any(|e| e.starts_with(&format!("{k}="))),
+        "an empty env must stay empty"
+    );
+}
+
+#[test]
+fn hooks_run_in_the_bundle_and_need_an_absolute_path() {
+    let d = tmpdir("cwd");
+    let script = format!("{BB} pwd > {}/cwd", d.display());
+    let state = format!("{{\"bundle\":\"{}\"}}", d.display());
+    berth::hooks::run(
+        "prestart",
+        &[sh(&script, Some(&[]))],
+        state.as_bytes(),
+        None,
+    )
+    .expect("hook runs");
+    assert_eq!(read(&d.join("cwd")).trim(), d.display().to_string());
+    let mut relative = sh("true", None);
+    relative.set_path(PathBuf::from("busybox"));
+    let err = berth::hooks::run("prestart", &[relative], b"{}", None).unwrap_err();
+    assert!(err.to_string().contains("must be absolute"), "{err}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod case;
 pub mod cases;
 pub mod cli;
 pub mod console;
+pub mod diff;
 pub mod jsonptr;
 pub mod mutant;
 pub mod reaper;

@@ -21,6 +21,11 @@ pub struct Runtime {
     /// Binary used for cleanup (`delete --force`) instead of `path`; the
     /// mutant self-test cleans up with the real runtime.
     pub cleanup_path: Option<PathBuf>,
+    /// Start the runtime with fork + exec instead of posix_spawn, so it
+    /// begins with default signal dispositions: glibc's posix_spawn leaves
+    /// its internal signals (32, 33) ignored in the child, and ignored
+    /// signals survive execve into the container.
+    pub fork_exec: bool,
 }
 
 /// The outcome of one runtime invocation.
@@ -104,6 +109,7 @@ impl Runtime {
             oci_version: "1.1.0".into(),
             global_args: Vec::new(),
             cleanup_path: None,
+            fork_exec: false,
         }
     }
 
@@ -154,6 +160,14 @@ impl Runtime {
                     timed_out: false,
                     command,
                 }
+            }
+        }
+        if self.fork_exec {
+            use std::os::unix::fs::MetadataExt;
+            use std::os::unix::process::CommandExt;
+            // Setting the (unchanged) ids makes std fork and exec.
+            if let Ok(me) = std::fs::metadata("/proc/self") {
+                cmd.uid(me.uid()).gid(me.gid());
             }
         }
         if self.private_cgroup2 {

@@ -17,9 +17,11 @@ use crate::{bail, Error, Result};
 
 pub fn create(m: &Manager, res: Option<&LinuxResources>) -> Result<()> {
     let mut created: Vec<PathBuf> = Vec::new();
+    // Without `linux.resources` the device rules still start from
+    // deny-all plus the default list (as on v2, and as runc does).
     let r = create_dirs(m, &mut created).and_then(|()| match res {
         Some(r) => apply(m, r, false),
-        None => Ok(()),
+        None => apply(m, &LinuxResources::default(), false),
     });
     if let Err(e) = r {
         fsio::remove_dirs(&created);

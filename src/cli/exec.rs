@@ -64,7 +64,14 @@ fn build_process(a: &Args, cfg: &ExecConfig) -> Result<Process> {
             obj.entry("user")
                 .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
             obj.entry("cwd").or_insert_with(|| "/".into());
+            // runc: a process without capabilities gets the container's.
+            if let Some(c) = cfg.process.as_ref().and_then(|p| p.capabilities().as_ref()) {
+                if !obj.contains_key("capabilities") {
+                    obj.insert("capabilities".into(), serde_json::to_value(c)?);
+                }
+            }
         }
+        crate::capabilities::drop_unknown(&mut v["capabilities"]);
         return serde_json::from_value(v)
             .map_err(|e| Error::from(e).context(format!("parse {}", p.display())));
     }
@@ -90,8 +97,10 @@ fn build_process(a: &Args, cfg: &ExecConfig) -> Result<Process> {
         p.user_mut().set_gid(parse(gid)?);
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut()
-            .set_additional_gids(Some(a.additional_gids.clone()));
+        // Added to the config's groups, as runc adds them.
+        let mut gids = p.user().additional_gids().clone().unwrap_or_default();
+        gids.extend(a.additional_gids.iter().copied());
+        p.user_mut().set_additional_gids(Some(gids));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));

@@ -18,8 +18,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType,
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
 };
 
 use crate::error::{Context, Error, Result};
@@ -110,8 +110,13 @@ impl Channel {
             }
             Msg::SeccompFd(fd) => return self.send_fd(b'S', fd.as_raw_fd()),
         }
+        // write(2), not send(2): the init sends `Ready` after an early
+        // seccomp filter, and profiles that allow nothing else still allow
+        // write (runc's init writes its sync pipe there too). A seqpacket
+        // socket keeps the message boundary either way; berth ignores
+        // SIGPIPE, and an init whose parent is gone may die of it.
         loop {
-            match send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL) {
+            match nix::unistd::write(&self.fd, &buf) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::from(e).context("send on the init channel")),

@@ -199,9 +199,10 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if let Err(e) = nix::unistd::write(&fifo, b"0") {
         fatal(&Error::from(e).context("write exec fifo"));
     }
-    // The fifo's O_PATH fd is close-on-exec: nothing the profile may deny
-    // runs after the filter.
-    drop(fifo);
+    // The fifo stays open (close-on-exec) until execve: `start` reads to
+    // EOF, so it returns, and poststart hooks run, only once the program is
+    // executed (runtime.md lifecycle step 9). No close() follows the filter.
+    let _until_exec = fifo;
     plan.process.exec(&exe, "init")
 }
 

@@ -191,9 +191,12 @@ fn drive(
         h.create_container().as_ref().is_some_and(|v| !v.is_empty())
             || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
     });
+    // The hooks of create (prestart, createRuntime, createContainer) run
+    // after lifecycle step 2, so their state says "created" (runtime.md#state;
+    // crun does the same, runc 1.1 says "creating").
     let state_json = |status| serde_json::to_vec(&state.to_oci_json(status)).unwrap_or_default();
     let go = Msg::Go(if needs_state {
-        state_json(Status::Creating)
+        state_json(Status::Created)
     } else {
         Vec::new()
     });
@@ -208,7 +211,7 @@ fn drive(
         match chan.recv()? {
             Some(Msg::Ready) => return Ok(()),
             Some(Msg::Hooks) => {
-                let json = state_json(Status::Creating);
+                let json = state_json(Status::Created);
                 if let Some(h) = hooks {
                     hooks::run(
                         "prestart",

@@ -29,6 +29,9 @@ pub struct ProcessPlan<'a> {
     pub env: Vec<CString>,
     /// fds 0..keep_fds survive exec (stdio, LISTEN_FDS, --preserve-fds).
     pub keep_fds: u32,
+    /// `HOME=` from the container's /etc/passwd when `env` has no HOME
+    /// (runc's rule), found in the child before any seccomp filter.
+    pub home: std::cell::OnceCell<CString>,
 }
 
 impl<'a> ProcessPlan<'a> {
@@ -40,6 +43,16 @@ impl<'a> ProcessPlan<'a> {
         extra_env: &[String],
         keep_fds: u32,
     ) -> Result<ProcessPlan<'a>> {
+        let cwd = process.cwd();
+        if cwd.as_os_str().is_empty() {
+            crate::bail!("process.cwd must not be empty");
+        }
+        if !cwd.is_absolute() {
+            crate::bail!(
+                "process.cwd {:?} must be an absolute path",
+                cwd.display().to_string()
+            );
+        }
         let (args, mut env) = process_strings(process)?;
         for e in extra_env {
             env.push(cstring(e.clone())?);
@@ -59,6 +72,7 @@ impl<'a> ProcessPlan<'a> {
             args,
             env,
             keep_fds,
+            home: std::cell::OnceCell::new(),
         })
     }
 
@@ -84,24 +98,28 @@ impl<'a> ProcessPlan<'a> {
         Ok(())
     }
 
-    /// Become the configured process: fds close-on-exec and signals reset
-    /// (before any filter: a profile may deny close_range or
-    /// rt_sigaction), seccomp (early, when it needs CAP_SYS_ADMIN), user
-    /// and groups, capabilities, no_new_privs, cwd, umask. Returns the
+    /// Become the configured process: fds close-on-exec, signals reset and
+    /// the cwd entered as root (before any filter: a profile may deny
+    /// close_range, rt_sigaction, chdir or getcwd), seccomp (early, when it
+    /// needs CAP_SYS_ADMIN), user and groups, capabilities, no_new_privs,
+    /// cwd again as the user if root was refused, umask. Returns the
     /// resolved executable. A filter with notify rules hands its listener
     /// fd to the runtime on `chan` as soon as it is installed.
     pub fn become_process(&self, chan: &Channel) -> Result<CString> {
         fds::cloexec_from(self.keep_fds).context("close inherited fds")?;
+        if let Some(home) = self.default_home() {
+            let _ = self.home.set(home);
+        }
         sys::reset_signals();
+        // The cwd is tried as root first (it may be a directory only root
+        // can enter), and again as the user if root was refused: runc's
+        // order.
+        let entered = self.enter_cwd(true)?;
         if let Some(f) = self.seccomp.as_ref().filter(|_| !self.no_new_privs) {
             // Without no_new_privs the filter needs CAP_SYS_ADMIN: install
             // it before the capabilities go.
             install_seccomp(f, chan)?;
         }
-        // The cwd is tried as root first (it may be a directory only root
-        // can enter), and again as the user if root was refused: runc's
-        // order.
-        let entered = self.enter_cwd(true)?;
         self.switch_user()?;
         if self.no_new_privs {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("set no_new_privs")?;
@@ -121,6 +139,29 @@ impl<'a> ProcessPlan<'a> {
             install_seccomp(f, chan)?;
         }
         Ok(exe)
+    }
+
+    /// `HOME=DIR` when `process.env` has no (or an empty) HOME: the home
+    /// of `process.user.uid` in the container's /etc/passwd, else `/`, as
+    /// runc sets it.
+    fn default_home(&self) -> Option<CString> {
+        if self.env.iter().any(|e| {
+            e.to_bytes()
+                .strip_prefix(b"HOME=")
+                .is_some_and(|v| !v.is_empty())
+        }) {
+            return None;
+        }
+        let uid = self.process.user().uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let home = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 6 && f[2] == uid)
+            .map(|f| f[5].to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".into());
+        CString::new(format!("HOME={home}")).ok()
     }
 
     /// chdir to `process.cwd` and make sure it is inside the root. With
@@ -166,7 +207,13 @@ impl<'a> ProcessPlan<'a> {
         };
         let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
+        let mut envp: Vec<*const libc::c_char> = self
+            .env
+            .iter()
+            .filter(|e| self.home.get().is_none() || e.to_bytes() != b"HOME=")
+            .chain(self.home.get())
+            .map(|a| a.as_ptr())
+            .collect();
         envp.push(std::ptr::null());
         if let Some(f) = self
             .seccomp
@@ -276,10 +323,22 @@ fn process_strings(p: &Process) -> Result<(Vec<CString>, Vec<CString>)> {
         .map(|a| cstring(a.clone()))
         .collect::<Result<Vec<_>>>()
         .context("process.args")?;
-    let env = p
-        .env()
-        .iter()
-        .flatten()
+    if let Some(bad) = p.env().iter().flatten().find(|e| !e.contains('=')) {
+        // runc refuses it too (the kernel would pass it on unchanged).
+        crate::bail!("process.env: invalid entry {bad:?}: want KEY=VALUE");
+    }
+    // One entry per key, the last value in the first one's place: the
+    // environment runc's init builds (setenv per entry).
+    let mut merged: Vec<&String> = Vec::new();
+    for e in p.env().iter().flatten() {
+        let key = e.split('=').next();
+        match merged.iter_mut().find(|m| m.split('=').next() == key) {
+            Some(m) => *m = e,
+            None => merged.push(e),
+        }
+    }
+    let env = merged
+        .into_iter()
         .map(|e| cstring(e.clone()))
         .collect::<Result<Vec<_>>>()
         .context("process.env")?;

@@ -420,7 +420,7 @@ pub fn pivot(plan: &Plan) -> Result<()> {
 /// After pivot_root: `readonlyPaths`, `maskedPaths`, `root.readonly`.
 pub fn finalize(plan: &Plan) -> Result<()> {
     for p in plan.readonly {
-        readonly_path(p, plan.userns)?;
+        readonly_path(p)?;
     }
     for p in plan.masked {
         mask_path(p)?;
@@ -438,7 +438,7 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn readonly_path(p: &str, userns: bool) -> Result<()> {
+fn readonly_path(p: &str) -> Result<()> {
     match mount(
         Some(p),
         p,
@@ -450,11 +450,15 @@ fn readonly_path(p: &str, userns: bool) -> Result<()> {
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::from(e).context(format!("bind readonly path {p}"))),
     }
-    let mut flags = MsFlags::MS_RDONLY | MsFlags::MS_REC;
-    if userns {
-        flags |= MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    }
-    mounts::remount_bind(p, flags, userns, &format!("readonly path {p}"))
+    // The bind keeps the nosuid/nodev/noexec of the mount it copies (proc's
+    // for /proc/sys) and adds none, as runc does: a remount that omits
+    // them would clear them (and in a user namespace fail).
+    mounts::remount_bind(
+        p,
+        MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        true,
+        &format!("readonly path {p}"),
+    )
 }
 
 fn mask_path(p: &str) -> Result<()> {

@@ -3,7 +3,8 @@
 //!
 //! Arguments are probes, run after the base report is gathered:
 //! `stat:PATH`, `read:PATH`, `write:PATH` (open a file for writing, or create a
-//! file in a directory), `mkdir:PATH`, `ls:PATH`, and the trailing modes
+//! file in a directory), `mkdir:PATH`, `ls:PATH`, `lsl:PATH` (each entry with
+//! its `stat:`), and the trailing modes
 //! `hold` (print, then wait for a signal) and `exit:CODE`.
 
 use serde_json::{json, Map, Value};
@@ -140,7 +141,18 @@ fn tty() -> Value {
     let name = std::fs::read_link("/proc/self/fd/0")
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    // Who owns the terminal on stdin, and its mode (runc chowns the pty
+    // slave to the process's user).
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid, writable stat; fd 0 is only inspected.
+    let owner = if isatty(0) && unsafe { libc::fstat(0, &mut st) } == 0 {
+        json!({ "uid": st.st_uid, "gid": st.st_gid, "mode": st.st_mode & 0o7777 })
+    } else {
+        Value::Null
+    };
     json!({
+        "owner": owner,
         "stdin": isatty(0),
         "stdout": isatty(1),
         "stderr": isatty(2),
@@ -244,6 +256,45 @@ fn ls_probe(path: &str) -> Value {
     }
 }
 
+/// The open descriptors and what they point at (the directory stream used
+/// to list them is left out).
+fn fds() -> Value {
+    let mut out = Map::new();
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+        return Value::Object(out);
+    };
+    let entries: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for fd in entries {
+        if let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+            let target = target.display().to_string();
+            if target.starts_with("/proc/") && target.ends_with("/fd") {
+                continue;
+            }
+            out.insert(fd, Value::String(target));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Every entry of a directory with its `stat:` report.
+fn lsl_probe(path: &str) -> Value {
+    match std::fs::read_dir(path) {
+        Err(e) => json!({ "error": e.raw_os_error().unwrap_or(0) }),
+        Ok(rd) => {
+            let mut out = Map::new();
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let full = format!("{}/{name}", path.trim_end_matches('/'));
+                out.insert(name, stat_probe(&full));
+            }
+            Value::Object(out)
+        }
+    }
+}
+
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: _exit is async-signal-safe.
     unsafe { libc::_exit(100 + sig) }
@@ -318,6 +369,16 @@ fn main() {
         },
         "no_new_privs": field("NoNewPrivs"),
         "seccomp": field("Seccomp"),
+        "seccomp_filters": field("Seccomp_filters"),
+        "signals": {
+            "blocked": field("SigBlk"),
+            "ignored": field("SigIgn"),
+        },
+        // SAFETY: getsid/getpgid of the calling process take no pointers.
+        "sid": unsafe { libc::getsid(0) },
+        // SAFETY: as above.
+        "pgid": unsafe { libc::getpgid(0) },
+        "fds": fds(),
         "oom_score_adj": read_trim("/proc/self/oom_score_adj"),
         "rlimits": rlimits(),
         "mountinfo": read_trim("/proc/self/mountinfo"),
@@ -340,6 +401,7 @@ fn main() {
             "write" => write_probe(path),
             "mkdir" => mkdir_probe(path),
             "ls" => ls_probe(path),
+            "lsl" => lsl_probe(path),
             "hold" | "exit" => {
                 mode = Some((op.to_string(), path.to_string()));
                 continue;

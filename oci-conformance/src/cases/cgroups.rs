@@ -14,6 +14,10 @@ pub fn cases() -> Vec<Case> {
         case("cgroups.v1.memory", "config-linux.md#memory", Must,
             "memory limit, reservation, swappiness and disableOOMKiller are written to the memory controller", v1_memory)
             .tags(&["cgroup-v1"]).mutant("drop:/linux/resources/memory"),
+        case("cgroups.v1.memory-kernel", "config-linux.md#memory", Runc,
+            "memory.kernel and kernelTCP (NOT RECOMMENDED; kernels since 5.16 ignore kmem limits) do not stop the container: create succeeds and the memory limit is still written",
+            v1_memory_kernel)
+            .tags(&["cgroup-v1"]).mutant("set:/linux/resources/memory/limit=1"),
         case("cgroups.v1.memory-swap", "config-linux.md#memory", Must,
             "memory.swap (memory+swap) is written to memory.memsw.limit_in_bytes", v1_swap)
             .tags(&["cgroup-v1"]).mutant("drop:/linux/resources/memory/swap"),
@@ -148,6 +152,20 @@ fn v1_memory(ctx: &mut Ctx) {
         "memory.oom_control has oom_kill_disable 1",
         oom.lines().any(|l| l == "oom_kill_disable 1"),
         format!("{oom:?}"),
+    );
+}
+
+fn v1_memory_kernel(ctx: &mut Ctx) {
+    ctx.set(
+        "/linux/resources/memory",
+        json!({"limit": 67108864, "kernel": 33554432, "kernelTCP": 16777216}),
+    );
+    let Some(pid) = ctx.create_ok() else { return };
+    let d = v1_dir(pid, "memory");
+    ctx.check_eq(
+        "memory.limit_in_bytes is 64 MiB",
+        read_in(&d, "memory.limit_in_bytes").as_deref(),
+        Some("67108864"),
     );
 }
 

@@ -21,6 +21,9 @@ pub fn cases() -> Vec<Case> {
         case("hooks.state-stdin", "config.md#posix-platform-hooks", Must,
             "hooks receive the container state on stdin (id, pid, bundle, status)", state_stdin)
             .mutant("drop:/hooks/createRuntime"),
+        case("hooks.state-status", "runtime.md#state", Must,
+            "each hook's state names the status of its lifecycle step: created for prestart, createRuntime and createContainer (the environment exists), running for poststart, stopped for poststop",
+            state_status).mutant("drop:/hooks/prestart").mutant_on_crun(),
         case("hooks.args-env", "config.md#posix-platform-hooks", Must,
             "a hook runs with its args and env", args_env)
             .mutant("drop:/hooks/createRuntime/0/env"),
@@ -45,6 +48,9 @@ pub fn cases() -> Vec<Case> {
         case("hooks.poststop-fail", "config.md#poststop", Must,
             "a failing poststop hook is only a warning: delete succeeds", poststop_fail)
             .mutant("exit:delete=1"),
+        case("hooks.poststop-fail-continues", "runtime.md#lifecycle", Must,
+            "after a failing poststop hook the remaining poststop hooks still run", poststop_fail_continues)
+            .mutant("drop:/hooks/poststop/1").mutant_on_crun(),
         case("hooks.timeout", "config.md#posix-platform-hooks", Must,
             "a hook running past its timeout is aborted and create fails", timeout)
             .mutant("drop:/hooks/createRuntime/0/timeout"),
@@ -203,6 +209,45 @@ fn state_stdin(ctx: &mut Ctx) {
     }
 }
 
+/// The `status` field each hook finds on its stdin (runtime.md#state:
+/// "created" is every moment after lifecycle step 2 until the program runs).
+fn state_status(ctx: &mut Ctx) {
+    let dir = ctx.path("rootfs/hookdir").display().to_string();
+    let stages = [
+        ("prestart", "created"),
+        ("createRuntime", "created"),
+        ("createContainer", "created"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ];
+    let mut hooks = serde_json::Map::new();
+    for (stage, _) in stages {
+        let script = format!("cat > {dir}/status-{stage}");
+        hooks.insert(
+            stage.into(),
+            json!([{"path": "/bin/busybox", "args": ["busybox", "sh", "-c", script]}]),
+        );
+    }
+    ctx.set("/hooks", Value::Object(hooks));
+    let Some((pid, _)) = ctx.run_holding(&[]) else {
+        return;
+    };
+    let _ = ctx.kill("SIGKILL");
+    let _ = ctx.wait_exit(pid);
+    let out = ctx.delete();
+    ctx.check("delete succeeds", out.ok(), out.describe());
+    for (stage, want) in stages {
+        let text = std::fs::read_to_string(ctx.path(&format!("rootfs/hookdir/status-{stage}")))
+            .unwrap_or_default();
+        let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        ctx.check_eq(
+            format!("{stage}'s state has status {want:?}"),
+            state["status"].as_str(),
+            Some(want),
+        );
+    }
+}
+
 fn args_env(ctx: &mut Ctx) {
     let dir = ctx.path("rootfs/hookdir").display().to_string();
     ctx.set("/hooks/createRuntime", json!([{
@@ -304,6 +349,24 @@ fn poststop_fail(ctx: &mut Ctx) {
     );
     let gone = ctx.state().is_err();
     ctx.check("the container is gone", gone, "state still answers");
+}
+
+fn poststop_fail_continues(ctx: &mut Ctx) {
+    let hooks = json!([
+        host_hook(ctx, "exit 3"),
+        host_hook(ctx, "echo second >> poststop")
+    ]);
+    ctx.set("/hooks/poststop", hooks);
+    ctx.checker(&[]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let _ = ctx.wait_exit(pid);
+    let out = ctx.delete();
+    ctx.check("delete succeeds", out.ok(), out.describe());
+    ctx.check_eq(
+        "the second poststop hook ran",
+        log(ctx, "poststop"),
+        vec!["second".to_string()],
+    );
 }
 
 fn timeout(ctx: &mut Ctx) {

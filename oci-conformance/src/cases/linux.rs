@@ -6,7 +6,7 @@ use super::case;
 use crate::bundle::{MASKED_PATHS, READONLY_PATHS};
 use crate::case::{Case, Ctx, Level::*};
 use crate::reaper::Exit;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -85,6 +85,17 @@ pub fn cases() -> Vec<Case> {
         case("seccomp.invalid-action", "config-linux.md#seccomp", Must,
             "an unknown seccomp action generates an error", seccomp_invalid)
             .mutant("exit:create=0"),
+        case("seccomp.setup-before-filter", "config-linux.md#seccomp", Must,
+            "the runtime's own setup does not depend on syscalls the profile denies: with getcwd denied (and no noNewPrivileges, so the filter goes in while the runtime still holds CAP_SYS_ADMIN) the program runs",
+            seccomp_setup_before_filter)
+            .mutant("set:/linux/seccomp/syscalls/0/names=[\"getcwd\",\"execve\"]").mutant_on_crun(),
+        case("seccomp.allow-list-without-close-range", "config-linux.md#seccomp", Must,
+            "a default-deny profile of the Docker era (no close_range, clone3 or pidfd_open on its allow-list), without noNewPrivileges: the program runs under it",
+            seccomp_old_allow_list)
+            .mutant("set:/linux/seccomp/syscalls/0/names=[\"read\"]"),
+        case("seccomp.allow-list-exec", "config-linux.md#seccomp", Runc,
+            "exec into a container with that Docker-era default-deny profile runs the process under the filter",
+            seccomp_old_allow_list_exec).mutant("noop:exec"),
         case("rootfs-propagation.private", "config-linux.md#rootfs-mount-propagation", Must,
             "rootfsPropagation private makes / a private mount", |c| propagation(c, "private", "private"))
             .mutant("set:/linux/rootfsPropagation=\"shared\"").mutant_on_crun(),
@@ -456,6 +467,19 @@ fn seccomp_kill(ctx: &mut Ctx, action: &str) {
     );
 }
 
+fn seccomp_setup_before_filter(ctx: &mut Ctx) {
+    ctx.set("/process/noNewPrivileges", json!(false));
+    ctx.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    ctx.set_args(&["/bin/busybox", "true"]);
+    let Some(pid) = ctx.run_ok() else { return };
+    let exit = ctx.wait_exit(pid);
+    ctx.check_eq("the program runs and exits 0", exit, Some(Exit::Code(0)));
+}
+
 fn seccomp_trace(ctx: &mut Ctx) {
     seccomp_with(ctx, "SCMP_ACT_TRACE", None);
     let Some(r) = ctx.probe(&["mkdir:/tmp/seccomp-probe"]) else {
@@ -481,110 +505,113 @@ fn seccomp_log(ctx: &mut Ctx) {
     ctx.check_eq("Seccomp mode is 2 (filter)", r.str("/seccomp"), "2".into());
 }
 
+/// What a static Rust binary (our checker) and a runtime's init need: an
+/// allow-list for default-deny profiles.
+const ALLOW_LIST: &[&str] = &[
+    "read",
+    "write",
+    "openat",
+    "open",
+    "close",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "lstat",
+    "stat",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "pread64",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "getpid",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getgroups",
+    "getcwd",
+    "readlink",
+    "readlinkat",
+    "uname",
+    "getrlimit",
+    "prlimit64",
+    "sched_getscheduler",
+    "sched_getparam",
+    "sched_getaffinity",
+    "getpriority",
+    "ioprio_get",
+    "personality",
+    "getdents64",
+    "exit",
+    "exit_group",
+    "execve",
+    "execveat",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "futex",
+    "sigaltstack",
+    "poll",
+    "ppoll",
+    "getrandom",
+    "fcntl",
+    "prctl",
+    "capget",
+    "capset",
+    "setgroups",
+    "setresuid",
+    "setresgid",
+    "setuid",
+    "setgid",
+    "gettid",
+    "tgkill",
+    "lseek",
+    "madvise",
+    "mremap",
+    "clock_gettime",
+    "nanosleep",
+    "clock_nanosleep",
+    "epoll_pwait",
+    "fchdir",
+    "chdir",
+    "close_range",
+    "dup2",
+    "dup3",
+    "seccomp",
+    "keyctl",
+    "sched_yield",
+    "pselect6",
+    "getdents",
+    "statfs",
+    "fstatfs",
+    "umask",
+    "set_mempolicy",
+    "get_mempolicy",
+    "writev",
+    "readv",
+    "getsid",
+    "setsid",
+    "kill",
+    "wait4",
+];
+
 fn seccomp_default_action(ctx: &mut Ctx) {
     // Block only what our checker does not need: everything is allowed except
     // by default... an allow-list is too host-specific, so use ERRNO default
     // with a broad allow-list of what a static Rust binary and runc init use.
-    let allowed = [
-        "read",
-        "write",
-        "openat",
-        "open",
-        "close",
-        "fstat",
-        "newfstatat",
-        "statx",
-        "lstat",
-        "stat",
-        "mmap",
-        "munmap",
-        "mprotect",
-        "brk",
-        "rt_sigaction",
-        "rt_sigprocmask",
-        "rt_sigreturn",
-        "ioctl",
-        "pread64",
-        "access",
-        "faccessat",
-        "faccessat2",
-        "getpid",
-        "getppid",
-        "getuid",
-        "geteuid",
-        "getgid",
-        "getegid",
-        "getgroups",
-        "getcwd",
-        "readlink",
-        "readlinkat",
-        "uname",
-        "getrlimit",
-        "prlimit64",
-        "sched_getscheduler",
-        "sched_getparam",
-        "sched_getaffinity",
-        "getpriority",
-        "ioprio_get",
-        "personality",
-        "getdents64",
-        "exit",
-        "exit_group",
-        "execve",
-        "execveat",
-        "arch_prctl",
-        "set_tid_address",
-        "set_robust_list",
-        "rseq",
-        "futex",
-        "sigaltstack",
-        "poll",
-        "ppoll",
-        "getrandom",
-        "fcntl",
-        "prctl",
-        "capget",
-        "capset",
-        "setgroups",
-        "setresuid",
-        "setresgid",
-        "setuid",
-        "setgid",
-        "gettid",
-        "tgkill",
-        "lseek",
-        "madvise",
-        "mremap",
-        "clock_gettime",
-        "nanosleep",
-        "clock_nanosleep",
-        "epoll_pwait",
-        "fchdir",
-        "chdir",
-        "close_range",
-        "dup2",
-        "dup3",
-        "seccomp",
-        "keyctl",
-        "sched_yield",
-        "pselect6",
-        "getdents",
-        "statfs",
-        "fstatfs",
-        "umask",
-        "set_mempolicy",
-        "get_mempolicy",
-        "writev",
-        "readv",
-        "getsid",
-        "setsid",
-        "kill",
-        "wait4",
-    ];
     ctx.set(
         "/linux/seccomp",
         json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": libc::EXDEV,
-        "syscalls": [{"names": allowed.to_vec(), "action": "SCMP_ACT_ALLOW"}]}),
+        "syscalls": [{"names": ALLOW_LIST.to_vec(), "action": "SCMP_ACT_ALLOW"}]}),
     );
     let Some(r) = ctx.probe(&["mkdir:/tmp/seccomp-probe"]) else {
         return;
@@ -594,6 +621,57 @@ fn seccomp_default_action(ctx: &mut Ctx) {
         "mkdirat (not allowed) fails by the default action",
         e == Some(libc::EXDEV as i64) || e == Some(libc::EPERM as i64),
         format!("error {e:?}"),
+    );
+}
+
+/// A Docker-era default-deny profile (none of the newer syscalls on its
+/// allow-list), without noNewPrivileges: the filter goes in early.
+fn set_old_allow_list(ctx: &mut Ctx) {
+    let newer = [
+        "close_range",
+        "clone3",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "openat2",
+        "faccessat2",
+    ];
+    let allowed: Vec<&str> = ALLOW_LIST
+        .iter()
+        .copied()
+        .filter(|n| !newer.contains(n))
+        .collect();
+    ctx.set("/process/noNewPrivileges", json!(false));
+    ctx.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}),
+    );
+}
+
+fn seccomp_old_allow_list(ctx: &mut Ctx) {
+    set_old_allow_list(ctx);
+    let Some(r) = ctx.probe(&[]) else { return };
+    ctx.check_eq("Seccomp mode is 2 (filter)", r.str("/seccomp"), "2".into());
+}
+
+fn seccomp_old_allow_list_exec(ctx: &mut Ctx) {
+    set_old_allow_list(ctx);
+    if ctx.run_holding(&[]).is_none() {
+        return;
+    }
+    let id = ctx.id.clone();
+    let out = ctx.rt(&["exec", &id, "/checker", "exit:0"]);
+    ctx.check("exec succeeds", out.ok(), out.describe());
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let r: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+    ctx.check_eq(
+        "the exec'd process runs under the filter (Seccomp mode 2)",
+        r["seccomp"].as_str(),
+        Some("2"),
     );
 }
 

@@ -16,6 +16,9 @@ pub fn cases() -> Vec<Case> {
         case("process.cwd", "config.md#process", Must,
             "process.cwd is the program's working directory",
             cwd).mutant("set:/process/cwd=\"/\""),
+        case("process.cwd-created", "config.md#process", Must,
+            "a process.cwd missing from the rootfs is created (as runc does), and the program runs there",
+            cwd_created).mutant("set:/process/cwd=\"/\""),
         case("process.user", "config.md#user", Must,
             "uid, gid and additionalGids are the program's credentials",
             user).mutant("set:/process/user/uid=0"),
@@ -128,6 +131,16 @@ fn cwd(ctx: &mut Ctx) {
     ctx.set("/process/cwd", json!("/data"));
     let Some(r) = ctx.run_checker() else { return };
     ctx.check_eq("cwd is /data", r.str("/cwd"), "/data".into());
+}
+
+fn cwd_created(ctx: &mut Ctx) {
+    ctx.set("/process/cwd", json!("/made/by/runtime"));
+    let Some(r) = ctx.run_checker() else { return };
+    ctx.check_eq(
+        "cwd is /made/by/runtime",
+        r.str("/cwd"),
+        "/made/by/runtime".into(),
+    );
 }
 
 fn user(ctx: &mut Ctx) {

@@ -1,0 +1,415 @@
+//! ================= KNOWN DIFFERENCES: berth vs runc 1.1.5 =================
+//!
+//! The one table of every difference the differential test expects today.
+//! Each row selects corpus entries (`when`) and names the aspects of the
+//! comparison that differ there (`aspects`; a trailing `*` matches a
+//! prefix). The test fails when
+//! - a difference appears that no row explains (new), or
+//! - a row selects an entry where one of its aspects does not differ
+//!   (stale: it was fixed, so shrink the table).
+//!
+//! Kinds: `BerthBug` (to be fixed in berth), `Deliberate` (berth differs on
+//! purpose, with the reason), `RuncBug` (runc 1.1.5 is wrong, berth is
+//! right).
+
+use super::corpus::{Entry, Scenario};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    BerthBug,
+    Deliberate,
+    RuncBug,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::BerthBug => "berth bug",
+            Kind::Deliberate => "deliberate deviation",
+            Kind::RuncBug => "runc bug",
+        }
+    }
+}
+
+pub struct Known {
+    pub when: fn(&Entry) -> bool,
+    pub aspects: &'static [&'static str],
+    pub kind: Kind,
+    pub field: &'static str,
+    pub runc: &'static str,
+    pub berth: &'static str,
+}
+
+/// Whether an aspect pattern of the table (`mount:*`) matches an aspect.
+/// A leading `?` marks an aspect that need not differ everywhere the row
+/// applies; the `exec.`/`init.` prefix of an exec case's report is not
+/// part of the pattern.
+pub fn matches(pattern: &str, aspect: &str) -> bool {
+    let pattern = pattern.trim_start_matches('?');
+    let aspect = aspect
+        .strip_prefix("exec.")
+        .or_else(|| aspect.strip_prefix("init."))
+        .unwrap_or(aspect);
+    glob(pattern, aspect)
+}
+
+/// `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+// ---- selectors used by the table ----
+
+/// The runtime-spec version runc 1.1.5 reports.
+const RUNC_SPEC_VERSION: &str = "1.0.2-dev";
+
+fn var(e: &Entry, group: &str, name: &str) -> bool {
+    e.group == group && e.variation == name
+}
+
+fn runs_in_foreground(e: &Entry) -> bool {
+    matches!(e.scenario, Scenario::Run | Scenario::Exec { .. })
+}
+
+fn has_mount_type(c: &Value, t: &str) -> bool {
+    c["mounts"]
+        .as_array()
+        .map(|a| a.iter().any(|m| m["type"] == t))
+        .unwrap_or(false)
+}
+
+fn ns(c: &Value, t: &str) -> Option<Value> {
+    c["linux"]["namespaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["type"] == t).cloned())
+}
+
+fn has_hook(e: &Entry, stage: &str) -> bool {
+    e.config["hooks"][stage].is_array()
+}
+
+fn rootless(e: &Entry) -> bool {
+    e.source == "runc-spec-rootless"
+}
+
+/// The table. Keep one row per distinct cause.
+pub const KNOWN: &[Known] = &[
+    Known {
+        when: runs_in_foreground,
+        aspects: &["fds", "tty"],
+        kind: Kind::Deliberate,
+        field: "stdio of `run`/`exec` in the foreground",
+        runc: "copies the process's stdio through pipes it makes (chowned to the process's user)",
+        berth: "hands its own stdio to the process, as crun does and as runc does with --detach",
+    },
+    Known {
+        when: |e| has_mount_type(&e.config, "cgroup"),
+        aspects: &["mount:/sys/fs/cgroup", "mount:/sys/fs/cgroup/unified", "?probe:stat:/sys/fs/cgroup"],
+        kind: Kind::Deliberate,
+        field: "mounts[type=cgroup] on a cgroup v1 hybrid host",
+        runc: "leaves the tmpfs at /sys/fs/cgroup writable although the mount says ro, and omits the unified hierarchy",
+        berth: "mounts the tmpfs with the mount's own options (ro) and the container's cgroup2 dir at /sys/fs/cgroup/unified, where systemd looks on a hybrid host",
+    },
+    Known {
+        when: |e| has_mount_type(&e.config, "cgroup") && ns(&e.config, "cgroup").is_some() && !rootless(e),
+        aspects: &["mount:/sys/fs/cgroup/systemd"],
+        kind: Kind::Deliberate,
+        field: "mounts[type=cgroup] with a cgroup namespace: source of the name=systemd hierarchy",
+        runc: "mounts it with source `systemd`",
+        berth: "mounts it with source `cgroup` (the source field is free text; cosmetic)",
+    },
+    Known {
+        when: |e| {
+            var(e, "namespaces", "cgroup-path")
+                && !rootless(e)
+                && has_mount_type(&e.config, "cgroup")
+        },
+        aspects: &["mount:/sys/fs/cgroup/*", "?probe:read:/sys/fs/cgroup/*"],
+        kind: Kind::BerthBug,
+        field: "linux.namespaces[cgroup].path (joining a cgroup namespace rooted above the container's cgroup)",
+        runc: "mounts cgroupfs, which shows the joined namespace's root: the container sees the hierarchy from there",
+        berth: "binds the container's own cgroup directories (the view of a new cgroup namespace)",
+    },
+    Known {
+        when: |e| var(e, "namespaces", "cgroup-path") && rootless(e),
+        aspects: &["outcome"],
+        kind: Kind::RuncBug,
+        field: "linux.namespaces[cgroup].path in a new user namespace",
+        runc: "cannot mount cgroupfs there (EPERM) and fails",
+        berth: "binds the container's cgroup directories read-only and runs",
+    },
+    Known {
+        when: |e| e.group == "hooks" && e.config["hooks"].is_object(),
+        aspects: &["hook:*:state.rootfs", "?hook:*:state.owner", "?hook:*:state.created"],
+        kind: Kind::BerthBug,
+        field: "the state on a hook's stdin",
+        runc: "the runtime-spec state: ociVersion, id, status, pid, bundle, annotations",
+        berth: "adds rootfs, created and owner (runc's `state` output fields)",
+    },
+    Known {
+        when: |e| has_hook(e, "poststop"),
+        aspects: &["hook:poststop:state.pid"],
+        kind: Kind::BerthBug,
+        field: "hooks.poststop state.pid",
+        runc: "no pid (the process is gone)",
+        berth: "the pid the container had",
+    },
+    Known {
+        when: |e| e.config["ociVersion"] != RUNC_SPEC_VERSION && e.group == "hooks" && e.config["hooks"].is_object(),
+        aspects: &["hook:*:state.ociVersion"],
+        kind: Kind::BerthBug,
+        field: "hook state.ociVersion",
+        runc: "the runtime-spec version runc implements",
+        berth: "the config's ociVersion",
+    },
+    Known {
+        when: |e| has_hook(e, "poststart") && !var(e, "hooks", "poststart-fails"),
+        aspects: &["hook:poststart:state.status"],
+        kind: Kind::RuncBug,
+        field: "hooks.poststart state.status",
+        runc: "`created` (computed before the process starts)",
+        berth: "`running`: the runtime-spec runs poststart after the user process has started",
+    },
+    Known {
+        when: |e| has_hook(e, "startContainer") && !var(e, "hooks", "startContainer-fails"),
+        aspects: &["hook:startContainer:state.status"],
+        kind: Kind::BerthBug,
+        field: "hooks.startContainer state.status",
+        runc: "`created`",
+        berth: "`creating` (issue 11 §2: the status the runtime-spec names for each hook)",
+    },
+    Known {
+        when: |e| {
+            (has_hook(e, "startContainer") && !var(e, "hooks", "startContainer-fails"))
+                || (has_hook(e, "createContainer") && !var(e, "hooks", "createContainer-fails"))
+        },
+        aspects: &["?hook:startContainer:state.pid", "?hook:createContainer:state.pid"],
+        kind: Kind::RuncBug,
+        field: "state.pid given to createContainer/startContainer hooks",
+        runc: "1 (the pid as its init sees itself in the container's pid namespace)",
+        berth: "the container process's pid as the host sees it, as the runtime-spec's state defines it",
+    },
+    Known {
+        when: |e| {
+            (has_hook(e, "startContainer") && !var(e, "hooks", "startContainer-fails"))
+                || (has_hook(e, "createContainer") && !var(e, "hooks", "createContainer-fails"))
+        },
+        aspects: &["?hook:startContainer:env", "?hook:createContainer:env"],
+        kind: Kind::BerthBug,
+        field: "environment of createContainer/startContainer hooks without `env`",
+        runc: "the container process's environment (its init has switched to it)",
+        berth: "the runtime's environment",
+    },
+    Known {
+        when: |e| var(e, "mounts", "tmpfs-size-mode"),
+        aspects: &["probe:stat:/mnt"],
+        kind: Kind::RuncBug,
+        field: "mounts[type=tmpfs] with mode= over an existing directory",
+        runc: "chmods the tmpfs root to the old directory's mode, overriding mode=",
+        berth: "the tmpfs keeps the mode= the config gives",
+    },
+    Known {
+        when: |e| {
+            var(e, "mounts", "atime-options")
+                || var(e, "mounts", "tmpfs-uid-gid")
+                || var(e, "mounts", "relative-destination")
+        },
+        aspects: &["?probe:stat:/mnt", "?probe:stat:mnt"],
+        kind: Kind::BerthBug,
+        field: "mounts[type=tmpfs] without mode= over an existing directory",
+        runc: "gives the tmpfs root the mode of the directory it covers",
+        berth: "leaves tmpfs's default mode (1777, or the mode= given)",
+    },
+    Known {
+        when: |e| var(e, "rootfs", "propagation-shared") || var(e, "rootfs", "propagation-rshared"),
+        aspects: &["mount:*"],
+        kind: Kind::RuncBug,
+        field: "linux.rootfsPropagation shared/rshared",
+        runc: "the container's mounts show no propagation (runc 1.1.5 applies it to / before the rootfs bind)",
+        berth: "the rootfs (and with rshared everything under it) is shared, as the field asks",
+    },
+    Known {
+        when: |e| var(e, "rootfs", "propagation-unbindable"),
+        aspects: &["outcome"],
+        kind: Kind::RuncBug,
+        field: "linux.rootfsPropagation unbindable",
+        runc: "fails to bind the rootfs after making / unbindable",
+        berth: "applies unbindable after pivot_root and runs",
+    },
+    Known {
+        when: |e| {
+            var(e, "spec-1.2", "scheduler-batch")
+                || var(e, "spec-1.2", "io-priority")
+                || var(e, "spec-1.2", "personality-linux32")
+                || var(e, "hostname", "domainname")
+                || var(e, "spec-1.2", "mount-idmap")
+        },
+        aspects: &["?sched", "?personality", "?domainname", "?mount:/mnt", "?probe:*"],
+        kind: Kind::Deliberate,
+        field: "runtime-spec 1.2 fields: process.scheduler, process.ioPriority, linux.personality, domainname, idmapped mounts",
+        runc: "1.1.5 predates them and ignores them",
+        berth: "applies them (runtime-spec 1.2)",
+    },
+    Known {
+        when: |e| var(e, "spec-1.2", "time-namespace"),
+        aspects: &["outcome"],
+        kind: Kind::Deliberate,
+        field: "linux.namespaces[time] + linux.timeOffsets (runtime-spec 1.2)",
+        runc: "1.1.5 does not know the time namespace and fails",
+        berth: "creates it with the offsets",
+    },
+    Known {
+        when: |e| var(e, "seccomp", "flag-log"),
+        aspects: &["outcome"],
+        kind: Kind::Deliberate,
+        field: "linux.seccomp.flags (runtime-spec 1.1)",
+        runc: "1.1.5 refuses: seccomp flags are not yet supported",
+        berth: "installs the filter with SECCOMP_FILTER_FLAG_LOG",
+    },
+    Known {
+        when: |e| var(e, "hostname", "domainname-without-uts-ns"),
+        aspects: &["outcome"],
+        kind: Kind::Deliberate,
+        field: "domainname without a new UTS namespace",
+        runc: "1.1.5 ignores domainname",
+        berth: "refuses it, as newer runc does (it would change the host's domain name)",
+    },
+    Known {
+        when: |e| var(e, "namespaces", "user-absent") && rootless(e),
+        aspects: &["outcome"],
+        kind: Kind::Deliberate,
+        field: "linux.uidMappings without a new user namespace",
+        runc: "1.1.5 ignores the mappings",
+        berth: "refuses the config (the mappings cannot apply), as newer runc does",
+    },
+    Known {
+        when: |e| var(e, "rlimits", "same-type-twice"),
+        aspects: &["outcome"],
+        kind: Kind::RuncBug,
+        field: "process.rlimits with one type twice",
+        runc: "applies both (the last wins)",
+        berth: "refuses it: the runtime-spec says duplicated types MUST be an error",
+    },
+    Known {
+        when: |e| var(e, "devices", "redefines-null") && e.source != "docker-run",
+        aspects: &["outcome"],
+        kind: Kind::RuncBug,
+        field: "linux.devices redefining /dev/null with mode 0600",
+        runc: "fails reopening /dev/null in the container",
+        berth: "creates the device as given and runs",
+    },
+    Known {
+        when: |e| var(e, "devices", "outside-dev") && !rootless(e),
+        aspects: &["outcome"],
+        kind: Kind::BerthBug,
+        field: "linux.devices with a path outside /dev",
+        runc: "creates the node there",
+        berth: "refuses: `not under /dev`",
+    },
+    Known {
+        when: |e| var(e, "resources", "hugepage-limits"),
+        aspects: &["outcome"],
+        kind: Kind::BerthBug,
+        field: "linux.resources.hugepageLimits without a hugetlb controller",
+        runc: "fails: cannot set hugetlb limit",
+        berth: "runs without the limit",
+    },
+    Known {
+        when: |e| {
+            (var(e, "mounts", "mqueue-and-sysfs-again") && rootless(e))
+                || (var(e, "namespaces", "user-added-mapped-to-root") && ns(&e.config, "network").is_none())
+        },
+        aspects: &["outcome"],
+        kind: Kind::Deliberate,
+        field: "a sysfs mount in a user namespace without its own network namespace",
+        runc: "fails: the kernel refuses a new sysfs there",
+        berth: "falls back to a read-only recursive bind of /sys",
+    },
+    Known {
+        when: |e| var(e, "namespaces", "mount-absent-no-masks") && e.config["root"]["readonly"] == true,
+        aspects: &["mount:/", "?probe:write:*", "?probe:mkdir:*"],
+        kind: Kind::Deliberate,
+        field: "root.readonly without a mount namespace",
+        runc: "skips finalizing the rootfs: the root stays writable",
+        berth: "makes its bind of the rootfs read-only as root.readonly asks",
+    },
+    Known {
+        when: |e| var(e, "namespaces", "user-added-with-mappings") || var(e, "spec-1.2", "mount-idmap"),
+        aspects: &["?probe:stat:/dev/mqueue", "?probe:lsl:/dev/mqueue"],
+        kind: Kind::BerthBug,
+        field: "/dev/mqueue in a new user namespace",
+        runc: "belongs to the container's root",
+        berth: "belongs to the overflow user (mounted with the host's credentials)",
+    },
+    Known {
+        when: |e| {
+            var(e, "namespaces", "path-wrong-type")
+                || (e.group == "oom" && e.variation.starts_with("score-adj-") && {
+                    let adj = &e.variation["score-adj-".len()..];
+                    adj.starts_with('-') || adj == "1001"
+                })
+        },
+        aspects: &["error-class"],
+        kind: Kind::RuncBug,
+        field: "a namespace path of the wrong type; an oomScoreAdj the kernel refuses",
+        runc: "fails with `can't get final child's PID from pipe: EOF`, naming no cause",
+        berth: "fails naming the namespace, or oom_score_adj and why",
+    },
+    Known {
+        when: |e| var(e, "seccomp", "minimal-default-errno-no-nnp"),
+        aspects: &["error-class"],
+        kind: Kind::BerthBug,
+        field: "a profile denying setgroups, without noNewPrivileges",
+        runc: "fails: setgroups: operation not permitted",
+        berth: "fails, but the init cannot report why (`container init exited during setup`)",
+    },
+    Known {
+        when: |e| var(e, "mounts", "no-mounts") && e.source != "docker-run",
+        aspects: &["error-class"],
+        kind: Kind::BerthBug,
+        field: "a config without any mounts (no /proc)",
+        runc: "fails at create: error closing exec fds: open /proc/self/fd",
+        berth: "create succeeds, the init dies, and start says only `cannot start a container that has stopped`",
+    },
+    Known {
+        when: |e| var(e, "terminal", "true-non-root-pty-owner") && rootless(e),
+        aspects: &["error-class"],
+        kind: Kind::BerthBug,
+        field: "process.terminal with a user not mapped in the user namespace",
+        runc: "fails: cannot set uid to unmapped user in user namespace",
+        berth: "fails: chown the terminal to 1000: invalid argument (no word on the mapping)",
+    },
+    Known {
+        when: |e| var(e, "mounts", "bind-over-file"),
+        aspects: &["env:HOME"],
+        kind: Kind::Deliberate,
+        field: "HOME when /etc/passwd is not a passwd file (a file bound over it)",
+        runc: "sets HOME to the empty string",
+        berth: "sets HOME=/, what runc gives a user without a passwd entry",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_with_prefixes_and_optional_marks() {
+        assert!(matches("fds", "exec.fds"));
+        assert!(matches("?mount:*", "init.mount:/proc"));
+        assert!(!matches("mount:/", "mount:/proc"));
+        assert!(matches("hook:*:state.pid", "hook:poststop:state.pid"));
+        assert!(!matches("hook:*:state.pid", "hook:poststop:env"));
+    }
+}
