@@ -20,7 +20,7 @@ DEB_PACKAGES := build-essential file busybox-static runc crun umoci skopeo jq zs
 # unshare (util-linux).
 DEB_PACKAGES += util-linux
 
-.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 test-cgroup1 demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
+.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 test-cgroup1 test-systemd demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -56,6 +56,7 @@ test: deps build
 	$(TIMED) callers $(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 	$(TIMED) oci-diff $(OCI_DIFF) $(DIFF_ARGS)
 	$(TIMED) guest-cgroup$(GUEST_CGROUPS) guest/test-cgroups.sh $(GUEST_CGROUPS)
+	$(TIMED) guest-systemd-criu guest/test-systemd.sh
 	$(TIMED) conformance oci-conformance/conformance.sh $(RELEASE)/oci-conformance $(RELEASE)/berth
 	$(if $(filter v2,$(GUEST_CGROUPS)),$(TIMED) guest-conformance-cgroup2 guest/conformance-cgroup2.sh $(RELEASE)/oci-conformance $(RELEASE)/berth)
 	$(TIMED) bench-quick $(MAKE) --no-print-directory bench-quick
@@ -95,6 +96,11 @@ test-cgroup2: deps
 # The cgroup v1 suite in the guest with v1 hierarchies (for cgroup v2 hosts).
 test-cgroup1: deps
 	guest/test-cgroups.sh v1
+
+# The systemd cgroup driver (guest booted with systemd as PID 1, cgroup v2
+# then v1) and checkpoint/restore with CRIU (v2 boot): one boot per mode.
+test-systemd: deps
+	guest/test-systemd.sh
 
 # Benchmarks (bench/README.md): berth against runc and crun (run, create,
 # start, delete, exec, 100 running containers, peak RSS, CPU, floors) and

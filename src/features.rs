@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::process::mempolicy;
+use crate::cgroups::systemd;
 use crate::{seccomp, spec};
 
 /// Every mount option `rootfs::mounts::parse` understands. A unit test keeps
@@ -85,7 +86,7 @@ pub fn document() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "cgroup": { "v1": true, "v2": true, "systemd": systemd::works(false), "systemdUser": systemd::works(true), "rdma": true },
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp::SUPPORTED_ACTIONS,

@@ -8,6 +8,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod checkpoint;
 pub mod cli;
 pub mod container;
 pub mod error;

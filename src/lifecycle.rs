@@ -113,6 +113,54 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
 /// parsed once by the caller): validate it into a plan, make the state
 /// directory and cgroups, launch the init. Nothing is left behind on error.
 pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
+    build(
+        o,
+        spec,
+        |plan, state, dir, console_socket| {
+            let leaf = state.cgroup.open_leaf()?;
+            let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
+            launch::launch(plan, state, dir, console_socket, cgroup_fd)
+        },
+        |l| l.pid,
+        send_launched_pidfd,
+        launch::kill_and_reap,
+    )
+}
+
+/// `restore`: as `create`, but the processes come from `restore` (CRIU,
+/// given the plan and the state with its cgroups made), which returns the
+/// init's pid; `undo` kills them if the state cannot be saved.
+pub fn restore(
+    o: CreateOptions,
+    spec: &Spec,
+    restore: impl FnOnce(&validate::Plan, &State) -> Result<i32>,
+    undo: impl Fn(&i32),
+) -> Result<Container> {
+    build(
+        o,
+        spec,
+        |plan, state, _, _| restore(plan, state),
+        |p| *p,
+        |socket, _| match socket {
+            Some(_) => crate::bail!("not supported: --pidfd-socket"),
+            None => Ok(()),
+        },
+        undo,
+    )
+    .map(|(c, _)| c)
+}
+
+/// `create` and `restore`: validate, make the state dir and cgroups, let
+/// `make` bring up the processes, record them. Nothing is left behind on
+/// error.
+fn build<T>(
+    o: CreateOptions,
+    spec: &Spec,
+    make: impl FnOnce(&validate::Plan, &mut State, &Path, Option<OwnedFd>) -> Result<T>,
+    pid_of: impl Fn(&T) -> i32,
+    send_pidfd: impl Fn(Option<&OwnedFd>, &T) -> Result<()>,
+    undo: impl Fn(&T),
+) -> Result<(Container, T)> {
     container::validate_id(&o.id)?;
     let listen_fds = launch::listen_fds().unwrap_or(0);
     let plan = validate::container(
@@ -170,7 +218,7 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
         host_mounts: plan.rootfs.host_mount_ns,
         creating: true,
     };
-    let res = (|| -> Result<Launched> {
+    let res = (|| -> Result<T> {
         // Before any resource exists: whatever point a create dies at,
         // `delete --force` finds the cgroups (and, once it is saved again
         // after clone3, the init) here.
@@ -182,16 +230,18 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
             logging::debug("rootless: cgroups not delegated and no limits set; skipped");
             container::save_state(&dir, &state)?;
         }
-
-        let leaf = state.cgroup.open_leaf()?;
-        let cgroup_fd = leaf.as_ref().map(|fd| fd.as_raw_fd());
-        let launched = launch::launch(&plan, &mut state, &dir, console_socket, cgroup_fd)?;
+        let launched = make(&plan, &mut state, &dir, console_socket)?;
+        let pid = pid_of(&launched);
+        if state.pid != pid {
+            state.pid = pid;
+            state.start_time = sys::proc_stat(pid).map(|(t, _)| t).unwrap_or(0);
+        }
         state.creating = false;
         if let Err(e) = container::save_state(&dir, &state)
-            .and_then(|()| write_pid_file(o.pid_file.as_deref(), launched.pid))
+            .and_then(|()| write_pid_file(o.pid_file.as_deref(), pid))
             .and_then(|()| send_pidfd(pidfd_socket.as_ref(), &launched))
         {
-            launch::kill_and_reap(&launched);
+            undo(&launched);
             return Err(e);
         }
         Ok(launched)
@@ -208,7 +258,7 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
     }
 }
 
-fn send_pidfd(socket: Option<&OwnedFd>, launched: &Launched) -> Result<()> {
+fn send_launched_pidfd(socket: Option<&OwnedFd>, launched: &Launched) -> Result<()> {
     match socket {
         Some(s) => crate::process::pidfd_socket::send(s.as_fd(), launched.pidfd.as_fd()),
         None => Ok(()),
@@ -546,7 +596,7 @@ pub fn exec(
             preserve_fds: o.preserve_fds,
         },
     )?;
-    if let Err(e) = send_pidfd(pidfd_socket.as_ref(), &launched) {
+    if let Err(e) = send_launched_pidfd(pidfd_socket.as_ref(), &launched) {
         launch::kill_and_reap(&launched);
         return Err(e);
     }

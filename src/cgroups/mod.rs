@@ -9,7 +9,8 @@
 //! Files: `detect` (host layout), `v1`/`v2` (the two drivers), `devices*`
 //! (device rules, v1 files and the v2 eBPF filter), `resources` (v1↔v2
 //! conversions), `stats` (runc's `events` JSON), `oom` (OOM notification),
-//! `systemd` (the `slice:prefix:name` path form). Only the kernel's side:
+//! `systemd` (the `slice:prefix:name` path form and the systemd driver:
+//! a transient scope over D-Bus, `systemd_bus`). Only the kernel's side:
 //! the `update`, `events` and `ps` commands live in `crate::update`,
 //! `crate::events` and `crate::ps`.
 //!
@@ -29,6 +30,7 @@ pub mod oom;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
+pub mod systemd_bus;
 pub mod v1;
 pub mod v2;
 
@@ -77,6 +79,10 @@ pub struct Manager {
     /// Rootless: no device rules (see `create_or_skip`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_devices: bool,
+    /// systemd: the resources between `create` (before clone3) and
+    /// `add_pid` (the unit is started with the init's pid).
+    #[serde(skip)]
+    pending: systemd::Pending,
 }
 
 /// The error of an operation on a container whose cgroups were skipped.
@@ -116,8 +122,15 @@ impl Manager {
         }
         let mut unit = None;
         let inner = if use_systemd {
-            let u = systemd::Unit::parse(cgroups_path.unwrap_or(""), id)?;
-            systemd::require_systemd()?;
+            let path = cgroups_path.unwrap_or("");
+            let u = if crate::sys::geteuid() == 0 {
+                systemd::Unit::parse(path, id)?
+            } else {
+                if layout.mode != Mode::Unified {
+                    bail!("--systemd-cgroup for a rootless user needs cgroup v2");
+                }
+                systemd::Unit::parse_user(path, id)?
+            };
             let p = u.cgroup_path()?;
             unit = Some(u);
             p
@@ -188,6 +201,14 @@ impl Manager {
     /// Create the cgroups and apply `resources`. Nothing is left behind on error.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let resources = resources.map(resources::normalize);
+        if let Some(unit) = &self.systemd {
+            if let Err(e) = systemd::probe(unit) {
+                self.pending.refuse();
+                return Err(e);
+            }
+            self.pending.wait(resources.unwrap_or_default());
+            return Ok(());
+        }
         if self.is_v2() {
             v2::create(self, resources.as_ref())
         } else {
@@ -239,6 +260,9 @@ impl Manager {
             return Err(no_cgroup("update"));
         }
         let resources = resources::normalize(resources);
+        if let Some(unit) = &self.systemd {
+            systemd::set(unit, &resources, self.is_v2())?;
+        }
         if self.is_v2() {
             v2::apply(self, &resources, true)
         } else {
@@ -249,10 +273,7 @@ impl Manager {
     /// v2: an `O_PATH|O_DIRECTORY` fd on the leaf cgroup, for clone3's
     /// `CLONE_INTO_CGROUP` (the init is born inside it). `None` on v1.
     pub fn open_leaf(&self) -> Result<Option<OwnedFd>> {
-        if self.skipped {
-            return Ok(None);
-        }
-        if !self.is_v2() {
+        if self.skipped || !self.is_v2() || self.pending.is_waiting() {
             return Ok(None);
         }
         v2::open_dir(self.unified()?).map(Some)
@@ -265,6 +286,9 @@ impl Manager {
         }
         if pid <= 0 {
             bail!("add_pid: invalid pid {pid}");
+        }
+        if let (Some(unit), Some(res)) = (&self.systemd, self.pending.take()) {
+            return self.start_unit(unit, pid, &res);
         }
         if self.is_v2() {
             fsio::write(self.unified()?, "cgroup.procs", &pid.to_string())
@@ -282,10 +306,42 @@ impl Manager {
         fsio::procs_recursive(self.procs_dir()?)
     }
 
+    /// systemd: start the scope with `pid` in it, then what the cgroupfs
+    /// drivers do on top (hierarchies systemd leaves alone on v1, every
+    /// resource file). The unit is stopped again on error.
+    fn start_unit(&self, unit: &systemd::Unit, pid: i32, res: &LinuxResources) -> Result<()> {
+        systemd::start(unit, pid, res, self.is_v2())?;
+        let r = if self.is_v2() {
+            let dir = self.unified()?;
+            if unit.unit_name().ends_with(".slice") {
+                fsio::write(dir, "cgroup.procs", &pid.to_string())?;
+            }
+            // Controllers systemd does not delegate (hugetlb, rdma, misc).
+            if let Some(root) = &self.unified_mount {
+                if let Ok(wanted) = detect::v2_controllers(root) {
+                    let _ = v2::enable_down_to(root, dir, &wanted);
+                }
+            }
+            v2::apply(self, res, false)
+        } else {
+            v1::create(self, Some(res)).and_then(|()| v1::add_pid(self, pid))
+        };
+        if r.is_err() {
+            let _ = systemd::stop(unit);
+        }
+        r
+    }
+
     /// Remove the cgroups (the processes must already be gone).
     pub fn destroy(&self) -> Result<()> {
         if self.skipped {
             return Ok(());
+        }
+        if let Some(unit) = &self.systemd {
+            if self.pending.nothing_started() {
+                return Ok(());
+            }
+            systemd::stop(unit)?;
         }
         if self.is_v2() {
             v2::destroy(self)

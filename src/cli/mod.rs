@@ -1,6 +1,7 @@
 //! The command line: runc's global flags and commands, each command's
 //! arguments in its own file, all thin glue over `lifecycle`.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -10,6 +11,7 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod run;
 mod spec;
 mod start;
@@ -55,8 +57,8 @@ pub struct Cli {
     /// Ignore cgroup permission errors (rootless): auto, true or false.
     #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
     rootless: String,
-    /// Accepted for runc compatibility (checkpointing is not supported).
-    #[arg(long, global = true, hide = true)]
+    /// The CRIU binary for checkpoint/restore (default: criu on PATH).
+    #[arg(long, global = true)]
     criu: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -95,6 +97,10 @@ enum Command {
     Ps(ps::Args),
     /// Stream stats and OOM events (or print stats once with --stats).
     Events(events::Args),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a checkpoint.
+    Restore(restore::Args),
 }
 
 /// Global options commands need.
@@ -103,6 +109,7 @@ pub struct Globals {
     pub systemd_cgroup: bool,
     /// `--rootless`: cgroups the caller cannot create may be skipped.
     pub rootless: bool,
+    pub criu: Option<String>,
 }
 
 /// Entry point: parse, run, report. Exit codes follow runc: 1 for errors
@@ -159,6 +166,7 @@ pub fn main() -> i32 {
         root,
         systemd_cgroup: cli.systemd_cgroup,
         rootless,
+        criu: cli.criu,
     };
     let (name, id, res): (&str, Option<String>, Result<i32>) = match cli.command {
         Command::Create(a) => ("create", Some(a.id.clone()), create::run(&g, a)),
@@ -176,6 +184,8 @@ pub fn main() -> i32 {
         Command::Update(a) => ("update", Some(a.id.clone()), update::run(&g, a)),
         Command::Ps(a) => ("ps", Some(a.id.clone()), ps::run(&g, a)),
         Command::Events(a) => ("events", Some(a.id.clone()), events::run(&g, a)),
+        Command::Checkpoint(a) => ("checkpoint", Some(a.id.clone()), checkpoint::run(&g, a)),
+        Command::Restore(a) => ("restore", Some(a.id.clone()), restore::run(&g, a)),
     };
     match res {
         Ok(code) => code,
