@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
-use crate::process::mempolicy;
 use crate::cgroups::systemd;
+use crate::process::mempolicy;
 use crate::{seccomp, spec};
 
 /// Every mount option `rootfs::mounts::parse` understands. A unit test keeps
