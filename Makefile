@@ -52,7 +52,7 @@ TIMED := scripts/timed
 # in the guest only when the host is not already cgroup v2.
 GUEST_CGROUPS := $(shell [ "$$(guest/host-cgroups)" = v2 ] && echo v1 || echo v2)
 test: deps build
-	$(TIMED) cargo-test $(CARGO) test --release --workspace -- --test-threads=2
+	$(TIMED) cargo-test $(CARGO) test --release --workspace --no-fail-fast -- --test-threads=2
 	$(TIMED) callers $(RELEASE)/berth-callers --berth $(RELEASE)/berth $(CALLERS_ARGS)
 	$(TIMED) oci-diff $(OCI_DIFF) $(DIFF_ARGS)
 	$(TIMED) guest-cgroup$(GUEST_CGROUPS) guest/test-cgroups.sh $(GUEST_CGROUPS)

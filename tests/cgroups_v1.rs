@@ -274,11 +274,16 @@ fn systemd_driver_fails_clearly_without_systemd() {
         eprintln!("skipped: systemd is PID 1 here");
         return;
     }
-    let e = Manager::new("c1", Some("system.slice:berth:c1"), true).unwrap_err();
+    // The driver asks systemd at create (over D-Bus), before any cgroup
+    // exists; without systemd that is a clear error and nothing is made.
+    let m = Manager::new("c1", Some("system.slice:berth:c1"), true).unwrap();
+    let e = m.create(None).unwrap_err();
     assert!(
-        e.message().contains("systemd is not running as PID 1"),
+        e.message()
+            .contains("systemd cgroup driver requested but no systemd"),
         "{e}"
     );
+    assert!(!Path::new("/sys/fs/cgroup/pids/system.slice/berth-c1.scope").exists());
     let e = Manager::new("c1", Some("/not/a/slice/form"), true).unwrap_err();
     assert!(e.message().contains("slice:prefix:name"), "{e}");
 }
