@@ -182,12 +182,24 @@ pub const KNOWN: &[Known] = &[
         berth: "`running`: the runtime-spec runs poststart after the user process has started",
     },
     Known {
-        when: |e| has_hook(e, "startContainer") && !var(e, "hooks", "startContainer-fails"),
-        aspects: &["hook:startContainer:state.status"],
+        when: |e| has_hook(e, "prestart") || has_hook(e, "createRuntime") || has_hook(e, "createContainer"),
+        aspects: &[
+            "?hook:prestart:state.status",
+            "?hook:createRuntime:state.status",
+            "?hook:createContainer:state.status",
+        ],
+        kind: Kind::RuncBug,
+        field: "state.status given to the hooks of create",
+        runc: "`creating`",
+        berth: "`created` (after lifecycle step 2, as the runtime-spec and crun say)",
+    },
+    Known {
+        when: |_| true,
+        aspects: &["?signals.ignored"],
         kind: Kind::BerthBug,
-        field: "hooks.startContainer state.status",
-        runc: "`created`",
-        berth: "`creating` (issue 11 §2: the status the runtime-spec names for each hook)",
+        field: "signals ignored by berth's caller",
+        runc: "its Go runtime leaves only the caller's SIGPIPE and signal 32 ignored",
+        berth: "also leaves signal 33 ignored: libc's signal() refuses the real-time signals it reserves, so the reset before execve skips them",
     },
     Known {
         when: |e| {
@@ -368,7 +380,7 @@ pub const KNOWN: &[Known] = &[
     },
     Known {
         when: |e| var(e, "seccomp", "minimal-default-errno-no-nnp"),
-        aspects: &["error-class"],
+        aspects: &["?error-class"],
         kind: Kind::BerthBug,
         field: "a profile denying setgroups, without noNewPrivileges",
         runc: "fails: setgroups: operation not permitted",
