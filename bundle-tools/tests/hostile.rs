@@ -265,7 +265,6 @@ fn entry_below_a_regular_file_fails_cleanly() {
 #[test]
 fn passwd_symlink_to_the_host_is_not_read() {
     let c = Case::new();
-    std::fs::write(c.canary.dir.join("sub/inner"), b"inner").expect("unchanged rewrite");
     // A host file the image points its /etc/passwd at, with a user only it has.
     let host_passwd = c.t.path().join("host-passwd");
     std::fs::write(&host_passwd, b"hostonly:x:4242:4242::/:/bin/sh\n").expect("host passwd");
