@@ -202,6 +202,8 @@ fn build<T>(
         id: o.id.clone(),
         pid: 0,
         start_time: 0,
+        init_pid_ns: None,
+        init_mnt_ns: None,
         bundle: plan.bundle.clone(),
         rootfs: plan.rootfs_path().to_path_buf(),
         created: logging::rfc3339_now(),
@@ -233,8 +235,7 @@ fn build<T>(
         let launched = make(&plan, &mut state, &dir, console_socket)?;
         let pid = pid_of(&launched);
         if state.pid != pid {
-            state.pid = pid;
-            state.start_time = sys::proc_stat(pid).map(|(t, _)| t).unwrap_or(0);
+            state.record_init(pid);
         }
         state.creating = false;
         if let Err(e) = container::save_state(&dir, &state)
@@ -354,7 +355,7 @@ pub fn start(c: &Container) -> Result<()> {
         if let Err(e) = hooks::run("poststart", h, &json, None) {
             // runtime-spec: a failing poststart hook is an error and the
             // container is stopped.
-            let _ = wait::kill_and_wait(c.state.pid);
+            let _ = kill_init_and_wait(c);
             return Err(e);
         }
     }
@@ -408,79 +409,94 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 /// cgroup (a container without a pid namespace of its own leaves its
 /// children behind; containerd's shim kills them this way).
 pub fn kill(c: &Container, sig: i32, all: bool) -> Result<()> {
-    let stopped = c.status() == Status::Stopped;
     if all {
         let in_cgroup = c.state.cgroup.pids().unwrap_or_default();
         if !in_cgroup.is_empty() {
             return c.state.cgroup.kill_all(sig);
         }
-        if !stopped {
-            for pid in container_pids(c)? {
-                let _ = signal_pid(pid, None, sig);
+        if c.status() != Status::Stopped {
+            let (pids, ns) = container_pids(c)?;
+            for pid in pids {
+                let _ = signal_in_ns(pid, ns, sig);
             }
         }
         return Ok(());
     }
-    if stopped {
-        crate::bail!("container not running");
-    }
-    signal_pid(c.state.pid, Some(c.state.start_time), sig)
+    let pidfd = c
+        .state
+        .init_pidfd()
+        .ok_or_else(|| Error::msg("container not running"))?;
+    sys::pidfd_send_signal(pidfd.as_fd(), sig)
+        .with_context(|| format!("send signal {sig} to {}", c.state.pid))
 }
 
-/// Signal through a pidfd, after checking (on the pidfd's process) that the
-/// pid still belongs to the init we started.
-fn signal_pid(pid: i32, start_time: Option<u64>, sig: i32) -> Result<()> {
+/// Every process of the container: from its cgroup when cgroups know it,
+/// else (own pid namespace) every host process in the init's namespace.
+/// The init is checked first (it may have died and its pid gone to another
+/// process), and a namespace that is the runtime's own is never taken for
+/// the container's: that would signal every process on the host.
+/// With the pids scanned from a pid namespace comes that namespace.
+fn container_pids(c: &Container) -> Result<(Vec<i32>, Option<u64>)> {
+    let pids = c.state.cgroup.pids()?;
+    if !pids.is_empty() {
+        return Ok((pids, None));
+    }
+    if !c.state.init_alive() {
+        return Ok((Vec::new(), None));
+    }
+    let mut out = vec![c.state.pid];
+    if !c.state.own_pid_ns {
+        return Ok((out, None));
+    }
+    let ns = container::ns_inode(c.state.pid, "pid").context("read the init's pid namespace")?;
+    if container::ns_inode(0, "pid").ok() == Some(ns)
+        || c.state.init_pid_ns.is_some_and(|i| i != ns)
+    {
+        crate::bail!(
+            "pid {} is not in the container's pid namespace any more",
+            c.state.pid
+        );
+    }
+    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid != c.state.pid && container::ns_inode(pid, "pid").is_ok_and(|i| i == ns) {
+            out.push(pid);
+        }
+    }
+    Ok((out, Some(ns)))
+}
+
+/// Signal `pid` only while it is in pid namespace `ns`: checked on the
+/// process a pidfd holds, so a pid reused after the scan is never hit.
+fn signal_in_ns(pid: i32, ns: Option<u64>, sig: i32) -> Result<()> {
     let pidfd = sys::pidfd_open(pid).map_err(|_| Error::msg("container not running"))?;
-    if let Some(t) = start_time {
-        if sys::proc_stat(pid).map(|s| s.0) != Some(t) {
-            crate::bail!("container not running");
+    if let Some(ns) = ns {
+        if container::ns_inode(pid, "pid").ok() != Some(ns) {
+            crate::bail!("pid {pid} left the container");
         }
     }
     sys::pidfd_send_signal(pidfd.as_fd(), sig)
         .with_context(|| format!("send signal {sig} to {pid}"))
 }
 
-/// Every process of the container: from its cgroup when cgroups know it,
-/// else (own pid namespace) every host process in the init's namespace.
-fn container_pids(c: &Container) -> Result<Vec<i32>> {
-    let pids = c.state.cgroup.pids()?;
-    if !pids.is_empty() {
-        return Ok(pids);
-    }
-    let mut out = vec![c.state.pid];
-    if !c.state.own_pid_ns {
-        return Ok(out);
-    }
-    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid))
-        .context("read the init's pid namespace")?;
-    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid != c.state.pid
-            && std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns)
-        {
-            out.push(pid);
-        }
-    }
-    Ok(out)
-}
-
 pub fn delete(c: Container, force: bool) -> Result<()> {
     match c.status() {
         Status::Stopped => {}
         // runc deletes a created container (containerd relies on it).
-        Status::Created => wait::kill_and_wait(c.state.pid)?,
+        Status::Created => kill_init_and_wait(&c)?,
         s if force => {
             if s == Status::Paused {
                 let _ = c.state.cgroup.thaw();
             }
-            for pid in container_pids(&c)? {
+            let (pids, ns) = container_pids(&c)?;
+            for pid in pids {
                 if pid != c.state.pid {
-                    let _ = signal_pid(pid, None, libc::SIGKILL);
+                    let _ = signal_in_ns(pid, ns, libc::SIGKILL);
                 }
             }
-            wait::kill_and_wait(c.state.pid)?
+            kill_init_and_wait(&c)?
         }
         s => crate::bail!(
             "cannot delete container {} that is not stopped: {}",
@@ -489,6 +505,14 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
         ),
     }
     destroy(c)
+}
+
+/// SIGKILL the init, if it still is the init, and wait until it is gone.
+fn kill_init_and_wait(c: &Container) -> Result<()> {
+    match c.state.init_pidfd() {
+        Some(fd) => wait::kill_pidfd_and_wait(fd.as_fd(), c.state.pid),
+        None => Ok(()),
+    }
 }
 
 /// Tear down a stopped container: poststop hooks, cgroups, state dir.
@@ -608,7 +632,7 @@ pub fn processes(c: &Container) -> Result<Vec<i32>> {
     if c.status() == Status::Stopped {
         return Ok(Vec::new());
     }
-    container_pids(c)
+    container_pids(c).map(|(pids, _)| pids)
 }
 
 /// `spec`: write the default config.json into `bundle`.

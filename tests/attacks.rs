@@ -352,51 +352,118 @@ fn default_masked_and_readonly_paths() {
     assert_eq!(rest, [&"0", &"0", &"sys-ro", &"sysrq-ro"], "{out}");
 }
 
-/// The init dies and its pid is handed to an unrelated process: `kill`
-/// (and `kill --all`, `delete --force`) must not signal that process.
+/// Set in the copy of this binary that runs as pid 1 of a pid sandbox.
+const PID_SANDBOX: &str = "BERTH_TEST_PID_SANDBOX";
+
+/// Run test `name` again as pid 1 of a private pid namespace with a /proc
+/// of its own (`unshare --pid --fork --mount-proc`), and check that it
+/// passed there. True when called inside: the test body goes on. A berth
+/// that signals a whole pid namespace by mistake then kills the sandbox,
+/// not the host running the tests (once, in CI, it did).
+fn in_pid_sandbox(name: &str) -> bool {
+    if std::env::var_os(PID_SANDBOX).is_some() {
+        return true;
+    }
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(PID_SANDBOX, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name} in a pid sandbox: {:?}\n{text}",
+        out.status
+    );
+    false
+}
+
+/// Field 22 of /proc/PID/stat: the start time, in clock ticks.
+fn start_time(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(19).unwrap().parse().unwrap()
+}
+
+/// The init dies and its pid is handed to an unrelated process: `state`
+/// says stopped, and `kill`, `kill --all` and `delete --force` signal
+/// neither that process nor any other. Also when the new process started
+/// in the same clock tick as the init (start times count in 10 ms ticks;
+/// made certain here by writing the newcomer's start time into the
+/// state): the namespaces tell them apart. Runs in a pid sandbox: the
+/// berth that failed this signalled every process in the host's pid
+/// namespace.
 #[test]
 fn a_reused_pid_is_never_signalled() {
+    if !in_pid_sandbox("a_reused_pid_is_never_signalled") {
+        return;
+    }
     let rt = Runtime::new(&berth_bin());
     let b = Bundle::new(&["/bin/sleep", "1000"]);
     let id = common::unique("pidreuse");
     rt.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
-    // SAFETY: kill of the container's init, a child of ours (subreaper).
+    let mut bystander = Command::new("/bin/sleep").arg("1000").spawn().unwrap();
+    // SAFETY: kill of the container's init, a child of ours (pid 1 here).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     // SAFETY: blocking waitpid on that one pid.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    // Hand the pid to a new process: the host's next pid is set just below
-    // it (other processes may take it first: retry).
+    // Hand the pid to a new process: the sandbox's next pid is set just
+    // below it.
     let mut victim = None;
     for _ in 0..200 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
-        let c = Command::new("/bin/sleep").arg("1000").spawn().unwrap();
+        let mut c = Command::new("/bin/sleep").arg("1000").spawn().unwrap();
         if c.id() as i32 == pid {
             victim = Some(c);
             break;
         }
-        let mut c = c;
         let _ = c.kill();
         let _ = c.wait();
     }
     let mut victim = victim.expect("could not get the init's pid reused in 200 tries");
-    let status = rt.status(&id);
-    assert_eq!(status, "stopped");
-    let _ = rt.run_cmd(&["kill", &id, "KILL"]);
-    let _ = rt.run_cmd(&["kill", "--all", &id, "KILL"]);
-    let alive = victim.try_wait().unwrap().is_none();
-    let _ = rt.run_cmd(&["delete", "--force", &id]);
-    let alive_after_delete = victim.try_wait().unwrap().is_none();
-    let _ = victim.kill();
-    let _ = victim.wait();
-    assert!(
-        alive,
-        "kill signalled the process that reused the init's pid"
+    let mut alive = |what: &str| {
+        for (name, c) in [
+            ("the new owner of the pid", &mut victim),
+            ("a bystander", &mut bystander),
+        ] {
+            assert!(c.try_wait().unwrap().is_none(), "{what} signalled {name}");
+        }
+    };
+    assert_eq!(rt.status(&id), "stopped");
+    let err = rt.fails(&["kill", &id, "KILL"]);
+    assert!(err.contains("not running"), "{err}");
+    rt.ok(&["kill", "--all", &id, "KILL"]);
+    alive("kill");
+
+    // The same, had the newcomer started in the init's tick.
+    let state_file = rt.root.join(&id).join("state.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    state["start_time"] = json!(start_time(pid));
+    std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(
+        rt.status(&id),
+        "stopped",
+        "a newcomer of the same tick taken for the init"
     );
-    assert!(
-        alive_after_delete,
-        "delete --force signalled the process that reused the pid"
-    );
+    let err = rt.fails(&["kill", &id, "KILL"]);
+    assert!(err.contains("not running"), "{err}");
+    rt.ok(&["kill", "--all", &id, "KILL"]);
+    alive("kill of the same tick");
+    rt.ok(&["delete", "--force", &id]);
+    alive("delete --force");
+    assert!(!rt.root.join(&id).exists());
+    for c in [&mut victim, &mut bystander] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// Eight `create`s of one id at once: one wins, the others fail saying so,

@@ -7,7 +7,7 @@ mod state;
 
 pub use id::validate_id;
 pub use lock::Lock;
-pub use state::{State, Status};
+pub use state::{ns_inode, State, Status};
 
 use std::fs;
 use std::io::Write;

@@ -37,6 +37,14 @@ pub struct State {
     /// Its start time (/proc/PID/stat field 22): a pid is only ours while
     /// the process behind it started at this time.
     pub start_time: u64,
+    /// The init's pid and mount namespaces (inode numbers), where they are
+    /// not the runtime's own. The start time counts in 10 ms ticks: a pid
+    /// reused within the tick the init started in looks the same by it
+    /// alone, but not from a namespace the new process is not in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_pid_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_mnt_ns: Option<u64>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     /// RFC 3339 creation time.
@@ -61,6 +69,17 @@ pub struct State {
     /// what `delete --force` needs to remove it all.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creating: bool,
+}
+
+/// The inode of namespace `kind` of `pid` (0: the runtime itself).
+pub fn ns_inode(pid: i32, kind: &str) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let path = if pid == 0 {
+        format!("/proc/self/ns/{kind}")
+    } else {
+        format!("/proc/{pid}/ns/{kind}")
+    };
+    std::fs::metadata(path).map(|m| m.ino())
 }
 
 impl State {
@@ -107,9 +126,38 @@ impl State {
             return false;
         }
         match crate::sys::proc_stat(self.pid) {
-            Some((start, state)) => start == self.start_time && state != b'Z' && state != b'X',
-            None => false,
+            Some((start, state)) if start == self.start_time && state != b'Z' && state != b'X' => {}
+            _ => return false,
         }
+        // A namespace that cannot be read (EACCES: a rootless runtime and a
+        // non-dumpable init) proves nothing either way; one that reads as
+        // another is a different process.
+        for (kind, want) in [("pid", self.init_pid_ns), ("mnt", self.init_mnt_ns)] {
+            if let (Some(want), Ok(ino)) = (want, ns_inode(self.pid, kind)) {
+                if ino != want {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// A pidfd of the init, only while `pid` is still the init (checked
+    /// after the pidfd is open: a pid reused later cannot slip in).
+    pub fn init_pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = crate::sys::pidfd_open(self.pid).ok()?;
+        self.init_alive().then_some(fd)
+    }
+
+    /// Take `pid` as the container's init: its start time, and its pid and
+    /// mount namespaces where they differ from the runtime's.
+    pub fn record_init(&mut self, pid: i32) {
+        self.pid = pid;
+        self.start_time = crate::sys::proc_stat(pid).map(|s| s.0).unwrap_or(0);
+        let own = |kind| ns_inode(0, kind).ok();
+        let init = |kind| ns_inode(pid, kind).ok().filter(|i| Some(*i) != own(kind));
+        self.init_pid_ns = init("pid");
+        self.init_mnt_ns = init("mnt");
     }
 
     /// The runtime-spec state object plus runc's extra fields, as `state`

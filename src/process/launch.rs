@@ -132,9 +132,8 @@ pub fn launch(
         }
     }
     let pid = launched.pid;
-    launched.start_time = sys::proc_stat(pid).map(|s| s.0).unwrap_or(0);
-    state.pid = pid;
-    state.start_time = launched.start_time;
+    state.record_init(pid);
+    launched.start_time = state.start_time;
     // The init exists: on record before anything else can fail or kill us.
     if let Err(e) = crate::container::save_state(state_dir, state) {
         kill_and_reap(&launched);

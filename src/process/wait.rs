@@ -23,17 +23,22 @@ pub fn exited(pidfd: BorrowedFd, timeout_ms: i32) -> Result<bool> {
 
 /// SIGKILL a process we do not own (by pidfd) and wait for it to be gone.
 pub fn kill_and_wait(pid: i32) -> Result<()> {
-    let pidfd = match sys::pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
-        Err(e) => return Err(crate::Error::from(e).context(format!("pidfd_open {pid}"))),
-    };
-    match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
+    match sys::pidfd_open(pid) {
+        Ok(fd) => kill_pidfd_and_wait(fd.as_fd(), pid),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) => Err(crate::Error::from(e).context(format!("pidfd_open {pid}"))),
+    }
+}
+
+/// SIGKILL the process behind `pidfd` (`pid` names it in messages) and
+/// wait for it to be gone.
+pub fn kill_pidfd_and_wait(pidfd: BorrowedFd, pid: i32) -> Result<()> {
+    match sys::pidfd_send_signal(pidfd, libc::SIGKILL) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
         Err(e) => return Err(crate::Error::from(e).context(format!("kill {pid}"))),
     }
-    if !exited(pidfd.as_fd(), 10_000).context("wait for the container init to exit")? {
+    if !exited(pidfd, 10_000).context("wait for the container init to exit")? {
         crate::bail!("container init {pid} did not exit within 10s of SIGKILL");
     }
     Ok(())
