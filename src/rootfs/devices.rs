@@ -1,6 +1,7 @@
-//! Device nodes in the container's /dev: runc's defaults plus
-//! `linux.devices`, created with mknod, or bind-mounted from the host inside
-//! a user namespace (where mknod is not allowed); then the /dev symlinks.
+//! Device nodes: runc's defaults in the container's /dev plus
+//! `linux.devices` wherever their paths say (inside the rootfs, resolved
+//! there), created with mknod, or bind-mounted from the host inside a user
+//! namespace (where mknod is not allowed); then the /dev symlinks.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -47,8 +48,13 @@ fn defaults() -> Vec<Device> {
 }
 
 fn from_spec(d: &LinuxDevice) -> Result<Device> {
-    if !d.path().starts_with("/dev") {
-        crate::bail!("device {}: not under /dev", d.path().display());
+    // Any path in the container, as runc allows (`/dev` is only where
+    // they usually live): `create` resolves it inside the rootfs.
+    if !d.path().is_absolute() || d.path().file_name().is_none() {
+        crate::bail!(
+            "device {:?}: path must be an absolute file path in the container",
+            d.path().display().to_string()
+        );
     }
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,

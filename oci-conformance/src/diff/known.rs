@@ -322,14 +322,6 @@ pub const KNOWN: &[Known] = &[
         berth: "creates the device as given and runs",
     },
     Known {
-        when: |e| var(e, "devices", "outside-dev") && !rootless(e),
-        aspects: &["outcome"],
-        kind: Kind::BerthBug,
-        field: "linux.devices with a path outside /dev",
-        runc: "creates the node there",
-        berth: "refuses: `not under /dev`",
-    },
-    Known {
         when: |e| var(e, "resources", "hugepage-limits"),
         aspects: &["outcome"],
         kind: Kind::BerthBug,
