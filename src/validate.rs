@@ -89,6 +89,7 @@ pub fn container<'a>(spec: &'a Spec, opts: &RuntimeOptions<'a>) -> Result<Plan<'
         hooks(h)?;
     }
     crate::intel_rdt::check(linux)?;
+    crate::cgroups::resources::check_hugepage_limits(linux.and_then(|l| l.resources().as_ref()))?;
     let memory_policy = crate::process::mempolicy::plan(linux)?;
     let net_devices = crate::netdev::plan(linux, &ns)?;
 

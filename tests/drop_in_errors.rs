@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{Bundle, Runtime};
 use serde_json::json;
 
@@ -61,4 +63,127 @@ fn a_device_path_through_a_symlink_never_lands_outside_the_rootfs() {
         );
     }
     std::fs::remove_dir_all(&outside).unwrap();
+}
+
+/// The directories a container's cgroup `rel` would have on this host
+/// (one per v1 hierarchy and the cgroup2 one), under the caller's own
+/// cgroups as berth places a relative cgroupsPath.
+fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut out = Vec::new();
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let base = match ctrls {
+            "" if Path::new("/sys/fs/cgroup/unified").is_dir() => {
+                PathBuf::from("/sys/fs/cgroup/unified")
+            }
+            "" => PathBuf::from("/sys/fs/cgroup"),
+            c => {
+                let name = c.trim_start_matches("name=");
+                let dir = Path::new("/sys/fs/cgroup").join(name);
+                if !dir.is_dir() {
+                    continue;
+                }
+                dir
+            }
+        };
+        out.push(base.join(path.trim_start_matches('/')).join(rel));
+    }
+    out
+}
+
+/// `create` must fail; nothing of the container may remain. Returns the
+/// error text.
+fn create_fails(rt: &Runtime, b: &Bundle, id: &str, cg: &str) -> String {
+    let err = rt.fails(&["create", "--bundle", b.dir.to_str().unwrap(), id]);
+    let state = rt.run_cmd(&["state", id]);
+    assert!(
+        !state.status.success(),
+        "{id}: state left behind after: {err}"
+    );
+    for d in cgroup_dirs(cg) {
+        assert!(!d.exists(), "{id}: cgroup {} left behind", d.display());
+    }
+    err
+}
+
+/// The host's hugetlb: a v1 hierarchy, or the controller in the cgroup2
+/// tree (a hybrid host can bind it there).
+fn host_hugetlb() -> Option<&'static str> {
+    if Path::new("/sys/fs/cgroup/hugetlb").is_dir() {
+        return Some("v1");
+    }
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|d| {
+            std::fs::read_to_string(Path::new(d).join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"))
+        })
+        .map(|_| "cgroup2")
+}
+
+#[test]
+fn hugepage_limits_are_enforced_or_refused_naming_the_field() {
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir() {
+        eprintln!("skip: this kernel offers no 2MB huge pages");
+        return;
+    }
+    let (mut b, cg) = bundle(&["/bin/true"]);
+    let limit = 4u64 << 20;
+    b.edit(|s| {
+        s["linux"]["resources"]["hugepageLimits"] = json!([{ "pageSize": "2MB", "limit": limit }]);
+    });
+    let rt = Runtime::berth();
+    match host_hugetlb() {
+        None => {
+            let err = create_fails(&rt, &b, "t-huge", &cg);
+            assert!(
+                err.contains("linux.resources.hugepageLimits") && err.contains("hugetlb"),
+                "{err}"
+            );
+        }
+        Some(kind) => {
+            eprintln!("skip the refusal: the host has a hugetlb controller ({kind}); checking the limit is set");
+            rt.ok(&["create", "--bundle", b.dir.to_str().unwrap(), "t-huge"]);
+            let file = if kind == "v1" {
+                "hugetlb.2MB.limit_in_bytes"
+            } else {
+                "hugetlb.2MB.max"
+            };
+            let set: Vec<String> = cgroup_dirs(&cg)
+                .iter()
+                .filter_map(|d| std::fs::read_to_string(d.join(file)).ok())
+                .map(|v| v.trim().to_string())
+                .collect();
+            rt.ok(&["delete", "--force", "t-huge"]);
+            assert_eq!(set, vec![limit.to_string()], "{file} of the container");
+        }
+    }
+}
+
+#[test]
+fn a_hugepage_size_the_host_lacks_is_refused_up_front() {
+    let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    // 3MB is a huge page size of no architecture.
+    assert!(!sizes.iter().any(|s| s == "hugepages-3072kB"));
+    let (mut b, cg) = bundle(&["/bin/true"]);
+    b.edit(|s| {
+        s["linux"]["resources"]["hugepageLimits"] =
+            json!([{ "pageSize": "3MB", "limit": 6291456 }]);
+    });
+    let rt = Runtime::berth();
+    let err = create_fails(&rt, &b, "t-huge-3mb", &cg);
+    assert!(
+        err.contains("linux.resources.hugepageLimits[0].pageSize") && err.contains("3MB"),
+        "{err}"
+    );
 }

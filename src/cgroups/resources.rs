@@ -157,6 +157,45 @@ pub fn check_page_size(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// `linux.resources.hugepageLimits`, checked before anything is created:
+/// every page size well formed and offered by the kernel, and a hugetlb
+/// controller to enforce them (a v1 hierarchy, or the cgroup2 tree's; a
+/// hybrid host may bind it to either). A limit that cannot be enforced is
+/// an error, never a container that runs without it.
+pub fn check_hugepage_limits(r: Option<&LinuxResources>) -> Result<()> {
+    let Some(limits) = r.and_then(|r| r.hugepage_limits().as_ref()) else {
+        return Ok(());
+    };
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let host = host_page_sizes();
+    for (i, l) in limits.iter().enumerate() {
+        let field = format!("linux.resources.hugepageLimits[{i}].pageSize");
+        check_page_size(l.page_size()).map_err(|e| e.context(&field))?;
+        if !host.iter().any(|s| s == l.page_size()) {
+            bail!(
+                "{field}: {} is not a huge page size of this kernel (it offers {:?}, /sys/kernel/mm/hugepages)",
+                l.page_size(),
+                host
+            );
+        }
+    }
+    let layout = super::detect::layout()?;
+    let in_v2 = layout
+        .unified_mount
+        .as_deref()
+        .and_then(|m| super::detect::v2_controllers(m).ok())
+        .is_some_and(|c| c.iter().any(|c| c == "hugetlb"));
+    if !layout.v1_mounts.contains_key("hugetlb") && !in_v2 {
+        bail!(
+            "linux.resources.hugepageLimits: cannot set hugetlb limits: this host has no hugetlb \
+             controller (no cgroup v1 hierarchy, not in the cgroup2 tree's cgroup.controllers)"
+        );
+    }
+    Ok(())
+}
+
 /// Page sizes the kernel offers, from `/sys/kernel/mm/hugepages`.
 pub fn host_page_sizes() -> Vec<String> {
     let mut out = Vec::new();

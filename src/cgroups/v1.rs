@@ -453,7 +453,7 @@ fn hugetlb(m: &Manager, limits: &[oci_spec::runtime::LinuxHugepageLimit]) -> Res
     }
     // Hybrid host with hugetlb bound to the cgroup2 tree.
     let Some(dir) = hybrid_dir_with(m, "hugetlb")? else {
-        bail!("hugetlb controller not supported on this host (no v1 hierarchy and not in cgroup2)");
+        bail!("linux.resources.hugepageLimits: cannot set hugetlb limits: no hugetlb controller on this host (no v1 hierarchy and not in cgroup2)");
     };
     v2::hugetlb(&dir, limits)
 }

@@ -103,6 +103,14 @@ fn rootless(e: &Entry) -> bool {
     e.source == "runc-spec-rootless"
 }
 
+/// This host's hugetlb is a controller of the hybrid cgroup2 tree, with
+/// no v1 hierarchy of its own.
+fn hugetlb_in_cgroup2_only() -> bool {
+    !std::path::Path::new("/sys/fs/cgroup/hugetlb").exists()
+        && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"))
+}
+
 /// The table. Keep one row per distinct cause.
 pub const KNOWN: &[Known] = &[
     Known {
@@ -322,12 +330,12 @@ pub const KNOWN: &[Known] = &[
         berth: "creates the device as given and runs",
     },
     Known {
-        when: |e| var(e, "resources", "hugepage-limits"),
+        when: |e| var(e, "resources", "hugepage-limits") && hugetlb_in_cgroup2_only(),
         aspects: &["outcome"],
-        kind: Kind::BerthBug,
-        field: "linux.resources.hugepageLimits without a hugetlb controller",
-        runc: "fails: cannot set hugetlb limit",
-        berth: "runs without the limit",
+        kind: Kind::Deliberate,
+        field: "linux.resources.hugepageLimits on a hybrid host whose hugetlb controller is in the cgroup2 tree (no v1 hierarchy)",
+        runc: "fails: cannot set hugetlb limit (runc 1.1.5 looks for a v1 hugetlb hierarchy only)",
+        berth: "sets the limit in the container's cgroup2 directory, where the host offers hugetlb, and runs (with no hugetlb controller at all it refuses at create, naming the field)",
     },
     Known {
         when: |e| {
