@@ -187,3 +187,30 @@ fn a_hugepage_size_the_host_lacks_is_refused_up_front() {
         "{err}"
     );
 }
+
+#[test]
+fn a_profile_denying_setgroups_without_no_new_privileges_reports_setgroups() {
+    let (mut b, cg) = bundle(&["/bin/true"]);
+    b.edit(|s| {
+        s["process"]["noNewPrivileges"] = json!(false);
+        // Installed before the user switch (it needs CAP_SYS_ADMIN without
+        // no_new_privs): setgroups is denied with EPERM; what the init
+        // needs to report it is allowed.
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{
+                "names": ["read", "write", "close", "mmap", "munmap", "mremap",
+                          "brk", "madvise", "rt_sigaction", "rt_sigprocmask",
+                          "rt_sigreturn", "prctl", "futex", "exit", "exit_group"],
+                "action": "SCMP_ACT_ALLOW"
+            }]
+        });
+    });
+    let rt = Runtime::berth();
+    let err = create_fails(&rt, &b, "t-setgroups", &cg);
+    assert!(
+        err.contains("setgroups") && err.contains("operation not permitted"),
+        "{err}"
+    );
+}

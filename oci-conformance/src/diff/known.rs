@@ -379,14 +379,6 @@ pub const KNOWN: &[Known] = &[
         berth: "fails naming the namespace, or oom_score_adj and why",
     },
     Known {
-        when: |e| var(e, "seccomp", "minimal-default-errno-no-nnp"),
-        aspects: &["?error-class"],
-        kind: Kind::BerthBug,
-        field: "a profile denying setgroups, without noNewPrivileges",
-        runc: "fails: setgroups: operation not permitted",
-        berth: "fails, but the init cannot report why (`container init exited during setup`)",
-    },
-    Known {
         when: |e| var(e, "mounts", "no-mounts") && e.source != "docker-run",
         aspects: &["error-class"],
         kind: Kind::BerthBug,
