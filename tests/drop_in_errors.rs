@@ -214,3 +214,12 @@ fn a_profile_denying_setgroups_without_no_new_privileges_reports_setgroups() {
         "{err}"
     );
 }
+
+#[test]
+fn a_config_without_proc_fails_at_create() {
+    let (mut b, cg) = bundle(&["/bin/true"]);
+    b.edit(|s| s["mounts"] = json!([]));
+    let rt = Runtime::berth();
+    let err = create_fails(&rt, &b, "t-no-proc", &cg);
+    assert!(err.contains("/proc") && err.contains("exec fifo"), "{err}");
+}

@@ -191,6 +191,14 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     if let Some(p) = &plan.memory_policy {
         super::mempolicy::apply(p)?;
     }
+    // After `Ready` the fifo is reopened through /proc: a container
+    // without it (no proc mount) must fail here, at `create`.
+    let fifo_path = format!("/proc/self/fd/{}", ctx.exec_fifo);
+    std::fs::metadata(&fifo_path).map_err(|e| {
+        Error::from(e)
+            .context(format!("reopen the exec fifo as {fifo_path}"))
+            .hint("the container has no procfs at /proc; berth's init needs it before execve")
+    })?;
     let exe = plan.process.become_process(&ctx.chan)?;
 
     // Setup is done: from here the init must outlive `create`.
@@ -198,7 +206,6 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     ctx.chan.send(&Msg::Ready)?;
 
     // Block until `start` opens the fifo for reading.
-    let fifo_path = format!("/proc/self/fd/{}", ctx.exec_fifo);
     let fifo = std::fs::OpenOptions::new()
         .write(true)
         .open(&fifo_path)

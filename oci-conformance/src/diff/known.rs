@@ -379,14 +379,6 @@ pub const KNOWN: &[Known] = &[
         berth: "fails naming the namespace, or oom_score_adj and why",
     },
     Known {
-        when: |e| var(e, "mounts", "no-mounts") && e.source != "docker-run",
-        aspects: &["error-class"],
-        kind: Kind::BerthBug,
-        field: "a config without any mounts (no /proc)",
-        runc: "fails at create: error closing exec fds: open /proc/self/fd",
-        berth: "create succeeds, the init dies, and start says only `cannot start a container that has stopped`",
-    },
-    Known {
         when: |e| var(e, "terminal", "true-non-root-pty-owner") && rootless(e),
         aspects: &["error-class"],
         kind: Kind::BerthBug,
