@@ -189,6 +189,47 @@ fn ids(ns: &namespaces::Plan, spec: &Spec) -> Result<()> {
             "linux.uidMappings: user namespace mappings specified, but no new user namespace is requested"
         );
     }
+    if ns.new & libc::CLONE_NEWUSER != 0 {
+        if let (Some(l), Some(p)) = (linux, spec.process().as_ref()) {
+            user_mapped(p.user(), l)?;
+        }
+    }
+    Ok(())
+}
+
+/// In a new user namespace the process's ids must be mapped: the kernel
+/// refuses to switch to (or chown the terminal to) an id without a host
+/// counterpart.
+fn user_mapped(u: &oci_spec::runtime::User, l: &oci_spec::runtime::Linux) -> Result<()> {
+    let none = Vec::new();
+    let uid_maps = l.uid_mappings().as_ref().unwrap_or(&none);
+    let gid_maps = l.gid_mappings().as_ref().unwrap_or(&none);
+    let check = |field: &str, id: u32, maps: &[oci_spec::runtime::LinuxIdMapping], key: &str| {
+        let mapped = maps.iter().any(|m| {
+            id >= m.container_id()
+                && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+        });
+        if mapped {
+            return Ok(());
+        }
+        let ranges: Vec<String> = maps
+            .iter()
+            .map(|m| {
+                let end = u64::from(m.container_id()) + u64::from(m.size());
+                format!("{}-{}", m.container_id(), end.saturating_sub(1))
+            })
+            .collect();
+        crate::bail!(
+            "{field}: cannot run as unmapped user {id} in the container's user namespace \
+             (linux.{key} maps container ids [{}] only)",
+            ranges.join(", ")
+        )
+    };
+    check("process.user.uid", u.uid(), uid_maps, "uidMappings")?;
+    check("process.user.gid", u.gid(), gid_maps, "gidMappings")?;
+    for g in u.additional_gids().iter().flatten() {
+        check("process.user.additionalGids", *g, gid_maps, "gidMappings")?;
+    }
     Ok(())
 }
 

@@ -223,3 +223,64 @@ fn a_config_without_proc_fails_at_create() {
     let err = create_fails(&rt, &b, "t-no-proc", &cg);
     assert!(err.contains("/proc") && err.contains("exec fifo"), "{err}");
 }
+
+#[test]
+fn a_user_unmapped_in_the_user_namespace_is_refused_naming_the_mapping() {
+    let (mut b, cg) = bundle(&["/bin/true"]);
+    b.edit(|s| {
+        common::add_userns(s);
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 1}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+        s["process"]["terminal"] = json!(true);
+        s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    // The socket is never reached: the config is refused before.
+    let sock = b.dir.join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let rt = Runtime::berth();
+    let dir = b.dir.to_str().unwrap().to_string();
+    let create = |id: &str| {
+        let err = rt.fails(&[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            &dir,
+            id,
+        ]);
+        assert!(
+            !rt.run_cmd(&["state", id]).status.success(),
+            "{id} left behind"
+        );
+        for d in cgroup_dirs(&cg) {
+            assert!(!d.exists(), "{id}: cgroup {} left behind", d.display());
+        }
+        err
+    };
+    let err = create("t-unmapped-uid");
+    assert!(
+        err.contains("process.user.uid") && err.contains("1000") && err.contains("uidMappings"),
+        "{err}"
+    );
+    // The gid: 1000 is just past the gid mapping.
+    b.edit(|s| s["process"]["user"] = json!({"uid": 0, "gid": 1000}));
+    let err = create("t-unmapped-gid");
+    assert!(
+        err.contains("process.user.gid") && err.contains("gidMappings"),
+        "{err}"
+    );
+    b.edit(|s| s["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": [5, 4000]}));
+    let err = create("t-unmapped-groups");
+    assert!(
+        err.contains("process.user.additionalGids") && err.contains("4000"),
+        "{err}"
+    );
+    // Mapped ids still run.
+    b.edit(|s| {
+        s["process"]["terminal"] = json!(false);
+        s["process"]["user"] = json!({"uid": 0, "gid": 999});
+        s["process"]["args"] = json!(["/bin/id", "-g"]);
+    });
+    let (code, out, err) = rt.run(&b, "t-mapped");
+    assert_eq!((code, out.trim()), (0, "999"), "{err}");
+}

@@ -379,14 +379,6 @@ pub const KNOWN: &[Known] = &[
         berth: "fails naming the namespace, or oom_score_adj and why",
     },
     Known {
-        when: |e| var(e, "terminal", "true-non-root-pty-owner") && rootless(e),
-        aspects: &["error-class"],
-        kind: Kind::BerthBug,
-        field: "process.terminal with a user not mapped in the user namespace",
-        runc: "fails: cannot set uid to unmapped user in user namespace",
-        berth: "fails: chown the terminal to 1000: invalid argument (no word on the mapping)",
-    },
-    Known {
         when: |e| var(e, "mounts", "bind-over-file"),
         aspects: &["env:HOME"],
         kind: Kind::Deliberate,
