@@ -403,3 +403,57 @@ fn no_pivot_leaves_no_host_procfs_or_sysfs_in_the_containers_namespace() {
     // The container's own /proc and /sys, and nothing of the host's.
     assert_eq!(full, 2);
 }
+
+/// A process of ours in a new cgroup namespace, rooted at our own cgroups;
+/// killed and reaped when dropped.
+struct CgroupNsHolder(std::process::Child);
+
+impl Drop for CgroupNsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn joining_a_cgroup_namespace_shows_the_hierarchy_from_its_root() {
+    let holder = CgroupNsHolder(
+        std::process::Command::new("unshare")
+            .args(["--cgroup", "sleep", "600"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux)"),
+    );
+    let pid = holder.0.id();
+    let own_ns = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    for _ in 0..500 {
+        if std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).is_ok_and(|n| n != own_ns) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let cg = common::unique("berth-cgns-join");
+    let script = format!(
+        "grep -c ':pids:/{cg}$' /proc/self/cgroup; test -d /sys/fs/cgroup/pids/{cg} && echo visible"
+    );
+    let mut b = bundle(&["/bin/sh", "-c", &script]);
+    b.edit(|s| {
+        s["linux"]["cgroupsPath"] = json!(cg);
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+        ns.push(json!({"type": "cgroup", "path": format!("/proc/{pid}/ns/cgroup")}));
+    });
+    // The namespace is rooted at our cgroup, above the container's: its
+    // cgroup reads as a path below that root, and the cgroup mount shows
+    // the hierarchy from there (runc mounts cgroupfs; a bind of the
+    // container's own directories would hide it).
+    for (code, out, err) in both(&b, "t-cgns-join") {
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            ["1", "visible"],
+            "{out}{err}"
+        );
+    }
+    drop(holder);
+}

@@ -1,9 +1,14 @@
 //! The `cgroup` mount inside the container. cgroup v1 cannot be mounted
 //! again with no controller named (every controller is already bound to a
 //! hierarchy), so on v1/hybrid the container gets what runc gives it: a
-//! tmpfs with one read-only bind per hierarchy of the container's own
-//! cgroup. On a pure v2 host it is cgroup2 itself (rooted at the container's
-//! cgroup when it has a cgroup namespace).
+//! tmpfs with one mount per hierarchy. With a cgroup namespace the init
+//! may mount cgroupfs in (`Plan::cgroupfs`: the kernel refuses cgroup v1
+//! in a user namespace that does not own the cgroup namespace) each is
+//! that hierarchy's cgroupfs, showing the namespace's root: the
+//! container's own cgroup for a new namespace, wherever a joined one is
+//! rooted otherwise. Else each is a read-only bind of the container's own
+//! cgroup. On a pure v2 host it is cgroup2 itself (rooted at the
+//! container's cgroup when it has a cgroup namespace).
 
 use std::collections::BTreeMap;
 use std::os::fd::BorrowedFd;
@@ -22,6 +27,7 @@ pub fn mount_cgroup(
     opts: &Options,
     cg: &Manager,
     cgroupns: bool,
+    cgroupfs: bool,
 ) -> Result<()> {
     let what = format!("cgroup on {}", dest.display());
     let layout = cgroups::detect::layout()?;
@@ -70,13 +76,17 @@ pub fn mount_cgroup(
             continue;
         };
         let sub = dest.join(name);
-        bind_ro(
-            root,
-            src,
-            &sub,
-            opts,
-            &format!("cgroup {} on {}", src.display(), sub.display()),
-        )?;
+        if cgroupfs {
+            mount_fs(root, "cgroup", &ctrls.join(","), &sub, opts)?;
+        } else {
+            bind_ro(
+                root,
+                src,
+                &sub,
+                opts,
+                &format!("cgroup {} on {}", src.display(), sub.display()),
+            )?;
+        }
         // Co-mounted controllers: `cpu -> cpu,cpuacct`, as on the host.
         let top = resolve::open_in_root(
             root,
@@ -92,13 +102,17 @@ pub fn mount_cgroup(
     }
     if let Some(u) = &cg.unified_dir {
         let sub = dest.join("unified");
-        bind_ro(
-            root,
-            u,
-            &sub,
-            opts,
-            &format!("cgroup {} on {}", u.display(), sub.display()),
-        )?;
+        if cgroupfs {
+            mount_fs(root, "cgroup2", "", &sub, opts)?;
+        } else {
+            bind_ro(
+                root,
+                u,
+                &sub,
+                opts,
+                &format!("cgroup {} on {}", u.display(), sub.display()),
+            )?;
+        }
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)?;
@@ -112,6 +126,40 @@ pub fn mount_cgroup(
         .with_context(|| format!("remount {what} read-only"))?;
     }
     Ok(())
+}
+
+/// A new mount of the cgroup filesystem `fstype` (v1: the hierarchy of
+/// `ctrls`) on `dest` inside the root, with the mount's restricting flags:
+/// the kernel shows it from the root of the caller's cgroup namespace.
+fn mount_fs(
+    root: BorrowedFd,
+    fstype: &str,
+    ctrls: &str,
+    dest: &Path,
+    opts: &Options,
+) -> Result<()> {
+    let what = || format!("mount {fstype} {ctrls} on {}", dest.display());
+    let t = resolve::ensure(root, dest, Kind::Dir).with_context(what)?;
+    let flags = opts.flags
+        & (MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_RELATIME
+            | MsFlags::MS_RDONLY);
+    // The source is free text; runc's names, as callers may read them.
+    let source = if ctrls == "name=systemd" {
+        "systemd"
+    } else {
+        fstype
+    };
+    mount(
+        Some(source),
+        resolve::proc_fd_path(&t).as_str(),
+        Some(fstype),
+        flags,
+        Some(ctrls).filter(|c| !c.is_empty()),
+    )
+    .with_context(what)
 }
 
 /// Bind `src` on `dest` (inside the root), then remount it with the mount's

@@ -46,6 +46,12 @@ pub struct Plan<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// v1/hybrid: the `cgroup` mount is made of each hierarchy's own
+    /// cgroupfs (as runc), showing the cgroup namespace's root: a cgroup
+    /// namespace the init may mount them in (no user namespace, or a new
+    /// cgroup namespace made inside it). Else binds of the container's
+    /// cgroup directories.
+    pub cgroupfs: bool,
     /// No mount namespace of its own (as runc: the container's mounts are
     /// made in the runtime's namespace, under a bind of the rootfs that
     /// `delete` detaches; chroot instead of pivot_root; no propagation is
@@ -188,6 +194,8 @@ impl<'a> Plan<'a> {
             no_pivot,
             userns,
             cgroupns: ns.has(libc::CLONE_NEWCGROUP),
+            cgroupfs: ns.has(libc::CLONE_NEWCGROUP)
+                && (!userns || ns.new & libc::CLONE_NEWCGROUP != 0),
             host_mount_ns,
             cwd: spec
                 .process()
@@ -262,6 +270,7 @@ pub fn prepare(plan: &Plan, cgroup: &Manager, idmapped: &[Option<OwnedFd>]) -> R
                 &m.opts,
                 cgroup,
                 plan.cgroupns,
+                plan.cgroupfs,
             )?;
             continue;
         }

@@ -130,26 +130,6 @@ pub const KNOWN: &[Known] = &[
         berth: "mounts the tmpfs with the mount's own options (ro) and the container's cgroup2 dir at /sys/fs/cgroup/unified, where systemd looks on a hybrid host",
     },
     Known {
-        when: |e| has_mount_type(&e.config, "cgroup") && ns(&e.config, "cgroup").is_some() && !rootless(e),
-        aspects: &["mount:/sys/fs/cgroup/systemd"],
-        kind: Kind::Deliberate,
-        field: "mounts[type=cgroup] with a cgroup namespace: source of the name=systemd hierarchy",
-        runc: "mounts it with source `systemd`",
-        berth: "mounts it with source `cgroup` (the source field is free text; cosmetic)",
-    },
-    Known {
-        when: |e| {
-            var(e, "namespaces", "cgroup-path")
-                && !rootless(e)
-                && has_mount_type(&e.config, "cgroup")
-        },
-        aspects: &["mount:/sys/fs/cgroup/*", "?probe:read:/sys/fs/cgroup/*"],
-        kind: Kind::BerthBug,
-        field: "linux.namespaces[cgroup].path (joining a cgroup namespace rooted above the container's cgroup)",
-        runc: "mounts cgroupfs, which shows the joined namespace's root: the container sees the hierarchy from there",
-        berth: "binds the container's own cgroup directories (the view of a new cgroup namespace)",
-    },
-    Known {
         when: |e| var(e, "namespaces", "cgroup-path") && rootless(e),
         aspects: &["outcome"],
         kind: Kind::RuncBug,
