@@ -39,6 +39,26 @@ fn a_device_outside_dev_is_created_where_the_config_says() {
 }
 
 #[test]
+fn a_device_where_the_image_has_a_different_file_is_refused() {
+    let (mut b, cg) = bundle(&["/bin/true"]);
+    std::fs::create_dir_all(b.rootfs().join("data")).unwrap();
+    std::fs::write(b.rootfs().join("data/marker"), "image").unwrap();
+    b.edit(|s| {
+        s["linux"]["devices"] = json!([{
+            "path": "/data/marker", "type": "c", "major": 1, "minor": 3
+        }]);
+    });
+    let rt = Runtime::berth();
+    let err = create_fails(&rt, &b, "t-dev-mismatch", &cg);
+    assert!(
+        err.contains("/data/marker") && err.contains("different file already exists"),
+        "{err}"
+    );
+    let kept = std::fs::read_to_string(b.rootfs().join("data/marker")).unwrap();
+    assert_eq!(kept, "image", "the image's file was replaced");
+}
+
+#[test]
 fn a_device_path_through_a_symlink_never_lands_outside_the_rootfs() {
     let outside = std::env::temp_dir().join(common::unique("berth-dev-outside"));
     std::fs::create_dir_all(&outside).unwrap();

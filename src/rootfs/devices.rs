@@ -128,8 +128,18 @@ pub fn create(root: BorrowedFd, d: &Device, userns: bool) -> Result<()> {
     loop {
         match sys::mknodat(parent.as_fd(), &cname, d.kind | d.mode, dev) {
             Ok(()) => break,
-            // Replace whatever the image had there (never following it).
+            // The same device the image had there is made anew (exact
+            // mode and owner); anything else is an error, as the
+            // runtime-spec says (never following a link).
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let Some(st) = sys::lstatat(parent.as_fd(), &cname).with_context(what)? else {
+                    continue;
+                };
+                let same = st.st_mode & libc::S_IFMT == d.kind
+                    && (d.kind == libc::S_IFIFO || st.st_rdev == dev);
+                if !same {
+                    crate::bail!("{}: a different file already exists at that path", what());
+                }
                 if sys::unlinkat(parent.as_fd(), &cname, 0).is_ok() {
                     continue;
                 }
