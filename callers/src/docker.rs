@@ -39,13 +39,6 @@ impl Docker {
             Rt::Berth => vec![],
         }
     }
-    /// `SUB` (run, create) with this runtime, no network.
-    fn with_runtime(&self, sub: &str, rt: Rt) -> Cmd {
-        self.cli()
-            .arg(sub)
-            .args(&self.rtflag(rt))
-            .args(&["--network", "none"])
-    }
 }
 
 impl DockerCli for Docker {
@@ -54,11 +47,12 @@ impl DockerCli for Docker {
             .env("DOCKER_CONFIG", self.client_cfg.to_str().unwrap())
             .timeout(60)
     }
-    fn run(&self, rt: Rt) -> Cmd {
-        self.with_runtime("run", rt)
-    }
-    fn create(&self, rt: Rt) -> Cmd {
-        self.with_runtime("create", rt)
+    /// No network.
+    fn with_runtime(&self, sub: &str, rt: Rt) -> Cmd {
+        self.cli()
+            .arg(sub)
+            .args(&self.rtflag(rt))
+            .args(&["--network", "none"])
     }
     fn rm(&self, id: &str) {
         let _ = self.cli().args(&["rm", "-f", id]).run();

@@ -18,10 +18,8 @@ pub const TRAPPER: &str = "trap 'echo got-term; exit 143' TERM; trap 'echo got-u
 pub trait DockerCli {
     /// The client, talking to this suite's daemon or storage.
     fn cli(&self) -> Cmd;
-    /// `run` with this runtime (and the caller's fixed flags).
-    fn run(&self, rt: Rt) -> Cmd;
-    /// `create` with this runtime (and the caller's fixed flags).
-    fn create(&self, rt: Rt) -> Cmd;
+    /// `SUB` (run, create) with this runtime and the caller's fixed flags.
+    fn with_runtime(&self, sub: &str, rt: Rt) -> Cmd;
     /// Remove a container whatever its state; errors are ignored.
     fn rm(&self, id: &str);
     /// The container id in what `run -d` or `create` printed.
@@ -29,6 +27,12 @@ pub trait DockerCli {
     fn env(&self) -> &Env;
     fn rts(&self) -> &[RtInfo; 2];
 
+    fn run(&self, rt: Rt) -> Cmd {
+        self.with_runtime("run", rt)
+    }
+    fn create(&self, rt: Rt) -> Cmd {
+        self.with_runtime("create", rt)
+    }
     fn name(&self, rt: Rt, what: &str) -> String {
         format!("{}-{what}", rt.name())
     }

@@ -16,21 +16,6 @@ pub struct Podman {
     rts: [RtInfo; 2],
 }
 
-impl Podman {
-    /// `SUB` (run, create) with this runtime, this run's cgroup parent,
-    /// host network.
-    fn with_runtime(&self, sub: &str, rt: Rt) -> Cmd {
-        self.cli()
-            .arg(sub)
-            .arg(format!(
-                "--runtime={}",
-                self.rts[rt.idx()].launcher.display()
-            ))
-            .arg(format!("--cgroup-parent=/{}/podman", self.env.cgroup))
-            .args(&["--network=host", "--pull=never"])
-    }
-}
-
 impl DockerCli for Podman {
     fn cli(&self) -> Cmd {
         let d = &self.dir;
@@ -59,11 +44,16 @@ impl DockerCli for Podman {
             .env("TMPDIR", d.join("tmp-images").to_str().unwrap())
             .timeout(60)
     }
-    fn run(&self, rt: Rt) -> Cmd {
-        self.with_runtime("run", rt)
-    }
-    fn create(&self, rt: Rt) -> Cmd {
-        self.with_runtime("create", rt)
+    /// This run's cgroup parent, host network.
+    fn with_runtime(&self, sub: &str, rt: Rt) -> Cmd {
+        self.cli()
+            .arg(sub)
+            .arg(format!(
+                "--runtime={}",
+                self.rts[rt.idx()].launcher.display()
+            ))
+            .arg(format!("--cgroup-parent=/{}/podman", self.env.cgroup))
+            .args(&["--network=host", "--pull=never"])
     }
     fn rm(&self, id: &str) {
         let _ = self.cli().args(&["rm", "-f", "-t", "0", id]).run();
