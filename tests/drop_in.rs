@@ -403,3 +403,55 @@ fn no_pivot_leaves_no_host_procfs_or_sysfs_in_the_containers_namespace() {
     // The container's own /proc and /sys, and nothing of the host's.
     assert_eq!(full, 2);
 }
+
+/// The `SigIgn:` mask of a /proc/PID/status text.
+fn ignored_mask(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn in {status:?}"))
+}
+
+#[test]
+fn signals_the_caller_ignored_are_default_in_the_container() {
+    use berth::sys::{set_disposition, Disposition};
+    use std::os::unix::process::CommandExt;
+    // SIGPIPE and SIGTERM, and the real-time signals glibc reserves (32,
+    // 33), which its signal() cannot reset.
+    let signals = [libc::SIGPIPE, libc::SIGTERM, 32, 33, 64];
+    let ignore = move || {
+        for sig in signals {
+            set_disposition(sig, Disposition::Ignore)?;
+        }
+        Ok(())
+    };
+    let want: u64 = signals.iter().map(|s| 1u64 << (s - 1)).sum();
+    // The caller's dispositions as such a caller's children see them.
+    let mut host = std::process::Command::new("/bin/cat");
+    host.arg("/proc/self/status");
+    // SAFETY: the closure only makes rt_sigaction syscalls, which are
+    // async-signal-safe between fork and exec.
+    unsafe { host.pre_exec(ignore) };
+    let out = host.output().unwrap();
+    assert_eq!(
+        ignored_mask(&String::from_utf8_lossy(&out.stdout)) & want,
+        want
+    );
+
+    let rt = Runtime::berth();
+    let id = common::unique("t-sigign");
+    let b = bundle(&["/bin/cat", "/proc/self/status"]);
+    let mut cmd = rt.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    // SAFETY: as above.
+    unsafe { cmd.pre_exec(ignore) };
+    rt.created.borrow_mut().push(id.clone());
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(ignored_mask(&status), 0, "{status}");
+}

@@ -196,10 +196,10 @@ pub const KNOWN: &[Known] = &[
     Known {
         when: |_| true,
         aspects: &["?signals.ignored"],
-        kind: Kind::BerthBug,
-        field: "signals ignored by berth's caller",
-        runc: "its Go runtime leaves only the caller's SIGPIPE and signal 32 ignored",
-        berth: "also leaves signal 33 ignored: libc's signal() refuses the real-time signals it reserves, so the reset before execve skips them",
+        kind: Kind::RuncBug,
+        field: "signals ignored by the runtime's caller",
+        runc: "leaves a caller's ignored signal 32 ignored in the container (a Go runtime artefact: it resets the others, 32 it leaves alone)",
+        berth: "starts the process with every signal at its default, whatever its caller ignored",
     },
     Known {
         when: |e| {
