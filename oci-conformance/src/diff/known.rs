@@ -71,9 +71,6 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 // ---- selectors used by the table ----
 
-/// The runtime-spec version runc 1.1.5 reports.
-const RUNC_SPEC_VERSION: &str = "1.0.2-dev";
-
 fn var(e: &Entry, group: &str, name: &str) -> bool {
     e.group == group && e.variation == name
 }
@@ -151,27 +148,11 @@ pub const KNOWN: &[Known] = &[
     },
     Known {
         when: |e| e.group == "hooks" && e.config["hooks"].is_object(),
-        aspects: &["hook:*:state.rootfs", "?hook:*:state.owner", "?hook:*:state.created"],
-        kind: Kind::BerthBug,
-        field: "the state on a hook's stdin",
-        runc: "the runtime-spec state: ociVersion, id, status, pid, bundle, annotations",
-        berth: "adds rootfs, created and owner (runc's `state` output fields)",
-    },
-    Known {
-        when: |e| has_hook(e, "poststop"),
-        aspects: &["hook:poststop:state.pid"],
-        kind: Kind::BerthBug,
-        field: "hooks.poststop state.pid",
-        runc: "no pid (the process is gone)",
-        berth: "the pid the container had",
-    },
-    Known {
-        when: |e| e.config["ociVersion"] != RUNC_SPEC_VERSION && e.group == "hooks" && e.config["hooks"].is_object(),
         aspects: &["hook:*:state.ociVersion"],
-        kind: Kind::BerthBug,
+        kind: Kind::Deliberate,
         field: "hook state.ociVersion",
-        runc: "the runtime-spec version runc implements",
-        berth: "the config's ociVersion",
+        runc: "the runtime-spec version runc implements (1.0.2-dev)",
+        berth: "the one berth implements (1.3.0): the version the state complies with, as runtime.md#state defines it",
     },
     Known {
         when: |e| has_hook(e, "poststart") && !var(e, "hooks", "poststart-fails"),

@@ -1,0 +1,120 @@
+//! What hooks get from a real container: the runtime-spec state on stdin,
+//! exactly its fields.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Bundle, Runtime};
+use serde_json::{json, Value};
+
+/// A hook that copies its stdin to `out`.
+fn record_stdin(out: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {out}")]})
+}
+
+/// The spec version berth reports as its own (`berth --version`).
+fn berth_spec_version(rt: &Runtime) -> String {
+    let out = rt.ok(&["--version"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("spec: "))
+        .unwrap_or_else(|| panic!("no spec version in {out:?}"))
+        .trim()
+        .to_string()
+}
+
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn every_hook_gets_exactly_the_runtime_spec_state() {
+    let rt = Runtime::berth();
+    let id = common::unique("t-hook-state");
+    let mut b = Bundle::new(&["/bin/true"]);
+    let dir = b.dir.canonicalize().unwrap();
+    // startContainer runs after pivot_root: it writes into the rootfs.
+    let outside = |stage: &str| dir.join(format!("{stage}.json"));
+    let inside = "/startContainer.json";
+    b.edit(|s| {
+        // Not the version berth implements: the state must not echo it.
+        s["ociVersion"] = json!("1.0.2");
+        s["root"]["readonly"] = json!(false);
+        s["annotations"] = json!({"org.example.hook": "yes"});
+        for stage in [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop",
+        ] {
+            s["hooks"][stage] = json!([record_stdin(&outside(stage).display().to_string())]);
+        }
+        s["hooks"]["startContainer"] = json!([record_stdin(inside)]);
+    });
+    let (code, _, err) = rt.run(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let version = berth_spec_version(&rt);
+    assert_ne!(version, "1.0.2");
+    let read = |p: &std::path::Path| -> Value {
+        let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text:?}", p.display()))
+    };
+    let states = [
+        ("prestart", read(&outside("prestart"))),
+        ("createRuntime", read(&outside("createRuntime"))),
+        ("createContainer", read(&outside("createContainer"))),
+        ("startContainer", read(&b.rootfs().join(&inside[1..]))),
+        ("poststart", read(&outside("poststart"))),
+        ("poststop", read(&outside("poststop"))),
+    ];
+    for (stage, state) in &states {
+        let mut want: BTreeSet<&str> =
+            ["ociVersion", "id", "status", "pid", "bundle", "annotations"].into();
+        if *stage == "poststop" {
+            // The process is gone: no pid (runc omits it too).
+            want.remove("pid");
+        } else {
+            assert!(
+                state["pid"].as_i64().is_some_and(|p| p > 0),
+                "{stage}: {state}"
+            );
+        }
+        assert_eq!(keys(state), want, "{stage}: {state}");
+        assert_eq!(state["ociVersion"], version.as_str(), "{stage}: {state}");
+        assert_eq!(state["id"], id.as_str(), "{stage}: {state}");
+        assert_eq!(state["bundle"], dir.to_str().unwrap(), "{stage}: {state}");
+        assert_eq!(
+            state["annotations"],
+            json!({"org.example.hook": "yes"}),
+            "{stage}: {state}"
+        );
+    }
+    assert_eq!(states[5].1["status"], "stopped");
+}
+
+#[test]
+fn state_output_keeps_runcs_extra_fields_and_reports_berths_spec_version() {
+    let rt = Runtime::berth();
+    let id = common::unique("t-state-fields");
+    let mut b = Bundle::new(&["/bin/sleep", "60"]);
+    b.edit(|s| s["ociVersion"] = json!("1.0.2"));
+    rt.ok(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    let state = rt.state(&id);
+    let pid = state["pid"].as_i64().unwrap_or(0) as i32;
+    rt.ok(&["delete", "--force", &id]);
+    common::reap(pid);
+    for k in ["rootfs", "created", "owner"] {
+        assert!(state.get(k).is_some(), "{k} missing: {state}");
+    }
+    // runc prints the version it implements, not the config's.
+    assert_eq!(
+        state["ociVersion"],
+        berth_spec_version(&rt).as_str(),
+        "{state}"
+    );
+}
