@@ -1,5 +1,6 @@
-//! What hooks get from a real container: the runtime-spec state on stdin,
-//! exactly its fields.
+//! What hooks get from a real container: the runtime-spec state on stdin
+//! (exactly its fields) and, for the hooks that run in the container
+//! without an `env`, the container process's environment.
 
 mod common;
 
@@ -116,5 +117,67 @@ fn state_output_keeps_runcs_extra_fields_and_reports_berths_spec_version() {
         state["ociVersion"],
         berth_spec_version(&rt).as_str(),
         "{state}"
+    );
+}
+
+/// The variables of a NUL-separated environ file, sorted.
+fn environ(p: &std::path::Path) -> Vec<String> {
+    let raw = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut vars: Vec<String> = String::from_utf8_lossy(&raw)
+        .split('\0')
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect();
+    vars.sort();
+    vars
+}
+
+#[test]
+fn container_side_hooks_without_env_get_the_processs_environment() {
+    let rt = Runtime::berth();
+    let id = common::unique("t-hook-env");
+    let mut b = Bundle::new(&["/bin/true"]);
+    let dir = b.dir.canonicalize().unwrap();
+    let created = dir.join("createContainer.env");
+    b.edit(|s| {
+        s["root"]["readonly"] = json!(false);
+        s["process"]["env"] = json!(["PATH=/bin", "FROM_CONFIG=1"]);
+        // The shell's exec-time environment (`; exit`: the shell does not
+        // exec cat in its place with its own variables added).
+        // createContainer runs before pivot_root in the container's root,
+        // where its /proc is mounted.
+        s["hooks"]["createContainer"] = json!([{"path": "/bin/sh", "args":
+            ["sh", "-c", format!("cat proc/$$/environ > {}; exit", created.display())]}]);
+        s["hooks"]["startContainer"] = json!([{"path": "/bin/sh", "args":
+            ["sh", "-c", "cat /proc/$$/environ > /startContainer.env; exit"]}]);
+        // A hook with `env` still gets exactly that.
+        s["hooks"]["createContainer"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"path": "/bin/sh", "env": ["ONLY=this"], "args":
+                ["sh", "-c", format!("/bin/cat proc/$$/environ > {}.given; exit", created.display())]}));
+    });
+    // The runtime's own environment must not reach them.
+    let out = rt
+        .cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .env("FROM_RUNTIME", "1")
+        .output()
+        .expect("run berth");
+    rt.created.borrow_mut().push(id.clone());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(environ(&created), ["FROM_CONFIG=1", "PATH=/bin"]);
+    assert_eq!(
+        environ(&b.rootfs().join("startContainer.env")),
+        // By then the init has the process's HOME (from /etc/passwd), as
+        // runc's has.
+        ["FROM_CONFIG=1", "HOME=/root", "PATH=/bin"]
+    );
+    assert_eq!(
+        environ(&dir.join("createContainer.env.given")),
+        ["ONLY=this"]
     );
 }

@@ -164,7 +164,11 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         }
     }
     if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
-        hooks::run("createContainer", h, &state_json, Some(&plan.rootfs.rootfs))?;
+        let (cwd, env) = (
+            Some(plan.rootfs.rootfs.as_path()),
+            plan.process.environment(),
+        );
+        hooks::run_in_container("createContainer", h, &state_json, cwd, env)?;
     }
 
     rootfs::pivot(&plan.rootfs)?;
@@ -207,7 +211,8 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     // startContainer hooks run now, before the byte `start` waits for, so
     // that `start` can report their failure.
     if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
-        if let Err(e) = hooks::run("startContainer", h, &state_json, None) {
+        let env = plan.process.environment();
+        if let Err(e) = hooks::run_in_container("startContainer", h, &state_json, None, env) {
             let _ = nix::unistd::write(&fifo, format!("E{e}").as_bytes());
             fatal(&e);
         }

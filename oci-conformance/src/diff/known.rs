@@ -194,17 +194,6 @@ pub const KNOWN: &[Known] = &[
         berth: "the container process's pid as the host sees it, as the runtime-spec's state defines it",
     },
     Known {
-        when: |e| {
-            (has_hook(e, "startContainer") && !var(e, "hooks", "startContainer-fails"))
-                || (has_hook(e, "createContainer") && !var(e, "hooks", "createContainer-fails"))
-        },
-        aspects: &["?hook:startContainer:env", "?hook:createContainer:env"],
-        kind: Kind::BerthBug,
-        field: "environment of createContainer/startContainer hooks without `env`",
-        runc: "the container process's environment (its init has switched to it)",
-        berth: "the runtime's environment",
-    },
-    Known {
         when: |e| var(e, "mounts", "tmpfs-size-mode"),
         aspects: &["probe:stat:/mnt"],
         kind: Kind::RuncBug,
