@@ -455,3 +455,62 @@ fn signals_the_caller_ignored_are_default_in_the_container() {
     let status = String::from_utf8_lossy(&out.stdout);
     assert_eq!(ignored_mask(&status), 0, "{status}");
 }
+
+#[test]
+fn a_tmpfs_over_a_directory_takes_its_mode_unless_mode_is_given() {
+    let mut b = bundle(&["/bin/stat", "-c", "%n %a", "/mnt/a", "/mnt/b", "/mnt/c"]);
+    let mnt = b.rootfs().join("mnt");
+    for (d, mode) in [("a", 0o2750), ("b", 0o711)] {
+        std::fs::create_dir_all(mnt.join(d)).unwrap();
+        std::fs::set_permissions(mnt.join(d), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    b.edit(|s| {
+        let mounts = s["mounts"].as_array_mut().unwrap();
+        // a: existing, no mode= (read-only too); b: existing, mode= given;
+        // c: created by the runtime.
+        mounts.push(
+            json!({"destination": "/mnt/a", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "ro"]}),
+        );
+        mounts.push(
+            json!({"destination": "/mnt/b", "type": "tmpfs", "source": "tmpfs",
+            "options": ["mode=700"]}),
+        );
+        mounts.push(json!({"destination": "/mnt/c", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let (code, out, err) = Runtime::berth().run(&b, "t-tmpfs-mode");
+    assert_eq!(code, 0, "{err}");
+    // a as runc gives it (the covered directory's mode, special bits
+    // included); b keeps the mode= the config asks for (runc would chmod
+    // it to 711, a known runc bug); c has tmpfs's default.
+    assert_eq!(out, "/mnt/a 2750\n/mnt/b 700\n/mnt/c 1777\n");
+}
+
+#[test]
+fn a_tmpfs_over_a_directory_has_the_mode_runc_gives_it() {
+    let Some(_) = runc() else {
+        eprintln!("skipped: runc is not installed");
+        return;
+    };
+    // A bundle each: the first runtime leaves /mnt/c behind.
+    let make = || {
+        let mut b = bundle(&["/bin/stat", "-c", "%n %a", "/mnt/a", "/mnt/c"]);
+        let a = b.rootfs().join("mnt/a");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o750)).unwrap();
+        b.edit(|s| {
+            let mounts = s["mounts"].as_array_mut().unwrap();
+            for d in ["/mnt/a", "/mnt/c"] {
+                mounts.push(json!({"destination": d, "type": "tmpfs", "source": "tmpfs"}));
+            }
+        });
+        b
+    };
+    let (rb, bb) = (make(), make());
+    let by_runc = runc().unwrap().run(&rb, "t-tmpfs-runc");
+    let by_berth = Runtime::berth().run(&bb, "t-tmpfs-runc");
+    assert_eq!(by_runc.0, 0, "runc: {}", by_runc.2);
+    assert_eq!(by_berth.0, 0, "berth: {}", by_berth.2);
+    assert_eq!(by_berth.1, by_runc.1, "berth vs runc");
+    assert_eq!(by_berth.1, "/mnt/a 750\n/mnt/c 1777\n");
+}

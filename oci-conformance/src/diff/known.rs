@@ -194,24 +194,12 @@ pub const KNOWN: &[Known] = &[
         berth: "the container process's pid as the host sees it, as the runtime-spec's state defines it",
     },
     Known {
-        when: |e| var(e, "mounts", "tmpfs-size-mode"),
+        when: |e| var(e, "mounts", "tmpfs-size-mode") || var(e, "mounts", "tmpfs-uid-gid"),
         aspects: &["probe:stat:/mnt"],
         kind: Kind::RuncBug,
         field: "mounts[type=tmpfs] with mode= over an existing directory",
         runc: "chmods the tmpfs root to the old directory's mode, overriding mode=",
         berth: "the tmpfs keeps the mode= the config gives",
-    },
-    Known {
-        when: |e| {
-            var(e, "mounts", "atime-options")
-                || var(e, "mounts", "tmpfs-uid-gid")
-                || var(e, "mounts", "relative-destination")
-        },
-        aspects: &["?probe:stat:/mnt", "?probe:stat:mnt"],
-        kind: Kind::BerthBug,
-        field: "mounts[type=tmpfs] without mode= over an existing directory",
-        runc: "gives the tmpfs root the mode of the directory it covers",
-        berth: "leaves tmpfs's default mode (1777, or the mode= given)",
     },
     Known {
         when: |e| var(e, "rootfs", "propagation-shared") || var(e, "rootfs", "propagation-rshared"),
