@@ -514,3 +514,19 @@ fn a_tmpfs_over_a_directory_has_the_mode_runc_gives_it() {
     assert_eq!(by_berth.1, by_runc.1, "berth vs runc");
     assert_eq!(by_berth.1, "/mnt/a 750\n/mnt/c 1777\n");
 }
+
+#[test]
+fn dev_mqueue_belongs_to_the_containers_root_in_a_new_user_namespace() {
+    let mut b = bundle(&["/bin/stat", "-c", "%u:%g", "/dev/mqueue"]);
+    b.edit(common::add_userns);
+    let runs = both(&b, "t-mqueue-owner");
+    let (code, out, err) = runs.last().unwrap();
+    assert_eq!(*code, 0, "{err}");
+    assert_eq!(out, "0:0\n");
+    if let [(code, out, err), _] = &runs[..] {
+        // runc's is the container root's too, but in the overflow group:
+        // it makes the IPC namespace after setresuid(0), before setresgid.
+        assert_eq!(*code, 0, "runc: {err}");
+        assert_eq!(out, "0:65534\n", "runc");
+    }
+}

@@ -124,10 +124,10 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         sys::setresgid(0).context("become root of the user namespace (setresgid 0)")?;
         sys::setresuid(0).context("become root of the user namespace (setresuid 0)")?;
     }
-    if ns.new & libc::CLONE_NEWCGROUP != 0 {
-        // After cgroup placement, so the namespace is rooted at the
-        // container's own cgroup (on v1 it joins after clone3).
-        sys::unshare(libc::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
+    if ns.late() != 0 {
+        // After cgroup placement and as the user namespace's root (on v1
+        // the init joins its cgroups after clone3).
+        sys::unshare(ns.late()).context("unshare the cgroup and ipc namespaces")?;
     }
     // The init leads its own session (it cannot fail for a fresh process).
     let _ = sys::setsid();

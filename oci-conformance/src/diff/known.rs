@@ -317,10 +317,10 @@ pub const KNOWN: &[Known] = &[
     Known {
         when: |e| var(e, "namespaces", "user-added-with-mappings") || var(e, "spec-1.2", "mount-idmap"),
         aspects: &["?probe:stat:/dev/mqueue", "?probe:lsl:/dev/mqueue"],
-        kind: Kind::BerthBug,
-        field: "/dev/mqueue in a new user namespace",
-        runc: "belongs to the container's root",
-        berth: "belongs to the overflow user (mounted with the host's credentials)",
+        kind: Kind::RuncBug,
+        field: "the group of /dev/mqueue in a new user namespace",
+        runc: "the overflow group: its init makes the IPC namespace (whose creator owns the mqueue root) as the container's root user but still the host's root group",
+        berth: "the container's root group: the init makes the IPC namespace as the container's root user and group",
     },
     Known {
         when: |e| {
