@@ -124,11 +124,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         sys::setresgid(0).context("become root of the user namespace (setresgid 0)")?;
         sys::setresuid(0).context("become root of the user namespace (setresuid 0)")?;
     }
-    if ns.late() != 0 {
-        // After cgroup placement and as the user namespace's root (on v1
-        // the init joins its cgroups after clone3).
-        sys::unshare(ns.late()).context("unshare the cgroup and ipc namespaces")?;
-    }
+    // After cgroup placement and as the user namespace's root (on v1 the
+    // init joins its cgroups after clone3).
+    ns.unshare_late()?;
     // The init leads its own session (it cannot fail for a fresh process).
     let _ = sys::setsid();
 

@@ -135,6 +135,20 @@ impl Plan {
         self.new & (libc::CLONE_NEWCGROUP | ipc)
     }
 
+    /// Unshare the `late` namespaces (the init, at that point).
+    pub fn unshare_late(&self) -> Result<()> {
+        let late = self.late();
+        if late == 0 {
+            return Ok(());
+        }
+        let names: Vec<&str> = [libc::CLONE_NEWCGROUP, libc::CLONE_NEWIPC]
+            .into_iter()
+            .filter(|f| late & f != 0)
+            .map(proc_name)
+            .collect();
+        sys::unshare(late).with_context(|| format!("unshare {} namespace", names.join(" and ")))
+    }
+
     /// A new pid namespace inside a user namespace joined by path: only a
     /// child of the unsharing process is born into it, so the init is
     /// forked once more (see `init::fork_into_pidns`).
