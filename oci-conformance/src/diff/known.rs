@@ -119,7 +119,7 @@ pub const KNOWN: &[Known] = &[
         berth: "mounts the tmpfs with the mount's own options (ro) and the container's cgroup2 dir at /sys/fs/cgroup/unified, where systemd looks on a hybrid host",
     },
     Known {
-        when: |e| has_mount_type(&e.config, "cgroup") && ns(&e.config, "cgroup").is_some() && !rootless(e),
+        when: |e| has_mount_type(&e.config, "cgroup") && ns(&e.config, "cgroup").is_some(),
         aspects: &["mount:/sys/fs/cgroup/systemd"],
         kind: Kind::Deliberate,
         field: "mounts[type=cgroup] with a cgroup namespace: source of the name=systemd hierarchy",
