@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use common::{Bundle, Runtime};
 use serde_json::{json, Value};
@@ -32,19 +33,24 @@ fn keys(v: &Value) -> BTreeSet<&str> {
         .collect()
 }
 
+/// berth, a fresh id, a writable bundle running /bin/true and the bundle's
+/// canonical path (what the state names).
+fn setup(prefix: &str) -> (Runtime, String, Bundle, PathBuf) {
+    let mut b = Bundle::new(&["/bin/true"]);
+    b.edit(|s| s["root"]["readonly"] = json!(false));
+    let dir = b.dir.canonicalize().unwrap();
+    (Runtime::berth(), common::unique(prefix), b, dir)
+}
+
 #[test]
 fn every_hook_gets_exactly_the_runtime_spec_state() {
-    let rt = Runtime::berth();
-    let id = common::unique("t-hook-state");
-    let mut b = Bundle::new(&["/bin/true"]);
-    let dir = b.dir.canonicalize().unwrap();
+    let (rt, id, mut b, dir) = setup("t-hook-state");
     // startContainer runs after pivot_root: it writes into the rootfs.
     let outside = |stage: &str| dir.join(format!("{stage}.json"));
     let inside = "/startContainer.json";
     b.edit(|s| {
         // Not the version berth implements: the state must not echo it.
         s["ociVersion"] = json!("1.0.2");
-        s["root"]["readonly"] = json!(false);
         s["annotations"] = json!({"org.example.hook": "yes"});
         for stage in [
             "prestart",
@@ -134,13 +140,9 @@ fn environ(p: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn container_side_hooks_without_env_get_the_processs_environment() {
-    let rt = Runtime::berth();
-    let id = common::unique("t-hook-env");
-    let mut b = Bundle::new(&["/bin/true"]);
-    let dir = b.dir.canonicalize().unwrap();
+    let (rt, id, mut b, dir) = setup("t-hook-env");
     let created = dir.join("createContainer.env");
     b.edit(|s| {
-        s["root"]["readonly"] = json!(false);
         s["process"]["env"] = json!(["PATH=/bin", "FROM_CONFIG=1"]);
         // The shell's exec-time environment (`; exit`: the shell does not
         // exec cat in its place with its own variables added).
