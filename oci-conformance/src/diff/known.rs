@@ -147,6 +147,14 @@ pub const KNOWN: &[Known] = &[
         berth: "binds the container's cgroup directories read-only and runs",
     },
     Known {
+        when: |e| var(e, "exec", "process-json-rlimits"),
+        aspects: &["?exec.rlimit.RLIMIT_NOFILE"],
+        kind: Kind::RuncBug,
+        field: "exec -p process.json with rlimits (RLIMIT_NOFILE below its hard limit)",
+        runc: "sometimes gives the exec'd process soft = hard (its parent sets the limit with prlimit while the Go runtime in `runc init` raises the soft limit to the hard one at start-up: a race, seen in about 1 run of 3 under load)",
+        berth: "the configured limits, always",
+    },
+    Known {
         when: |e| e.group == "hooks" && e.config["hooks"].is_object(),
         aspects: &["hook:*:state.ociVersion"],
         kind: Kind::Deliberate,
