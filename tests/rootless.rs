@@ -556,3 +556,68 @@ fn delegated_cgroup_v2_subtree_is_used() {
     common::reap(pid);
     assert!(!cg.exists(), "cgroup left behind");
 }
+
+/// `exec` into a `created` container (before `start`), as the user and as
+/// root with the same bundle: runc allows it, and both see the same
+/// namespaces (the user's single-id mapping); the init still waits for
+/// `start` afterwards.
+#[test]
+fn rootless_exec_into_a_created_container() {
+    if in_guest() {
+        return;
+    }
+    let u = User::new();
+    let b = u.bundle(&["sleep", "1000"]);
+    let probe = [
+        "sh",
+        "-c",
+        "echo exec-in-created; id -u; cat /proc/self/uid_map; cat /proc/1/comm",
+    ];
+    let want = |out: &str| {
+        let norm: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            norm[..3],
+            ["exec-in-created", "0", &format!("0 {} 1", u.uid)],
+            "{out}"
+        );
+    };
+    let root = common::Runtime::berth();
+    for as_user in [true, false] {
+        let who = if as_user { "user" } else { "root" };
+        let id = common::unique(&format!("rl-cexec-{who}"));
+        let (ok, state): (&dyn Fn(&[&str]) -> String, &dyn Fn(&str) -> Value) = if as_user {
+            (&|a| u.ok(a), &|i| u.state(i))
+        } else {
+            (&|a| root.ok(a), &|i| root.state(i))
+        };
+        ok(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert_eq!(state(&id)["status"], "created", "{who}");
+        let out = ok(&["exec", &id, probe[0], probe[1], probe[2]]);
+        want(&out);
+        assert_eq!(
+            state(&id)["status"],
+            "created",
+            "{who}: exec started the container"
+        );
+        ok(&["start", &id]);
+        assert_eq!(state(&id)["status"], "running", "{who}");
+        let out = ok(&["exec", &id, probe[0], probe[1], probe[2]]);
+        want(&out);
+        assert!(out.trim_end().ends_with("sleep"), "{who}: {out}");
+        let pid = state(&id)["pid"].as_i64().unwrap() as i32;
+        ok(&["delete", "--force", &id]);
+        common::reap(pid);
+        let err = if as_user {
+            u.fails(&["state", &id])
+        } else {
+            root.fails(&["state", &id])
+        };
+        assert!(
+            err.contains(&id) || err.contains("not exist"),
+            "{who}: {err}"
+        );
+    }
+}
