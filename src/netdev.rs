@@ -11,10 +11,13 @@
 //! are still there, and `delete` (or a failed `create`) moves each back
 //! under its host name, then drops the pin. What moved is on record in
 //! `netdevices.json` before it moves, so a crash in between leaves nothing
-//! `delete --force` cannot undo. Not done yet: the runtime-spec asks that
-//! attributes set on the host (IP addresses) be kept, but the kernel drops
-//! addresses and routes on a namespace move and berth does not re-add them
-//! (MTU and hardware address do survive).
+//! `delete --force` cannot undo. The kernel drops a device's addresses on a
+//! namespace move (MTU and hardware address survive); the runtime-spec
+//! asks that its permanent addresses be kept, so they are read before the
+//! move, recorded, and added again inside; on the way back the host's
+//! addresses are given back the same way. Routes are not carried (runc
+//! and crun do not either), nor IPv6 link-local addresses, which the
+//! kernel makes again itself.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -35,8 +38,19 @@ const PIN: &str = "netns";
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_PERMANENT: u32 = 0x80;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_NET_NS_FD: u16 = 28;
@@ -52,6 +66,41 @@ pub struct Device {
     /// device from another of the same name in a joined namespace.
     #[serde(default)]
     pub address: Vec<u8>,
+    /// Its permanent addresses on the host, read just before it moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<Ip>,
+}
+
+/// One interface address (an `ifaddrmsg` and its address attributes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ip {
+    pub family: u8,
+    pub prefix: u8,
+    pub scope: u8,
+    pub local: Vec<u8>,
+    pub address: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broadcast: Vec<u8>,
+}
+
+impl Ip {
+    /// The address as `ip` prints it, for messages.
+    fn text(&self) -> String {
+        let a = if self.local.is_empty() {
+            &self.address
+        } else {
+            &self.local
+        };
+        let ip: Option<std::net::IpAddr> = match a.len() {
+            4 => Some(<[u8; 4]>::try_from(a.as_slice()).unwrap().into()),
+            16 => Some(<[u8; 16]>::try_from(a.as_slice()).unwrap().into()),
+            _ => None,
+        };
+        match ip {
+            Some(ip) => format!("{ip}/{}", self.prefix),
+            None => format!("{a:?}/{}", self.prefix),
+        }
+    }
 }
 
 fn check_name(field: &str, name: &str) -> Result<()> {
@@ -125,6 +174,7 @@ pub fn plan(linux: Option<&Linux>, ns: &namespaces::Plan) -> Result<Vec<Device>>
             host: host.to_string(),
             container: container.to_string(),
             address: link.address,
+            ips: Vec::new(),
         });
     }
     Ok(out)
@@ -136,7 +186,16 @@ pub fn move_in(devs: &[Device], pid: i32, state_dir: &Path) -> Result<()> {
     if devs.is_empty() {
         return Ok(());
     }
-    crate::container::write_atomic(&state_dir.join(RECORD), &serde_json::to_vec(devs)?, 0o600)?;
+    let sock = Netlink::open()?;
+    let mut devs = devs.to_vec();
+    for d in &mut devs {
+        if let Some(link) = sock.link(&d.host)? {
+            d.ips = sock
+                .addresses(link.index)
+                .with_context(|| format!("linux.netDevices[{:?}]: read its addresses", d.host))?;
+        }
+    }
+    crate::container::write_atomic(&state_dir.join(RECORD), &serde_json::to_vec(&devs)?, 0o600)?;
     let ns_path = format!("/proc/{pid}/ns/net");
     let pin = state_dir.join(PIN);
     std::fs::File::create(&pin).with_context(|| format!("create {}", pin.display()))?;
@@ -149,8 +208,8 @@ pub fn move_in(devs: &[Device], pid: i32, state_dir: &Path) -> Result<()> {
     )
     .with_context(|| format!("pin the container's network namespace at {}", pin.display()))?;
     let netns = std::fs::File::open(&pin).with_context(|| format!("open {}", pin.display()))?;
-    let sock = Netlink::open()?;
-    for d in devs {
+    let inside = Netlink::open_in(netns.as_fd())?;
+    for d in &devs {
         let field = format!("linux.netDevices[{:?}]", d.host);
         let Some(link) = sock.link(&d.host)? else {
             crate::bail!("{field}: no network interface {:?} on the host", d.host);
@@ -166,10 +225,33 @@ pub fn move_in(devs: &[Device], pid: i32, state_dir: &Path) -> Result<()> {
                     d.host, d.container
                 ))
             })?;
+        add_ips(&inside, &d.container, &d.ips)
+            .with_context(|| format!("{field}: keep its addresses in the container"))?;
         logging::debug(&format!(
             "netDevices: {} moved in as {}",
             d.host, d.container
         ));
+    }
+    Ok(())
+}
+
+/// Give interface `name` (seen by `sock`) the addresses `ips`; one it has
+/// already is fine.
+fn add_ips(sock: &Netlink, name: &str, ips: &[Ip]) -> Result<()> {
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let Some(link) = sock.link(name)? else {
+        crate::bail!("interface {name:?} vanished after the move");
+    };
+    for ip in ips {
+        match sock.add_address(link.index, ip) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::from(e).context(format!("add {} to {name:?}", ip.text())));
+            }
+        }
     }
     Ok(())
 }
@@ -208,6 +290,7 @@ fn move_out(devs: &[Device], pin: &Path) -> Result<()> {
     };
     let host_ns = std::fs::File::open("/proc/self/ns/net").context("open /proc/self/ns/net")?;
     let sock = Netlink::open_in(netns.as_fd())?;
+    let host = Netlink::open()?;
     let mut first_err = None;
     for d in devs {
         // A rename that failed after the move leaves the host name; a
@@ -234,6 +317,13 @@ fn move_out(devs: &[Device], pin: &Path) -> Result<()> {
             let e = e.context(format!(
                 "linux.netDevices[{:?}]: move {:?} back to the host",
                 d.host, d.container
+            ));
+            logging::warn(&e.to_string());
+            first_err.get_or_insert(e);
+        } else if let Err(e) = add_ips(&host, &d.host, &d.ips) {
+            let e = e.context(format!(
+                "linux.netDevices[{:?}]: give back its host addresses",
+                d.host
             ));
             logging::warn(&e.to_string());
             first_err.get_or_insert(e);
@@ -304,23 +394,20 @@ impl Netlink {
         })
     }
 
-    /// Send one request with `attrs` after an ifinfomsg for `index`; the
-    /// reply's payload (after its header) for a GETLINK, else the ack.
+    /// Send one request: `header` (the family's fixed message), then
+    /// `attrs`. Returns every reply message's payload (after its nlmsghdr)
+    /// up to the ack or, for a dump, NLMSG_DONE.
     fn request(
         &self,
         ty: u16,
         flags: u16,
-        index: i32,
+        header: &[u8],
         attrs: &[(u16, &[u8])],
-    ) -> std::io::Result<Vec<u8>> {
+    ) -> std::io::Result<Vec<Vec<u8>>> {
         let seq = self.seq.get();
         self.seq.set(seq.wrapping_add(1));
         let mut body = Vec::with_capacity(64);
-        // struct ifinfomsg: family, pad, type, index, flags, change.
-        body.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
-        body.extend_from_slice(&index.to_ne_bytes());
-        body.extend_from_slice(&0u32.to_ne_bytes());
-        body.extend_from_slice(&0u32.to_ne_bytes());
+        body.extend_from_slice(header);
         for (t, data) in attrs {
             let len = 4 + data.len();
             body.extend_from_slice(&(len as u16).to_ne_bytes());
@@ -337,27 +424,41 @@ impl Netlink {
         msg.extend_from_slice(&body);
         let fd = self.fd.as_raw_fd();
         socket::sendto(fd, &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut out = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = socket::recv(fd, &mut buf, MsgFlags::empty())?;
-            let reply = &buf[..n];
-            if reply.len() < 16 {
-                return Err(std::io::Error::from_raw_os_error(libc::EPROTO));
-            }
-            let u32_at = |o: usize| u32::from_ne_bytes(reply[o..o + 4].try_into().unwrap());
-            if u32_at(8) != seq {
-                continue;
-            }
-            let rty = u16::from_ne_bytes([reply[4], reply[5]]);
-            if rty == NLMSG_ERROR {
-                let code = i32::from_ne_bytes(reply[16..20].try_into().unwrap_or([0; 4]));
-                if code != 0 {
-                    return Err(std::io::Error::from_raw_os_error(-code));
+            let mut at = 0;
+            while at + 16 <= n {
+                let m = &buf[at..n];
+                let len = (u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize).min(m.len());
+                if len < 16 {
+                    return Err(std::io::Error::from_raw_os_error(libc::EPROTO));
                 }
-                return Ok(Vec::new());
+                let rty = u16::from_ne_bytes([m[4], m[5]]);
+                let rseq = u32::from_ne_bytes(m[8..12].try_into().unwrap());
+                at += len.next_multiple_of(4);
+                if rseq != seq {
+                    continue;
+                }
+                match rty {
+                    NLMSG_ERROR => {
+                        let code = i32::from_ne_bytes(m[16..20].try_into().unwrap_or([0; 4]));
+                        if code != 0 {
+                            return Err(std::io::Error::from_raw_os_error(-code));
+                        }
+                        return Ok(out);
+                    }
+                    NLMSG_DONE => return Ok(out),
+                    _ => {
+                        out.push(m[16..len].to_vec());
+                        if !dump {
+                            return Ok(out);
+                        }
+                    }
+                }
             }
-            let len = (u32_at(0) as usize).min(reply.len());
-            return Ok(reply[16..len].to_vec());
         }
     }
 
@@ -365,28 +466,78 @@ impl Netlink {
     fn link(&self, name: &str) -> Result<Option<Link>> {
         let mut n = name.as_bytes().to_vec();
         n.push(0);
-        let p = match self.request(RTM_GETLINK, 0, 0, &[(IFLA_IFNAME, &n)]) {
-            Ok(p) if p.len() >= 16 => p,
+        let p = match self.request(RTM_GETLINK, 0, &ifinfomsg(0), &[(IFLA_IFNAME, &n)]) {
+            Ok(mut r) if r.first().is_some_and(|p| p.len() >= 16) => r.swap_remove(0),
             Ok(_) => crate::bail!("rtnetlink: short reply for {name:?}"),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => return Err(Error::from(e).context(format!("rtnetlink: look up {name:?}"))),
         };
         let index = i32::from_ne_bytes(p[4..8].try_into().unwrap());
-        // The attributes after the ifinfomsg: IFLA_ADDRESS.
-        let mut address = Vec::new();
-        let mut at = 16;
-        while at + 4 <= p.len() {
-            let len = u16::from_ne_bytes([p[at], p[at + 1]]) as usize;
-            let ty = u16::from_ne_bytes([p[at + 2], p[at + 3]]);
-            if len < 4 || at + len > p.len() {
-                break;
-            }
-            if ty == IFLA_ADDRESS {
-                address = p[at + 4..at + len].to_vec();
-            }
-            at += len.next_multiple_of(4);
-        }
+        let address = attrs(&p[16..])
+            .find(|(t, _)| *t == IFLA_ADDRESS)
+            .map(|(_, v)| v.to_vec())
+            .unwrap_or_default();
         Ok(Some(Link { index, address }))
+    }
+
+    /// The permanent addresses of interface `index`, but IPv6 link-local
+    /// ones (the kernel makes those itself).
+    fn addresses(&self, index: i32) -> std::io::Result<Vec<Ip>> {
+        let header = ifaddrmsg(libc::AF_UNSPEC as u8, 0, 0, 0);
+        let mut out = Vec::new();
+        for p in self.request(RTM_GETADDR, NLM_F_DUMP, &header, &[])? {
+            if p.len() < 8 || i32::from_ne_bytes(p[4..8].try_into().unwrap()) != index {
+                continue;
+            }
+            let mut flags = p[2] as u32;
+            let mut ip = Ip {
+                family: p[0],
+                prefix: p[1],
+                scope: p[3],
+                local: Vec::new(),
+                address: Vec::new(),
+                broadcast: Vec::new(),
+            };
+            for (t, v) in attrs(&p[8..]) {
+                match t {
+                    IFA_ADDRESS => ip.address = v.to_vec(),
+                    IFA_LOCAL => ip.local = v.to_vec(),
+                    IFA_BROADCAST => ip.broadcast = v.to_vec(),
+                    IFA_FLAGS if v.len() == 4 => flags = u32::from_ne_bytes(v.try_into().unwrap()),
+                    _ => {}
+                }
+            }
+            let link_local = ip.family == libc::AF_INET6 as u8
+                && ip.address.len() == 16
+                && ip.address[0] == 0xfe
+                && ip.address[1] & 0xc0 == 0x80;
+            if flags & IFA_F_PERMANENT != 0 && !link_local {
+                out.push(ip);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add `ip` to interface `index`.
+    fn add_address(&self, index: i32, ip: &Ip) -> std::io::Result<()> {
+        let header = ifaddrmsg(ip.family, ip.prefix, ip.scope, index);
+        let mut attrs: Vec<(u16, &[u8])> = Vec::with_capacity(3);
+        for (t, v) in [
+            (IFA_LOCAL, &ip.local),
+            (IFA_ADDRESS, &ip.address),
+            (IFA_BROADCAST, &ip.broadcast),
+        ] {
+            if !v.is_empty() {
+                attrs.push((t, v));
+            }
+        }
+        self.request(
+            RTM_NEWADDR,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &header,
+            &attrs,
+        )
+        .map(|_| ())
     }
 
     /// Move interface `index` into the namespace `ns`, named `name` there.
@@ -397,11 +548,45 @@ impl Netlink {
         self.request(
             RTM_NEWLINK,
             NLM_F_ACK,
-            index,
+            &ifinfomsg(index),
             &[(IFLA_NET_NS_FD, &fd), (IFLA_IFNAME, &n)],
         )
         .map(|_| ())
     }
+}
+
+/// struct ifinfomsg for interface `index`: family, pad, type, index,
+/// flags, change.
+fn ifinfomsg(index: i32) -> [u8; 16] {
+    let mut m = [0u8; 16];
+    m[0] = libc::AF_UNSPEC as u8;
+    m[4..8].copy_from_slice(&index.to_ne_bytes());
+    m
+}
+
+/// struct ifaddrmsg: family, prefix length, flags, scope, index.
+fn ifaddrmsg(family: u8, prefix: u8, scope: u8, index: i32) -> [u8; 8] {
+    let mut m = [family, prefix, 0, scope, 0, 0, 0, 0];
+    m[4..8].copy_from_slice(&index.to_ne_bytes());
+    m
+}
+
+/// The rtnetlink attributes (type, value) in `p`.
+fn attrs(p: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at + 4 > p.len() {
+            return None;
+        }
+        let len = u16::from_ne_bytes([p[at], p[at + 1]]) as usize;
+        let ty = u16::from_ne_bytes([p[at + 2], p[at + 3]]);
+        if len < 4 || at + len > p.len() {
+            return None;
+        }
+        let v = &p[at + 4..at + len];
+        at += len.next_multiple_of(4);
+        Some((ty & 0x3fff, v))
+    })
 }
 
 #[cfg(test)]

@@ -19,21 +19,6 @@ use std::time::{Duration, Instant};
 use common::{Bundle, Runtime};
 use serde_json::json;
 
-/// xorshift64*: enough to spread kill points, reproducible from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn reap_all() {
     loop {
         // SAFETY: non-blocking wait for any exited child of ours.
@@ -173,7 +158,7 @@ fn a_runtime_killed_at_any_moment_leaves_nothing_delete_force_cannot_remove() {
                 | 1
         });
     eprintln!("crash points: {points} per command, BERTH_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
 
     let rt = Runtime::berth();
     let marker = format!("{}", 7_000_000 + std::process::id());
@@ -198,7 +183,7 @@ fn a_runtime_killed_at_any_moment_leaves_nothing_delete_force_cannot_remove() {
 
     for i in 0..points {
         // Spread over the whole command, and a little beyond its end.
-        let d = Duration::from_micros(rng.below(t_create.as_micros() as u64 * 6 / 5));
+        let d = Duration::from_micros(rng.u64(..=(t_create.as_micros() as u64 * 6 / 5)));
         s.kill_and_check(
             &create,
             id,
@@ -207,7 +192,7 @@ fn a_runtime_killed_at_any_moment_leaves_nothing_delete_force_cannot_remove() {
         );
     }
     for i in 0..points {
-        let d = Duration::from_micros(rng.below(t_run.as_micros() as u64 * 6 / 5));
+        let d = Duration::from_micros(rng.u64(..=(t_run.as_micros() as u64 * 6 / 5)));
         s.kill_and_check(&run, id, d, &format!("run killed after {d:?} (point {i})"));
     }
     let delete = ["delete", "--force", id];
@@ -224,7 +209,7 @@ fn a_runtime_killed_at_any_moment_leaves_nothing_delete_force_cannot_remove() {
         // delete takes a few ms: spread kills over ~1.2 of that, measured
         // on `state` as a floor plus the kill and wait.
         let floor = t.elapsed();
-        let d = Duration::from_micros(rng.below((floor.as_micros() as u64 + 3000) * 2));
+        let d = Duration::from_micros(rng.u64(..=((floor.as_micros() as u64 + 3000) * 2)));
         s.kill_and_check(
             &delete,
             id,

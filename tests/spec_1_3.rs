@@ -163,6 +163,70 @@ fn net_devices_move_in_renamed_and_back_on_delete() {
     left_nothing(&rt, &id);
 }
 
+/// The addresses of interface `dev` as `ip -o addr` prints them (address
+/// and prefix), in the network namespace of `pid` (0: this one).
+fn addresses_of(pid: i32, dev: &str) -> Vec<String> {
+    let mut c = Command::new("nsenter");
+    if pid != 0 {
+        c.arg(format!("--net=/proc/{pid}/ns/net"));
+    }
+    let out = c
+        .args(["ip", "-o", "addr", "show", "dev", dev])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(String::from))
+        .filter(|a| !a.starts_with("fe80:"))
+        .collect()
+}
+
+/// runtime-spec 1.3: a moved device keeps its permanent addresses (the
+/// kernel drops them on a namespace move); they are the host's again
+/// after delete. Documentation addresses (TEST-NET-1, 2001:db8::/32) on a
+/// device that stays down: nothing is sent anywhere.
+#[test]
+fn net_devices_keep_their_addresses_in_and_out() {
+    let dev = HostIf::new("ip");
+    let want = ["192.0.2.10/24", "2001:db8::10/64"];
+    for a in want {
+        let st = Command::new("ip")
+            .args(["addr", "add", a, "dev", &dev.name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip addr add {a}");
+    }
+    assert_eq!(addresses_of(0, &dev.name), want);
+    let rt = Runtime::berth();
+    let mut b = Bundle::new(&["/bin/sleep", "1000"]);
+    let name = dev.name.clone();
+    b.edit(|s| {
+        s["linux"]["netDevices"] = json!({ name: { "name": "ctr0" } });
+    });
+    let id = common::unique("netip");
+    rt.ok(&["create", "--bundle", bundle_str(&b), &id]);
+    let pid = pid_of(&rt, &id);
+    assert_eq!(
+        addresses_of(pid, "ctr0"),
+        want,
+        "addresses in the container"
+    );
+    rt.ok(&["delete", "--force", &id]);
+    common::reap(pid);
+    assert!(dev.on_host());
+    assert_eq!(
+        addresses_of(0, &dev.name),
+        want,
+        "addresses back on the host"
+    );
+    left_nothing(&rt, &id);
+}
+
 #[test]
 fn net_devices_clear_errors_and_nothing_left() {
     let dev = HostIf::new("e");

@@ -24,28 +24,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// xorshift64*: spreads kill points, reproducible from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// Bytes that do not compress (so compressing them takes time).
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
-    }
+/// Bytes that do not compress (so compressing them takes time).
+fn random_bytes(rng: &mut fastrand::Rng, n: usize) -> Vec<u8> {
+    let mut v = vec![0; n];
+    rng.fill(&mut v);
+    v
 }
 
 fn points() -> u64 {
@@ -281,7 +264,7 @@ fn is_mounted(p: &Path) -> bool {
 
 /// A base image with enough content that unpack and commit take a while:
 /// three layers, incompressible files, a few hundred small ones.
-fn base_image(l: &LayoutBuilder, rng: &mut Rng) {
+fn base_image(l: &LayoutBuilder, rng: &mut fastrand::Rng) {
     let mut small = vec![
         dir("etc"),
         file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
@@ -292,8 +275,8 @@ fn base_image(l: &LayoutBuilder, rng: &mut Rng) {
             format!("{i}").as_bytes(),
         ));
     }
-    let big1 = rng.bytes(3 << 20);
-    let big2 = rng.bytes(2 << 20);
+    let big1 = random_bytes(rng, 3 << 20);
+    let big2 = random_bytes(rng, 2 << 20);
     let l1 = l.layer(GZ, &small);
     let l2 = l.layer(GZ, &[file("big/one", &big1), file("d1/f1", b"over")]);
     let l3 = l.layer(
@@ -308,8 +291,8 @@ fn base_image(l: &LayoutBuilder, rng: &mut Rng) {
 
 /// A change worth committing: a new incompressible file, a modified and a
 /// deleted one, a new directory.
-fn change(r: &Path, rng: &mut Rng, i: u64) {
-    std::fs::write(r.join(format!("new-{i}.bin")), rng.bytes(2 << 20)).expect("write new");
+fn change(r: &Path, rng: &mut fastrand::Rng, i: u64) {
+    std::fs::write(r.join(format!("new-{i}.bin")), random_bytes(rng, 2 << 20)).expect("write new");
     std::fs::write(
         r.join("etc/passwd"),
         format!("root:x:0:0::/root:/bin/sh\n#{i}\n"),
@@ -326,7 +309,7 @@ fn commit_killed(overlay: bool) {
     let n = points();
     let kind = if overlay { "overlay" } else { "flat" };
     eprintln!("commit ({kind}) crash points: {n}, BERTH_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let t = Scratch::new();
     let l = LayoutBuilder::new(&t.path().join("img"));
     base_image(&l, &mut rng);
@@ -357,7 +340,7 @@ fn commit_killed(overlay: bool) {
             ok(&run(&["mount", s(&b)]));
         }
         change(&rootfs, &mut rng, i);
-        let d = Duration::from_micros(rng.below(span));
+        let d = Duration::from_micros(rng.u64(..=span));
         let what = format!("commit ({kind}) killed after {d:?} (point {i})");
         kill_after(&commit, d);
         // The layout: the old tag or the new one, never broken.
@@ -416,7 +399,7 @@ fn overlay_unpack_killed_at_any_moment_leaves_no_half_layer_and_gc_cleans_up() {
     let seed = seed();
     let n = points();
     eprintln!("unpack --overlay crash points: {n}, BERTH_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let t = Scratch::new();
     let l = LayoutBuilder::new(&t.path().join("img"));
     base_image(&l, &mut rng);
@@ -452,7 +435,7 @@ fn overlay_unpack_killed_at_any_moment_leaves_no_half_layer_and_gc_cleans_up() {
                 .chain([s(&other)])
                 .collect::<Vec<_>>()));
         }
-        let d = Duration::from_micros(rng.below(span));
+        let d = Duration::from_micros(rng.u64(..=span));
         let what = format!("unpack --overlay killed after {d:?} (point {i})");
         kill_after(&args, d);
         let finished = b.join("berth-bundle.json").exists();
@@ -500,7 +483,7 @@ fn flat_unpack_killed_leaves_nothing_the_next_unpack_does_not_remove() {
     let seed = seed();
     let n = points();
     eprintln!("unpack (flat) crash points: {n}, BERTH_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let t = Scratch::new();
     let l = LayoutBuilder::new(&t.path().join("img"));
     base_image(&l, &mut rng);
@@ -512,7 +495,7 @@ fn flat_unpack_killed_leaves_nothing_the_next_unpack_does_not_remove() {
     std::fs::rename(&b, &reference).expect("rename");
     let span = took.as_micros() as u64 * 6 / 5;
     for i in 0..n {
-        let d = Duration::from_micros(rng.below(span));
+        let d = Duration::from_micros(rng.u64(..=span));
         let what = format!("unpack killed after {d:?} (point {i})");
         kill_after(&args, d);
         if !b.join("berth-bundle.json").exists() {
