@@ -254,6 +254,12 @@ impl User {
         b
     }
 
+    /// Nothing of container `id` is left in the user's state root.
+    fn assert_no_state(&self, id: &str) {
+        let dir = self.xdg().join("berth").join(id);
+        assert!(!dir.exists(), "state left behind: {}", dir.display());
+    }
+
     fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).unwrap()
     }
@@ -336,10 +342,7 @@ fn rootless_spec_runs_as_an_unprivileged_user() {
         "{:?}",
         host_cgroups_named(&id)
     );
-    assert!(
-        !u.xdg().join("berth").join(&id).exists(),
-        "state left behind"
-    );
+    u.assert_no_state(&id);
 }
 
 #[test]
@@ -547,10 +550,7 @@ fn delegated_cgroup_v2_subtree_is_used() {
     u.ok(&["delete", "--force", &id]);
     common::reap(pid);
     assert!(!cg.exists(), "cgroup left behind");
-    assert!(
-        !u.xdg().join("berth").join(&id).exists(),
-        "state left behind"
-    );
+    u.assert_no_state(&id);
 }
 
 /// `exec` into a `created` container (before `start`), as the user and as
@@ -584,11 +584,8 @@ fn rootless_exec_into_a_created_container() {
     for as_user in [true, false] {
         let who = if as_user { "user" } else { "root" };
         let id = common::unique(&format!("rl-cexec-{who}"));
-        let (ok, state): (&dyn Fn(&[&str]) -> String, &dyn Fn(&str) -> Value) = if as_user {
-            (&|a| u.ok(a), &|i| u.state(i))
-        } else {
-            (&|a| root.ok(a), &|i| root.state(i))
-        };
+        let ok = |a: &[&str]| if as_user { u.ok(a) } else { root.ok(a) };
+        let state = |i: &str| if as_user { u.state(i) } else { root.state(i) };
         ok(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
         assert_eq!(state(&id)["status"], "created", "{who}");
         let out = ok(&["exec", &id, probe[0], probe[1], probe[2]]);

@@ -200,7 +200,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).context("clear parent death signal")?;
     ctx.chan.send(&Msg::Ready)?;
 
-    let fifo = wait_for_start(&ctx).unwrap_or_else(|e| fatal(&e));
+    let fifo = wait_for_start(ctx).unwrap_or_else(|e| fatal(&e));
     // startContainer hooks run now, before the byte `start` waits for, so
     // that `start` can report their failure.
     if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
