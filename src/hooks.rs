@@ -6,9 +6,11 @@
 //! deadlock if the hook never reads it); stdout/stderr are pipes read in a
 //! poll loop that also waits on the hook's pidfd and the timeout.
 
+use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io::{Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -30,8 +32,32 @@ const SHOW_LIMIT: usize = 1024;
 /// config.json array, from 0) and path. `cwd`: the hooks' working
 /// directory (the container's root for createContainer hooks), else ours.
 pub fn run(stage: &str, hooks: &[Hook], state_json: &[u8], cwd: Option<&Path>) -> Result<()> {
+    run_with_env(stage, hooks, state_json, cwd, None)
+}
+
+/// `run` for the hooks the container's init runs (createContainer,
+/// startContainer): one without `env` gets `env`, the environment the
+/// container's process has by then, as runc's init gives them its own.
+pub fn run_in_container<'a>(
+    stage: &str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    cwd: Option<&Path>,
+    env: impl IntoIterator<Item = &'a CStr>,
+) -> Result<()> {
+    let env: Vec<&CStr> = env.into_iter().collect();
+    run_with_env(stage, hooks, state_json, cwd, Some(&env))
+}
+
+fn run_with_env(
+    stage: &str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    cwd: Option<&Path>,
+    default_env: Option<&[&CStr]>,
+) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
-        run_one(hook, state_json, cwd)
+        run_one(hook, state_json, cwd, default_env)
             .with_context(|| format!("{stage} hook #{i} ({})", hook.path().display()))?;
     }
     Ok(())
@@ -44,7 +70,7 @@ pub fn run_all(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
         .iter()
         .enumerate()
         .filter_map(|(i, hook)| {
-            run_one(hook, state_json, None)
+            run_one(hook, state_json, None, None)
                 .with_context(|| format!("{stage} hook #{i} ({})", hook.path().display()))
                 .err()
                 .map(|e| e.to_string())
@@ -79,7 +105,13 @@ pub fn check(hook: &Hook) -> Result<()> {
     Ok(())
 }
 
-fn run_one(hook: &Hook, state_json: &[u8], cwd: Option<&Path>) -> Result<()> {
+/// `default_env`: the environment of a hook without `env` (None: ours).
+fn run_one(
+    hook: &Hook,
+    state_json: &[u8],
+    cwd: Option<&Path>,
+    default_env: Option<&[&CStr]>,
+) -> Result<()> {
     check(hook)?;
     let path = hook.path();
     let mut cmd = Command::new(path);
@@ -97,9 +129,21 @@ fn run_one(hook: &Hook, state_json: &[u8], cwd: Option<&Path>) -> Result<()> {
         cmd.arg0(arg0).args(rest);
     }
     // No `env`: the runtime's own environment, as runc passes it (hooks
-    // rely on its PATH); an `env`, even empty, is the whole environment.
-    if hook.env().is_some() {
+    // rely on its PATH), or the one given for the container's hooks; an
+    // `env`, even empty, is the whole environment.
+    if hook.env().is_some() || default_env.is_some() {
         cmd.env_clear();
+    }
+    if hook.env().is_none() {
+        for var in default_env.into_iter().flatten() {
+            let var = var.to_bytes();
+            if let Some(i) = var.iter().position(|b| *b == b'=') {
+                cmd.env(
+                    OsStr::from_bytes(&var[..i]),
+                    OsStr::from_bytes(&var[i + 1..]),
+                );
+            }
+        }
     }
     for (k, v) in hook
         .env()

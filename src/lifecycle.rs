@@ -351,7 +351,7 @@ pub fn start(c: &Container) -> Result<()> {
         _ => crate::bail!("container init exited before it could be started"),
     }
     if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
-        let json = serde_json::to_vec(&c.state.to_oci_json(Status::Running))?;
+        let json = serde_json::to_vec(&c.state.spec_state(Status::Running))?;
         if let Err(e) = hooks::run("poststart", h, &json, None) {
             // runtime-spec: a failing poststart hook is an error and the
             // container is stopped.
@@ -518,7 +518,7 @@ fn kill_init_and_wait(c: &Container) -> Result<()> {
 /// Tear down a stopped container: poststop hooks, cgroups, state dir.
 pub fn destroy(c: Container) -> Result<()> {
     if let Some(h) = c.state.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
-        let json = serde_json::to_vec(&c.state.to_oci_json(Status::Stopped))?;
+        let json = serde_json::to_vec(&c.state.spec_state(Status::Stopped))?;
         if let Err(e) = hooks::run_all("poststop", h, &json) {
             logging::warn(&e.to_string());
         }
@@ -607,7 +607,7 @@ pub fn exec(
         .transpose()?;
     let cgroup = crate::cgroups::exec_cgroup::select(&c.state.cgroup, &o.cgroup)?;
     let namespaces = crate::process::exec::namespaces_of(c.state.pid)?;
-    let container_state = c.state.to_oci_json(c.status());
+    let container_state = c.state.spec_state(c.status());
     drop(c);
     let launched = crate::process::exec::exec(
         namespaces,

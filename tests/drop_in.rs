@@ -403,3 +403,130 @@ fn no_pivot_leaves_no_host_procfs_or_sysfs_in_the_containers_namespace() {
     // The container's own /proc and /sys, and nothing of the host's.
     assert_eq!(full, 2);
 }
+
+/// The `SigIgn:` mask of a /proc/PID/status text.
+fn ignored_mask(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn in {status:?}"))
+}
+
+#[test]
+fn signals_the_caller_ignored_are_default_in_the_container() {
+    use berth::sys::{set_disposition, Disposition};
+    use std::os::unix::process::CommandExt;
+    // SIGPIPE and SIGTERM, and the real-time signals glibc reserves (32,
+    // 33), which its signal() cannot reset.
+    let signals = [libc::SIGPIPE, libc::SIGTERM, 32, 33, 64];
+    let ignore = move || {
+        for sig in signals {
+            set_disposition(sig, Disposition::Ignore)?;
+        }
+        Ok(())
+    };
+    let want: u64 = signals.iter().map(|s| 1u64 << (s - 1)).sum();
+    // The caller's dispositions as such a caller's children see them.
+    let mut host = std::process::Command::new("/bin/cat");
+    host.arg("/proc/self/status");
+    // SAFETY: the closure only makes rt_sigaction syscalls, which are
+    // async-signal-safe between fork and exec.
+    unsafe { host.pre_exec(ignore) };
+    let out = host.output().unwrap();
+    assert_eq!(
+        ignored_mask(&String::from_utf8_lossy(&out.stdout)) & want,
+        want
+    );
+
+    let rt = Runtime::berth();
+    let id = common::unique("t-sigign");
+    let b = bundle(&["/bin/cat", "/proc/self/status"]);
+    let mut cmd = rt.cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    // SAFETY: as above.
+    unsafe { cmd.pre_exec(ignore) };
+    rt.created.borrow_mut().push(id.clone());
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(ignored_mask(&status), 0, "{status}");
+}
+
+#[test]
+fn a_tmpfs_over_a_directory_takes_its_mode_unless_mode_is_given() {
+    let mut b = bundle(&["/bin/stat", "-c", "%n %a", "/mnt/a", "/mnt/b", "/mnt/c"]);
+    let mnt = b.rootfs().join("mnt");
+    for (d, mode) in [("a", 0o2750), ("b", 0o711)] {
+        std::fs::create_dir_all(mnt.join(d)).unwrap();
+        std::fs::set_permissions(mnt.join(d), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    b.edit(|s| {
+        let mounts = s["mounts"].as_array_mut().unwrap();
+        // a: existing, no mode= (read-only too); b: existing, mode= given;
+        // c: created by the runtime.
+        mounts.push(
+            json!({"destination": "/mnt/a", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "ro"]}),
+        );
+        mounts.push(
+            json!({"destination": "/mnt/b", "type": "tmpfs", "source": "tmpfs",
+            "options": ["mode=700"]}),
+        );
+        mounts.push(json!({"destination": "/mnt/c", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let (code, out, err) = Runtime::berth().run(&b, "t-tmpfs-mode");
+    assert_eq!(code, 0, "{err}");
+    // a as runc gives it (the covered directory's mode, special bits
+    // included); b keeps the mode= the config asks for (runc would chmod
+    // it to 711, a known runc bug); c has tmpfs's default.
+    assert_eq!(out, "/mnt/a 2750\n/mnt/b 700\n/mnt/c 1777\n");
+}
+
+#[test]
+fn a_tmpfs_over_a_directory_has_the_mode_runc_gives_it() {
+    let Some(_) = runc() else {
+        eprintln!("skipped: runc is not installed");
+        return;
+    };
+    // A bundle each: the first runtime leaves /mnt/c behind.
+    let make = || {
+        let mut b = bundle(&["/bin/stat", "-c", "%n %a", "/mnt/a", "/mnt/c"]);
+        let a = b.rootfs().join("mnt/a");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o750)).unwrap();
+        b.edit(|s| {
+            let mounts = s["mounts"].as_array_mut().unwrap();
+            for d in ["/mnt/a", "/mnt/c"] {
+                mounts.push(json!({"destination": d, "type": "tmpfs", "source": "tmpfs"}));
+            }
+        });
+        b
+    };
+    let (rb, bb) = (make(), make());
+    let by_runc = runc().unwrap().run(&rb, "t-tmpfs-runc");
+    let by_berth = Runtime::berth().run(&bb, "t-tmpfs-runc");
+    assert_eq!(by_runc.0, 0, "runc: {}", by_runc.2);
+    assert_eq!(by_berth.0, 0, "berth: {}", by_berth.2);
+    assert_eq!(by_berth.1, by_runc.1, "berth vs runc");
+    assert_eq!(by_berth.1, "/mnt/a 750\n/mnt/c 1777\n");
+}
+
+#[test]
+fn dev_mqueue_belongs_to_the_containers_root_in_a_new_user_namespace() {
+    let mut b = bundle(&["/bin/stat", "-c", "%u:%g", "/dev/mqueue"]);
+    b.edit(common::add_userns);
+    let runs = both(&b, "t-mqueue-owner");
+    let (code, out, err) = runs.last().unwrap();
+    assert_eq!(*code, 0, "{err}");
+    assert_eq!(out, "0:0\n");
+    if let [(code, out, err), _] = &runs[..] {
+        // runc's is the container root's too, but in the overflow group:
+        // it makes the IPC namespace after setresuid(0), before setresgid.
+        assert_eq!(*code, 0, "runc: {err}");
+        assert_eq!(out, "0:65534\n", "runc");
+    }
+}

@@ -2,10 +2,9 @@
 //! drives the runtime, as it does for Docker and Kubernetes.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use crate::daemon::{Containerd, Daemon};
-use crate::proc::{run_pty, Cmd, Step};
+use crate::proc::Cmd;
 use crate::suite::*;
 use crate::{bundle_image, cleanup, record, Env, IMG, IMG_USER};
 
@@ -176,15 +175,7 @@ fn c_tty(s: &Ctr, rt: Rt, _: &mut Scene) -> CheckResult {
         .args(&["-t", "--rm", IMG, &s.id(rt, "tty"), "sh", "-c"])
         .arg(TTY_SCRIPT)
         .timeout(30);
-    let o = run_pty(
-        &cmd,
-        40,
-        120,
-        &[Step {
-            expect: "ready",
-            send: "typed\r",
-        }],
-    );
+    let o = run_typed_pty(&cmd);
     expect_eq("exit code", o.code, 6).map_err(|e| format!("{e}: {} {:?}", o.stderr, o.stdout))?;
     expect_contains("terminal", &o.stdout, "got:typed")?;
     expect_contains("terminal size", &o.stdout, "size:40 120")
@@ -328,28 +319,9 @@ fn c_exec_tty(s: &Ctr, _: Rt, sc: &mut Scene) -> CheckResult {
         .ctr()
         .args(&["task", "exec", "-t"])
         .args(&s.fifo())
-        .args(&[
-            "--exec-id",
-            "e2",
-            &id,
-            "sh",
-            "-c",
-            "echo ready; read x; echo got:$x; tty",
-        ])
+        .args(&["--exec-id", "e2", &id, "sh", "-c", EXEC_TTY_SCRIPT])
         .timeout(30);
-    let o = run_pty(
-        &cmd,
-        40,
-        120,
-        &[Step {
-            expect: "ready",
-            send: "typed\r",
-        }],
-    );
-    expect_eq("exit code", o.code, 0).map_err(|e| format!("{e}: {} {:?}", o.stderr, o.stdout))?;
-    expect_contains("terminal", &o.stdout, "got:typed")?;
-    expect_contains("tty", &o.stdout, "/dev/pts/")?;
-    Ok(String::new())
+    exec_tty_result(&run_typed_pty(&cmd))
 }
 
 fn c_ps(s: &Ctr, _: Rt, sc: &mut Scene) -> CheckResult {
@@ -762,25 +734,15 @@ fn c_bundle_docker(s: &Ctr, rt: Rt, _: &mut Scene) -> CheckResult {
 }
 
 pub fn suite(env: Env) -> Report {
-    let t0 = Instant::now();
-    let mut report = Report {
-        caller: "containerd (ctr)".into(),
-        versions: String::new(),
-        rows: Vec::new(),
-        notes: Vec::new(),
-        secs: 0.0,
-        setup_error: None,
-    };
-    match setup(env) {
-        Ok(s) => {
-            report.versions = versions(&s);
-            report.rows = run_checks("ctr", &s, &s.rts, &checks(), &*s.env.progress);
-            teardown(&s, &mut report.notes);
-        }
-        Err(e) => report.setup_error = Some(e),
-    }
-    report.secs = t0.elapsed().as_secs_f64();
-    report
+    Report::run(
+        "containerd (ctr)",
+        || setup(env),
+        |s, report| {
+            report.versions = versions(s);
+            report.rows = run_checks("ctr", s, &s.rts, &checks(), &*s.env.progress);
+            teardown(s, &mut report.notes);
+        },
+    )
 }
 
 fn versions(s: &Ctr) -> String {

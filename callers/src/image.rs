@@ -32,11 +32,15 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
 /// The layer: a tar of the root filesystem.
 pub fn layer(busybox: &Path) -> std::io::Result<Vec<u8>> {
     let bin = std::fs::read(busybox)?;
-    let list = std::process::Command::new(busybox)
-        .arg("--list")
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    let applets = String::from_utf8_lossy(&list.stdout).into_owned();
+    // Through the harness's spawn/wait (its reaper takes every child).
+    let list = crate::proc::Cmd::new(&[&busybox.to_string_lossy(), "--list"]).run();
+    if list.code != 0 || list.stdout.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "{}: exit {}: {}",
+            list.line, list.code, list.stderr
+        )));
+    }
+    let applets = list.stdout;
     let mut t = tar::Builder::new(Vec::new());
     for (d, mode) in [
         ("bin", 0o755),
@@ -193,5 +197,17 @@ mod tests {
         assert!(names.iter().any(|n| n == cfg_path));
         assert_eq!(m[0]["RepoTags"][0], "localhost/x:1");
         assert_eq!(layer_path, format!("{}/layer.tar", sha256_hex(&layer)));
+    }
+
+    /// The layer is made while the harness's reaper thread waits for any
+    /// child: listing busybox's applets must not lose its child to it
+    /// (the suite once stopped at start-up with `No child processes`).
+    #[test]
+    fn layer_is_made_while_the_reaper_runs() {
+        crate::proc::init();
+        for _ in 0..30 {
+            let l = layer(std::path::Path::new("/bin/busybox")).unwrap();
+            assert!(l.len() > 1 << 20);
+        }
     }
 }

@@ -9,6 +9,7 @@ mod cleanup;
 mod ctr;
 mod daemon;
 mod docker;
+mod docker_cli;
 mod image;
 mod podman;
 mod proc;

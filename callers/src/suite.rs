@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::proc::{run_pty, Cmd, Out, Step};
 use crate::record;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,6 +95,32 @@ pub struct Report {
     pub notes: Vec<String>,
     pub secs: f64,
     pub setup_error: Option<String>,
+}
+
+impl Report {
+    /// A caller's report: `setup`, then (if that worked) `checks` fills in
+    /// the versions, rows and notes; timed as a whole.
+    pub fn run<S>(
+        caller: &str,
+        setup: impl FnOnce() -> Result<S, String>,
+        checks: impl FnOnce(&S, &mut Report),
+    ) -> Report {
+        let t0 = Instant::now();
+        let mut report = Report {
+            caller: caller.into(),
+            versions: String::new(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            secs: 0.0,
+            setup_error: None,
+        };
+        match setup() {
+            Ok(s) => checks(&s, &mut report),
+            Err(e) => report.setup_error = Some(e),
+        }
+        report.secs = t0.elapsed().as_secs_f64();
+        report
+    }
 }
 
 /// Run every check with runc, then with berth, tagging the recorder so that
@@ -360,6 +387,30 @@ pub fn alive_with(pid: i32, marker: &str) -> bool {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
     crate::cleanup::stat(pid).is_some_and(|(_, _, st)| st != 'Z') && cmd.contains(marker)
+}
+
+/// What an `exec` with a terminal runs: a typed line, then its tty.
+pub const EXEC_TTY_SCRIPT: &str = "echo ready; read x; echo got:$x; tty";
+
+/// `cmd` on a 40x120 pseudo-terminal, typing a line once it says `ready`.
+pub fn run_typed_pty(cmd: &Cmd) -> Out {
+    run_pty(
+        cmd,
+        40,
+        120,
+        &[Step {
+            expect: "ready",
+            send: "typed\r",
+        }],
+    )
+}
+
+/// The result of [`EXEC_TTY_SCRIPT`] run by [`run_typed_pty`].
+pub fn exec_tty_result(o: &Out) -> CheckResult {
+    expect_eq("exit code", o.code, 0).map_err(|e| format!("{e}: {} {:?}", o.stderr, o.stdout))?;
+    expect_contains("terminal", &o.stdout, "got:typed")?;
+    expect_contains("tty", &o.stdout, "/dev/pts/")?;
+    Ok(String::new())
 }
 
 #[cfg(test)]

@@ -4,32 +4,12 @@
 
 use crate::bundle::Template;
 use crate::cases;
+use crate::interrupt;
 use crate::reaper::{self, Reaper};
 use crate::report::{self, RuntimeResults, Tap, Totals};
 use crate::runtime::Runtime;
 use crate::suite;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by SIGINT/SIGTERM: the run stops after the current case, which is
-/// still cleaned up, and the partial results are reported.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn catch_interrupts() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
-}
 
 const USAGE: &str = "usage: oci-conformance --runtime PATH [--label LABEL] [--private-cgroup2] \
 [--oci-version V] [--root DIR] [--optional] [--runtime PATH ...] [--filter PATTERN[,PATTERN]] [--tap|--json] \
@@ -226,7 +206,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    catch_interrupts();
+    interrupt::catch();
     let host = suite::Host::detect();
     let mut reaper = Reaper::default();
     let mut tap = (!opts.json).then(Tap::new);
@@ -257,7 +237,7 @@ pub fn main() -> i32 {
             .iter()
             .filter(|c| suite::selected(c, opts.filter.as_deref()))
         {
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if interrupt::interrupted() {
                 if let Some(t) = &tap {
                     t.comment("interrupted: stopped after cleaning up the last case");
                 }
@@ -322,7 +302,7 @@ pub fn main() -> i32 {
             return 2;
         }
     }
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if interrupt::interrupted() {
         return 130;
     }
     i32::from(gate_fails(&all, opts.gate.as_deref()))

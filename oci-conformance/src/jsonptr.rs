@@ -83,6 +83,17 @@ pub fn push(root: &mut Value, pointer: &str, value: Value) {
     }
 }
 
+/// The strings in the array `v` (none when it is not an array).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

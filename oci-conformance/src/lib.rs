@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cli;
 pub mod console;
 pub mod diff;
+pub mod interrupt;
 pub mod jsonptr;
 pub mod mutant;
 pub mod reaper;

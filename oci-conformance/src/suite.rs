@@ -110,7 +110,8 @@ pub fn remove_cgroup_parent() {
     }
 }
 
-fn remove_cgroup_tree(dir: &Path) {
+/// Removes a cgroup directory and every cgroup below it (deepest first).
+pub fn remove_cgroup_tree(dir: &Path) {
     if !dir.is_dir() {
         return;
     }

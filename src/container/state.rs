@@ -30,6 +30,8 @@ impl Status {
 /// What `state.json` records about a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
+    /// The config's ociVersion (the state berth prints and hooks get
+    /// carries the version berth implements, as runc's does).
     pub oci_version: String,
     pub id: String,
     /// Host pid of the container init.
@@ -160,8 +162,24 @@ impl State {
         self.init_mnt_ns = init("mnt");
     }
 
-    /// The runtime-spec state object plus runc's extra fields, as `state`
-    /// prints it and hooks receive it on stdin.
+    /// The runtime-spec state (runtime.md#state) as hooks and seccomp
+    /// agents get it: exactly its fields, `ociVersion` the version berth
+    /// implements, and no pid once the process is gone (runc's hooks get
+    /// the same).
+    pub fn spec_state(&self, status: Status) -> serde_json::Value {
+        let v = SpecState {
+            oci_version: crate::spec::OCI_VERSION,
+            id: &self.id,
+            status: status.as_str(),
+            pid: (status != Status::Stopped).then_some(self.pid),
+            bundle: &self.bundle,
+            annotations: &self.annotations,
+        };
+        serde_json::to_value(v).unwrap_or_default()
+    }
+
+    /// What `state` and `list` print: the runtime-spec state plus runc's
+    /// extra fields, pid 0 once stopped, as runc prints it.
     pub fn to_oci_json(&self, status: Status) -> serde_json::Value {
         let pid = if status == Status::Stopped {
             0
@@ -169,7 +187,7 @@ impl State {
             self.pid
         };
         let v = OciState {
-            oci_version: &self.oci_version,
+            oci_version: crate::spec::OCI_VERSION,
             id: &self.id,
             pid,
             status: status.as_str(),
@@ -181,6 +199,20 @@ impl State {
         };
         serde_json::to_value(v).unwrap_or_default()
     }
+}
+
+/// The runtime-spec state, in the spec's order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecState<'a> {
+    oci_version: &'a str,
+    id: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+    bundle: &'a Path,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
 }
 
 /// The printed state, fields in runc's order.

@@ -127,11 +127,9 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         sys::setresgid(0).context("become root of the user namespace (setresgid 0)")?;
         sys::setresuid(0).context("become root of the user namespace (setresuid 0)")?;
     }
-    if ns.new & libc::CLONE_NEWCGROUP != 0 {
-        // After cgroup placement, so the namespace is rooted at the
-        // container's own cgroup (on v1 it joins after clone3).
-        sys::unshare(libc::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
-    }
+    // After cgroup placement and as the user namespace's root (on v1 the
+    // init joins its cgroups after clone3).
+    ns.unshare_late()?;
     // The init leads its own session (it cannot fail for a fresh process).
     let _ = sys::setsid();
 
@@ -167,7 +165,11 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
         }
     }
     if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
-        hooks::run("createContainer", h, &state_json, Some(&plan.rootfs.rootfs))?;
+        let (cwd, env) = (
+            Some(plan.rootfs.rootfs.as_path()),
+            plan.process.environment(),
+        );
+        hooks::run_in_container("createContainer", h, &state_json, cwd, env)?;
     }
 
     rootfs::pivot(&plan.rootfs)?;
@@ -204,7 +206,8 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     // startContainer hooks run now, before the byte `start` waits for, so
     // that `start` can report their failure.
     if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
-        if let Err(e) = hooks::run("startContainer", h, &state_json, None) {
+        let env = plan.process.environment();
+        if let Err(e) = hooks::run_in_container("startContainer", h, &state_json, None, env) {
             let _ = nix::unistd::write(&fifo, format!("E{e}").as_bytes());
             fatal(&e);
         }

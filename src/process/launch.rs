@@ -221,7 +221,7 @@ fn drive(
     // The hooks of create (prestart, createRuntime, createContainer) run
     // after lifecycle step 2, so their state says "created" (runtime.md#state;
     // crun does the same, runc 1.1 says "creating").
-    let state_json = |status| serde_json::to_vec(&state.to_oci_json(status)).unwrap_or_default();
+    let state_json = |status| serde_json::to_vec(&state.spec_state(status)).unwrap_or_default();
     let go = Msg::Go(if needs_state {
         state_json(Status::Created)
     } else {
@@ -268,7 +268,7 @@ fn drive(
                     .and_then(|l| l.seccomp().as_ref()),
                 &fd,
                 pid,
-                state.to_oci_json(Status::Creating),
+                state.spec_state(Status::Creating),
             )?,
             Some(Msg::Error(m, n)) => return Err(channel::remote_error(m, n)),
             Some(m) => crate::bail!("unexpected {m:?} from the container init"),

@@ -99,25 +99,54 @@ impl Plan {
         self.has(libc::CLONE_NEWUSER)
     }
 
-    /// The CLONE_NEW* flags clone3 gets. The cgroup namespace is unshared by
-    /// the init once it sits in its cgroups, the time namespace is made by
-    /// the parent (see `enter_for_clone`), and with a user namespace joined
-    /// by path everything is unshared by the init after joining it.
+    /// The CLONE_NEW* flags clone3 gets. The time namespace is made by
+    /// the parent (see `enter_for_clone`), the `late` ones by the init
+    /// itself, and with a user namespace joined by path everything is
+    /// unshared by the init after joining it.
     pub fn clone_flags(&self) -> u64 {
         if self.user_join.is_some() {
             return 0;
         }
-        (self.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)) as u64
+        (self.new & !(libc::CLONE_NEWTIME | self.late())) as u64
     }
 
     /// What the init unshares itself after joining a user namespace by path
     /// (so they belong to it).
     pub fn unshare_after_userns(&self) -> i32 {
         if self.user_join.is_some() {
-            self.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME)
+            self.new & !(libc::CLONE_NEWTIME | self.late())
         } else {
             0
         }
+    }
+
+    /// What the init unshares last, once it sits in its cgroups and is root
+    /// of its user namespace: the cgroup namespace (then rooted at the
+    /// container's cgroup) and, in a user namespace, the IPC namespace. Its
+    /// mqueue filesystem's root belongs to whoever creates the namespace:
+    /// the container's root, not the runtime (which the container would
+    /// see as the overflow user on /dev/mqueue).
+    pub fn late(&self) -> i32 {
+        let ipc = if self.has_userns() {
+            libc::CLONE_NEWIPC
+        } else {
+            0
+        };
+        self.new & (libc::CLONE_NEWCGROUP | ipc)
+    }
+
+    /// Unshare the `late` namespaces (the init, at that point).
+    pub fn unshare_late(&self) -> Result<()> {
+        let late = self.late();
+        if late == 0 {
+            return Ok(());
+        }
+        let names: Vec<&str> = [libc::CLONE_NEWCGROUP, libc::CLONE_NEWIPC]
+            .into_iter()
+            .filter(|f| late & f != 0)
+            .map(proc_name)
+            .collect();
+        sys::unshare(late).with_context(|| format!("unshare {} namespace", names.join(" and ")))
     }
 
     /// A new pid namespace inside a user namespace joined by path: only a

@@ -198,6 +198,16 @@ impl<'a> ProcessPlan<'a> {
         }
     }
 
+    /// The process's environment: `env`, with the default HOME once
+    /// `become_process` has found it.
+    pub fn environment(&self) -> impl Iterator<Item = &CStr> {
+        self.env
+            .iter()
+            .filter(|e| self.home.get().is_none() || e.to_bytes() != b"HOME=")
+            .chain(self.home.get())
+            .map(CString::as_c_str)
+    }
+
     /// The last steps: seccomp (late, with no_new_privs), then execve and
     /// nothing else. Only returns by exiting.
     pub fn exec(&self, exe: &CStr, who: &str) -> ! {
@@ -207,13 +217,7 @@ impl<'a> ProcessPlan<'a> {
         };
         let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = self
-            .env
-            .iter()
-            .filter(|e| self.home.get().is_none() || e.to_bytes() != b"HOME=")
-            .chain(self.home.get())
-            .map(|a| a.as_ptr())
-            .collect();
+        let mut envp: Vec<*const libc::c_char> = self.environment().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
         if let Some(f) = self
             .seccomp

@@ -235,6 +235,11 @@ pub fn mount_entry(
         }
         _ => Kind::Dir,
     };
+    let covered_mode = if bind {
+        None
+    } else {
+        covered_mode(root, dest, typ, opts)
+    };
     let target = resolve::ensure(root, dest, kind).with_context(|| format!("mount {what}"))?;
     let target_path = resolve::proc_fd_path(&target);
     let data = opts.data.join(",");
@@ -279,18 +284,27 @@ pub fn mount_entry(
         } else {
             None
         };
+        let fill = copy_from.is_some() || covered_mode.is_some();
         let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
-        if copy_from.is_some() {
+        if fill {
             flags &= !MsFlags::MS_RDONLY;
         }
         let src = source.as_deref().unwrap_or(Path::new(typ));
         let r = mount(Some(src), target_path.as_str(), Some(typ), flags, data);
-        if let (Ok(()), Some(from)) = (&r, copy_from) {
+        if r.is_ok() && fill {
             let top = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH)
                 .with_context(|| format!("reopen {}", dest.display()))?;
-            let to = super::copyup::open_dir(top.as_fd())?;
-            super::copyup::copy_tree(from.as_fd(), to.as_fd())
-                .with_context(|| format!("tmpcopyup {what}"))?;
+            if let Some(mode) = covered_mode {
+                use std::os::unix::fs::PermissionsExt;
+                let perm = std::fs::Permissions::from_mode(mode);
+                std::fs::set_permissions(resolve::proc_fd_path(&top), perm)
+                    .with_context(|| format!("chmod {what} to {mode:o}, the covered mode"))?;
+            }
+            if let Some(from) = copy_from {
+                let to = super::copyup::open_dir(top.as_fd())?;
+                super::copyup::copy_tree(from.as_fd(), to.as_fd())
+                    .with_context(|| format!("tmpcopyup {what}"))?;
+            }
             if opts.flags.contains(MsFlags::MS_RDONLY) {
                 mount(
                     None::<&str>,
@@ -299,7 +313,7 @@ pub fn mount_entry(
                     flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
                     data,
                 )
-                .with_context(|| format!("remount {what} read-only after tmpcopyup"))?;
+                .with_context(|| format!("remount {what} read-only"))?;
             }
         }
         if let Err(e) = r {
@@ -326,6 +340,18 @@ pub fn mount_entry(
         let top_path = resolve::proc_fd_path(&top);
         finish(&top, &top_path, opts, &what)
     }
+}
+
+/// The mode a tmpfs without `mode=` gets on its root: that of the
+/// directory it covers, as runc gives it (None: nothing is covered, the
+/// tmpfs keeps its default 1777, or the mount is no such tmpfs).
+fn covered_mode(root: BorrowedFd, dest: &Path, typ: &str, opts: &Options) -> Option<u32> {
+    if typ != "tmpfs" || opts.data.iter().any(|d| d.starts_with("mode=")) {
+        return None;
+    }
+    let fd = resolve::open_in_root(root, &resolve::relative(dest), libc::O_PATH).ok()?;
+    let st = nix::sys::stat::fstat(&fd).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(st.st_mode & 0o7777)
 }
 
 fn finish(top: &OwnedFd, top_path: &str, opts: &Options, what: &str) -> Result<()> {

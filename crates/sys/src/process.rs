@@ -324,17 +324,69 @@ pub fn execve(
     io::Error::last_os_error()
 }
 
+/// The highest signal number (the kernel's `_NSIG`).
+pub const MAX_SIGNAL: libc::c_int = 64;
+
+/// A signal disposition `set_disposition` can install.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Default,
+    Ignore,
+}
+
+/// The kernel's `struct sigaction` as rt_sigaction(2) takes it on x86_64
+/// and the other architectures with `sa_restorer` (not libc's, whose mask
+/// is 128 bytes).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Set `sig` to `d` with the raw rt_sigaction syscall (sigset size 8).
+/// libc's signal() and sigaction() refuse the real-time signals glibc
+/// keeps for itself (32, 33), but a process may still inherit them
+/// ignored. Async-signal-safe: usable between fork and exec.
+pub fn set_disposition(sig: libc::c_int, d: Disposition) -> io::Result<()> {
+    let act = KernelSigaction {
+        handler: match d {
+            Disposition::Default => libc::SIG_DFL,
+            Disposition::Ignore => libc::SIG_IGN,
+        },
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `act` is a live kernel sigaction with no handler function to
+    // call (SIG_DFL or SIG_IGN), its size matches the sigset size passed,
+    // and a null old-action pointer asks for nothing back.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        )
+    })
+    .map(|_| ())
+}
+
 /// Reset every signal to its default disposition and unblock all: the
-/// runtime ignores SIGPIPE (Rust's default) and `run` blocks signals, and
-/// neither may leak into the container's process.
+/// runtime ignores SIGPIPE (Rust's default), `run` blocks signals, and
+/// whatever the runtime's caller ignored is inherited; none of it may leak
+/// into the container's process. Every signal 1..=64 but SIGKILL and
+/// SIGSTOP, by the raw syscall: libc's signal() skips glibc's reserved
+/// real-time signals (32, 33).
 pub fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
+    for sig in 1..=MAX_SIGNAL {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL is always sound; errors (invalid
-        // signal numbers reserved by libc) are irrelevant here.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // Setting SIG_DFL on a valid signal cannot fail.
+        let _ = set_disposition(sig, Disposition::Default);
     }
     // SAFETY: an empty, initialised set; sigprocmask has no other effects.
     unsafe {

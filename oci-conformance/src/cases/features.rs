@@ -2,6 +2,7 @@
 
 use super::case;
 use crate::case::{Case, Ctx, Level::*};
+use crate::jsonptr;
 use serde_json::Value;
 
 pub fn cases() -> Vec<Case> {
@@ -56,14 +57,7 @@ fn semver(v: &Value) -> bool {
 }
 
 fn list(v: &Value, p: &str) -> Vec<String> {
-    v.pointer(p)
-        .and_then(|a| a.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.pointer(p).map(jsonptr::strings).unwrap_or_default()
 }
 
 fn document(ctx: &mut Ctx) {

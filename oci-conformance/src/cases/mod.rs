@@ -9,7 +9,7 @@ mod lifecycle;
 mod linux;
 mod mounts;
 mod namespaces;
-mod process;
+pub(crate) mod process;
 
 /// Every case, in the order they run.
 pub fn all() -> Vec<Case> {

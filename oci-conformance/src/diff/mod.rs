@@ -22,6 +22,7 @@ pub mod sources;
 pub mod variations;
 
 use crate::bundle::Template;
+use crate::interrupt;
 use crate::reaper::{self, Reaper};
 use compare::{diff, Diff, Status};
 use corpus::{Entry, Scenario};
@@ -29,7 +30,6 @@ use known::{Kind, KNOWN};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 const USAGE: &str = "usage: oci-diff --berth PATH [--runc PATH] [--full | --sample N] [--seed S] \
@@ -42,24 +42,6 @@ const DEFAULT_SAMPLE: usize = 150;
 const PER_GROUP: usize = 5;
 /// Share of the configs runc must run (no vacuous pass).
 const MIN_RUNC_SUCCESS: f64 = 0.80;
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn catch_interrupts() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
-}
 
 struct Options {
     berth: PathBuf,
@@ -303,7 +285,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    catch_interrupts();
+    interrupt::catch();
     let t0 = Instant::now();
     let pid = std::process::id();
     let work = PathBuf::from(format!("/tmp/oci-diff-{pid}"));
@@ -441,7 +423,7 @@ fn run_all(o: &Options, work: &Path, t0: Instant) -> i32 {
     let mut results_file = Vec::new();
     let run_start = Instant::now();
     for (n, &i) in chosen.iter().enumerate() {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if interrupt::interrupted() {
             println!("oci-diff: interrupted; reporting what ran");
             break;
         }

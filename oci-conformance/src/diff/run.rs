@@ -9,6 +9,7 @@ use crate::bundle::Template;
 use crate::console::{read_until, ConsoleSocket};
 use crate::reaper::{children_of, Reaper};
 use crate::runtime::{Output, Runtime, Stdio3};
+use crate::suite::remove_cgroup_tree;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -551,20 +552,6 @@ fn own_cgroups() -> Vec<(PathBuf, String)> {
         }
     }
     out
-}
-
-fn remove_cgroup_tree(dir: &Path) {
-    if !dir.is_dir() {
-        return;
-    }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 /// Removes the cgroups a case may have made: under our parent, at the top

@@ -4,6 +4,7 @@
 //! style default-deny profile (one rule per syscall), and a minimal
 //! default-deny profile that allows only what the probe itself calls.
 
+use crate::jsonptr;
 use serde_json::{json, Value};
 
 /// Where Debian's containers-common puts its default profile.
@@ -19,16 +20,6 @@ fn kernel_version() -> (u64, u64) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Converts a containers/Docker-format profile (`archMap`, rules with
 /// `includes`/`excludes` on capabilities, arches and kernel versions) into
 /// an OCI `linux.seccomp` for amd64 and the given bounding set.
@@ -41,7 +32,7 @@ pub fn convert_docker_profile(profile: &Value, bounding: &[String]) -> Result<Va
     for entry in profile["archMap"].as_array().cloned().unwrap_or_default() {
         if entry["architecture"] == "SCMP_ARCH_X86_64" {
             architectures.push("SCMP_ARCH_X86_64".to_string());
-            architectures.extend(strs(&entry["subArchitectures"]));
+            architectures.extend(jsonptr::strings(&entry["subArchitectures"]));
         }
     }
     let kernel = kernel_version();
@@ -56,17 +47,20 @@ pub fn convert_docker_profile(profile: &Value, bounding: &[String]) -> Result<Va
     for rule in profile["syscalls"].as_array().ok_or("no syscalls")? {
         let inc = &rule["includes"];
         let exc = &rule["excludes"];
-        let inc_arches = strs(&inc["arches"]);
+        let inc_arches = jsonptr::strings(&inc["arches"]);
         if !inc_arches.is_empty() && !inc_arches.iter().any(|a| a == "amd64") {
             continue;
         }
-        if strs(&exc["arches"]).iter().any(|a| a == "amd64") {
+        if jsonptr::strings(&exc["arches"])
+            .iter()
+            .any(|a| a == "amd64")
+        {
             continue;
         }
-        if !strs(&inc["caps"]).iter().all(has_cap) {
+        if !jsonptr::strings(&inc["caps"]).iter().all(has_cap) {
             continue;
         }
-        if strs(&exc["caps"]).iter().any(has_cap) {
+        if jsonptr::strings(&exc["caps"]).iter().any(has_cap) {
             continue;
         }
         if !kernel_ok(&inc["minKernel"])
@@ -220,7 +214,7 @@ pub fn runtime_tools_style(bounding: &[String]) -> Value {
                 rules
                     .iter()
                     .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
-                    .flat_map(|r| strs(&r["names"]))
+                    .flat_map(|r| jsonptr::strings(&r["names"]))
                     .collect()
             })
         })

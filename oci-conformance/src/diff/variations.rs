@@ -4,6 +4,8 @@
 
 use super::corpus::{Entry, Scenario};
 use super::seccomp;
+use crate::cases::process::CAP_NAMES;
+use crate::jsonptr;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -106,48 +108,12 @@ impl Host {
 
 /// Every capability this kernel knows, but CAP_SYS_RESOURCE: root's
 /// bounding set here lacks it, so naming it fails for every runtime.
-pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+pub fn all_caps() -> Vec<&'static str> {
+    CAP_NAMES
+        .into_iter()
+        .filter(|c| *c != "CAP_SYS_RESOURCE")
+        .collect()
+}
 
 const CAP_SETS: &[&str] = &[
     "bounding",
@@ -156,16 +122,6 @@ const CAP_SETS: &[&str] = &[
     "inheritable",
     "ambient",
 ];
-
-fn list(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn has_ns(c: &Value, t: &str) -> bool {
     c["linux"]["namespaces"]
@@ -402,7 +358,7 @@ fn caps(v: &mut Vars) {
     });
     v.set("caps", "all-sets-full", |c| {
         for set in CAP_SETS {
-            c["process"]["capabilities"][*set] = json!(ALL_CAPS);
+            c["process"]["capabilities"][*set] = json!(all_caps());
         }
     });
     v.set("caps", "add-sys-admin", |c| {
@@ -454,16 +410,10 @@ fn caps(v: &mut Vars) {
 }
 
 fn every_cap(v: &mut Vars) {
-    for cap in ALL_CAPS {
+    for cap in all_caps() {
         v.set("caps", &format!("only-{}", cap.to_lowercase()), |c| {
-            for set in [
-                "bounding",
-                "effective",
-                "permitted",
-                "inheritable",
-                "ambient",
-            ] {
-                c["process"]["capabilities"][set] = json!([cap]);
+            for set in CAP_SETS {
+                c["process"]["capabilities"][*set] = json!([cap]);
             }
         });
     }
@@ -585,20 +535,20 @@ fn env(v: &mut Vars) {
         push(c, &["process", "env"], json!("EMPTY="))
     });
     v.set("env", "no-path", |c| {
-        let mut e = list(&c["process"]["env"]);
+        let mut e = jsonptr::strings(&c["process"]["env"]);
         e.retain(|x| !x.starts_with("PATH="));
         c["process"]["env"] = json!(e);
     });
     v.set("env", "relative-args-with-path", |c| {
         c["process"]["args"] = json!(["checker"]);
-        let mut e = list(&c["process"]["env"]);
+        let mut e = jsonptr::strings(&c["process"]["env"]);
         e.retain(|x| !x.starts_with("PATH="));
         e.push("PATH=/bin:/".into());
         c["process"]["env"] = json!(e);
     });
     v.set("env", "relative-args-without-path", |c| {
         c["process"]["args"] = json!(["checker"]);
-        let mut e = list(&c["process"]["env"]);
+        let mut e = jsonptr::strings(&c["process"]["env"]);
         e.retain(|x| !x.starts_with("PATH="));
         c["process"]["env"] = json!(e);
     });
@@ -752,7 +702,7 @@ fn namespaces(v: &mut Vars) {
 }
 
 fn bounding(c: &Value) -> Vec<String> {
-    list(&c["process"]["capabilities"]["bounding"])
+    jsonptr::strings(&c["process"]["capabilities"]["bounding"])
 }
 
 fn seccomp_profiles(v: &mut Vars) {
@@ -801,47 +751,56 @@ fn seccomp_profiles(v: &mut Vars) {
             "syscalls": [rule]
         })
     };
-    v.set("seccomp", "allow-but-mkdirat-errno", |c| {
-        c["linux"]["seccomp"] =
-            allow_but(json!({ "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 }));
-    });
-    v.set("seccomp", "allow-but-mkdirat-errno-default-ret", |c| {
-        c["linux"]["seccomp"] =
-            allow_but(json!({ "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO" }));
-    });
-    v.set("seccomp", "allow-but-mkdirat-kill-process", |c| {
-        c["linux"]["seccomp"] =
-            allow_but(json!({ "names": ["mkdirat"], "action": "SCMP_ACT_KILL_PROCESS" }));
-    });
-    v.set("seccomp", "allow-but-mkdirat-mode-arg", |c| {
-        c["linux"]["seccomp"] = allow_but(json!({
-            "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-            "args": [{ "index": 2, "value": 0o755, "op": "SCMP_CMP_EQ" }]
-        }));
-    });
-    v.set("seccomp", "allow-but-mkdirat-masked-eq", |c| {
-        c["linux"]["seccomp"] = allow_but(json!({
-            "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-            "args": [{ "index": 2, "value": 0o700, "valueTwo": 0o700, "op": "SCMP_CMP_MASKED_EQ" }]
-        }));
-    });
-    v.set("seccomp", "allow-but-mkdirat-trace", |c| {
-        c["linux"]["seccomp"] =
-            allow_but(json!({ "names": ["mkdirat"], "action": "SCMP_ACT_TRACE" }));
-    });
-    v.set("seccomp", "allow-but-mkdirat-log", |c| {
-        c["linux"]["seccomp"] =
-            allow_but(json!({ "names": ["mkdirat"], "action": "SCMP_ACT_LOG" }));
-    });
-    v.set("seccomp", "unknown-syscall-name", |c| {
-        c["linux"]["seccomp"] = allow_but(json!({
-            "names": ["no_such_syscall", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1
-        }));
-    });
-    v.set("seccomp", "unknown-action", |c| {
-        c["linux"]["seccomp"] =
-            allow_but(json!({ "names": ["mkdirat"], "action": "SCMP_ACT_BOGUS" }));
-    });
+    // Each variation allows all but this rule.
+    let rows = [
+        (
+            "allow-but-mkdirat-errno",
+            json!({ "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 }),
+        ),
+        (
+            "allow-but-mkdirat-errno-default-ret",
+            json!({ "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO" }),
+        ),
+        (
+            "allow-but-mkdirat-kill-process",
+            json!({ "names": ["mkdirat"], "action": "SCMP_ACT_KILL_PROCESS" }),
+        ),
+        (
+            "allow-but-mkdirat-mode-arg",
+            json!({
+                "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                "args": [{ "index": 2, "value": 0o755, "op": "SCMP_CMP_EQ" }]
+            }),
+        ),
+        (
+            "allow-but-mkdirat-masked-eq",
+            json!({
+                "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                "args": [{ "index": 2, "value": 0o700, "valueTwo": 0o700, "op": "SCMP_CMP_MASKED_EQ" }]
+            }),
+        ),
+        (
+            "allow-but-mkdirat-trace",
+            json!({ "names": ["mkdirat"], "action": "SCMP_ACT_TRACE" }),
+        ),
+        (
+            "allow-but-mkdirat-log",
+            json!({ "names": ["mkdirat"], "action": "SCMP_ACT_LOG" }),
+        ),
+        (
+            "unknown-syscall-name",
+            json!({
+                "names": ["no_such_syscall", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1
+            }),
+        ),
+        (
+            "unknown-action",
+            json!({ "names": ["mkdirat"], "action": "SCMP_ACT_BOGUS" }),
+        ),
+    ];
+    for (name, rule) in rows {
+        v.set("seccomp", name, |c| c["linux"]["seccomp"] = allow_but(rule));
+    }
     v.set("seccomp", "default-errno-ret", |c| {
         let mut p = seccomp::minimal("SCMP_ACT_ERRNO");
         p["defaultErrnoRet"] = json!(38);
@@ -866,15 +825,17 @@ fn seccomp_profiles(v: &mut Vars) {
     });
 }
 
+const HOOK_STAGES: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 fn hooks(v: &mut Vars) {
-    for stage in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for stage in HOOK_STAGES {
         v.set("hooks", &format!("{stage}-records"), |c| {
             push(c, &["hooks", stage], recording_hook(stage, ""));
         });
@@ -883,14 +844,7 @@ fn hooks(v: &mut Vars) {
         });
     }
     v.set("hooks", "all-stages", |c| {
-        for stage in [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop",
-        ] {
+        for stage in HOOK_STAGES {
             push(c, &["hooks", stage], recording_hook(stage, ""));
         }
     });
@@ -928,111 +882,86 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
 }
 
 fn mounts(v: &mut Vars) {
-    let m = |c: &mut Value, x: Value| push(c, &["mounts"], x);
-    v.set("mounts", "tmpfs-size-mode", |c| {
-        m(
-            c,
-            mount(
-                "/mnt",
-                "tmpfs",
-                "tmpfs",
-                &["size=1m", "mode=1777", "nosuid"],
-            ),
-        )
-    });
-    v.set("mounts", "tmpfs-new-destination", |c| {
-        m(c, mount("/new/deep/dir", "tmpfs", "tmpfs", &[]))
-    });
-    v.set("mounts", "tmpfs-uid-gid", |c| {
-        m(
-            c,
-            mount(
-                "/mnt",
-                "tmpfs",
-                "tmpfs",
-                &["uid=1000", "gid=1000", "mode=700"],
-            ),
-        )
-    });
-    v.set("mounts", "bind-dir-ro", |c| {
-        m(
-            c,
-            mount("/mnt", "bind", "@HOST@/bind-dir", &["rbind", "ro"]),
-        )
-    });
-    v.set("mounts", "bind-dir-no-type", |c| {
-        m(
-            c,
-            json!({ "destination": "/mnt", "source": "@HOST@/bind-dir", "options": ["bind"] }),
-        )
-    });
-    v.set("mounts", "bind-file-new-destination", |c| {
-        m(
-            c,
-            mount(
-                "/etc/bound-file",
-                "bind",
-                "@HOST@/bind-file",
-                &["bind", "ro"],
-            ),
-        )
-    });
-    v.set("mounts", "bind-over-file", |c| {
-        m(
-            c,
-            mount("/etc/passwd", "bind", "@HOST@/bind-file", &["bind"]),
-        )
-    });
-    v.set("mounts", "bind-nosuid-nodev-noexec", |c| {
-        m(
-            c,
-            mount(
-                "/mnt",
-                "bind",
-                "@HOST@/bind-dir",
-                &["bind", "nosuid", "nodev", "noexec"],
-            ),
-        )
-    });
+    let tmpfs = |dest: &str, options: &[&str]| mount(dest, "tmpfs", "tmpfs", options);
+    let bind = |dest: &str, source: &str, options: &[&str]| mount(dest, "bind", source, options);
+    let (dir, file) = ("@HOST@/bind-dir", "@HOST@/bind-file");
+    // Each variation adds these mounts.
+    let mut rows: Vec<(String, Vec<Value>)> = vec![
+        (
+            "tmpfs-size-mode".into(),
+            vec![tmpfs("/mnt", &["size=1m", "mode=1777", "nosuid"])],
+        ),
+        (
+            "tmpfs-new-destination".into(),
+            vec![tmpfs("/new/deep/dir", &[])],
+        ),
+        (
+            "tmpfs-uid-gid".into(),
+            vec![tmpfs("/mnt", &["uid=1000", "gid=1000", "mode=700"])],
+        ),
+        (
+            "bind-dir-ro".into(),
+            vec![bind("/mnt", dir, &["rbind", "ro"])],
+        ),
+        (
+            "bind-dir-no-type".into(),
+            vec![json!({ "destination": "/mnt", "source": dir, "options": ["bind"] })],
+        ),
+        (
+            "bind-file-new-destination".into(),
+            vec![bind("/etc/bound-file", file, &["bind", "ro"])],
+        ),
+        (
+            "bind-over-file".into(),
+            vec![bind("/etc/passwd", file, &["bind"])],
+        ),
+        (
+            "bind-nosuid-nodev-noexec".into(),
+            vec![bind("/mnt", dir, &["bind", "nosuid", "nodev", "noexec"])],
+        ),
+    ];
     for p in ["rshared", "rslave", "rprivate", "runbindable"] {
-        v.set("mounts", &format!("bind-{p}"), |c| {
-            m(c, mount("/mnt", "bind", "@HOST@/bind-dir", &["rbind", p]))
+        rows.push((format!("bind-{p}"), vec![bind("/mnt", dir, &["rbind", p])]));
+    }
+    rows.extend([
+        (
+            "bind-missing-source".into(),
+            vec![bind("/mnt", "@HOST@/no-such-source", &["bind"])],
+        ),
+        (
+            "unknown-type".into(),
+            vec![mount("/mnt", "bogusfs", "none", &[])],
+        ),
+        ("unknown-option".into(), vec![tmpfs("/mnt", &["bogusopt"])]),
+        ("relative-destination".into(), vec![tmpfs("mnt", &[])]),
+        (
+            "recursive-ro".into(),
+            vec![bind("/mnt", dir, &["rbind", "rro"])],
+        ),
+        (
+            "second-proc".into(),
+            vec![mount("/mnt", "proc", "proc", &[])],
+        ),
+        ("destination-symlink".into(), vec![tmpfs("/tmplink", &[])]),
+        (
+            "atime-options".into(),
+            vec![tmpfs("/mnt", &["noatime", "nodiratime"])],
+        ),
+        (
+            "mqueue-and-sysfs-again".into(),
+            vec![
+                mount("/mnt", "sysfs", "sysfs", &["ro"]),
+                mount("/data", "mqueue", "mqueue", &[]),
+            ],
+        ),
+    ]);
+    for (name, added) in rows {
+        v.set("mounts", &name, |c| {
+            for x in added {
+                push(c, &["mounts"], x);
+            }
         });
     }
-    v.set("mounts", "bind-missing-source", |c| {
-        m(c, mount("/mnt", "bind", "@HOST@/no-such-source", &["bind"]))
-    });
-    v.set("mounts", "unknown-type", |c| {
-        m(c, mount("/mnt", "bogusfs", "none", &[]))
-    });
-    v.set("mounts", "unknown-option", |c| {
-        m(c, mount("/mnt", "tmpfs", "tmpfs", &["bogusopt"]))
-    });
-    v.set("mounts", "relative-destination", |c| {
-        m(c, mount("mnt", "tmpfs", "tmpfs", &[]))
-    });
-    v.set("mounts", "recursive-ro", |c| {
-        m(
-            c,
-            mount("/mnt", "bind", "@HOST@/bind-dir", &["rbind", "rro"]),
-        )
-    });
-    v.set("mounts", "second-proc", |c| {
-        m(c, mount("/mnt", "proc", "proc", &[]))
-    });
-    v.set("mounts", "destination-symlink", |c| {
-        m(c, mount("/tmplink", "tmpfs", "tmpfs", &[]))
-    });
-    v.set("mounts", "atime-options", |c| {
-        m(
-            c,
-            mount("/mnt", "tmpfs", "tmpfs", &["noatime", "nodiratime"]),
-        )
-    });
-    v.set("mounts", "mqueue-and-sysfs-again", |c| {
-        m(c, mount("/mnt", "sysfs", "sysfs", &["ro"]));
-        m(c, mount("/data", "mqueue", "mqueue", &[]));
-    });
     v.set("mounts", "no-mounts", |c| c["mounts"] = json!([]));
 }
 
@@ -1041,49 +970,34 @@ fn device(path: &str, typ: &str, major: i64, minor: i64) -> Value {
 }
 
 fn devices(v: &mut Vars) {
-    let d = |c: &mut Value, x: Value| push(c, &["linux", "devices"], x);
-    v.set("devices", "fuse", |c| {
-        d(c, device("/dev/fuse", "c", 10, 229))
-    });
-    v.set("devices", "owner-and-mode", |c| {
-        let mut x = device("/dev/fuse", "c", 10, 229);
-        x["uid"] = json!(1000);
-        x["gid"] = json!(1000);
-        x["fileMode"] = json!(0o600);
-        d(c, x)
-    });
-    v.set("devices", "in-subdirectory", |c| {
-        d(c, device("/dev/net/tun", "c", 10, 200))
-    });
-    v.set("devices", "fifo", |c| {
-        d(
-            c,
+    let mut owned = device("/dev/fuse", "c", 10, 229);
+    owned["uid"] = json!(1000);
+    owned["gid"] = json!(1000);
+    owned["fileMode"] = json!(0o600);
+    let mut null = device("/dev/null", "c", 1, 3);
+    null["fileMode"] = json!(0o600);
+    // Each variation adds this device.
+    let rows = [
+        ("fuse", device("/dev/fuse", "c", 10, 229)),
+        ("owner-and-mode", owned),
+        ("in-subdirectory", device("/dev/net/tun", "c", 10, 200)),
+        (
+            "fifo",
             json!({ "path": "/dev/myfifo", "type": "p", "fileMode": 0o644 }),
-        )
-    });
-    v.set("devices", "block", |c| {
-        d(c, device("/dev/loop7", "b", 7, 7))
-    });
-    v.set("devices", "redefines-null", |c| {
-        let mut x = device("/dev/null", "c", 1, 3);
-        x["fileMode"] = json!(0o600);
-        d(c, x)
-    });
-    v.set("devices", "outside-dev", |c| {
-        d(c, device("/data/mynull", "c", 1, 3))
-    });
-    v.set("devices", "unbuffered-type-u", |c| {
-        d(c, device("/dev/myzero", "u", 1, 5))
-    });
-    v.set("devices", "invalid-type", |c| {
-        d(c, device("/dev/bogus", "x", 1, 5))
-    });
-    v.set("devices", "no-file-mode", |c| {
-        d(
-            c,
+        ),
+        ("block", device("/dev/loop7", "b", 7, 7)),
+        ("redefines-null", null),
+        ("outside-dev", device("/data/mynull", "c", 1, 3)),
+        ("unbuffered-type-u", device("/dev/myzero", "u", 1, 5)),
+        ("invalid-type", device("/dev/bogus", "x", 1, 5)),
+        (
+            "no-file-mode",
             json!({ "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229 }),
-        )
-    });
+        ),
+    ];
+    for (name, x) in rows {
+        v.set("devices", name, |c| push(c, &["linux", "devices"], x));
+    }
     v.set("devices", "cgroup-allow-rule", |c| {
         push(
             c,
@@ -1184,85 +1098,74 @@ fn oom(v: &mut Vars) {
 }
 
 fn terminal(v: &mut Vars) {
-    if let Some(e) = v.set("terminal", "true", |c| {
-        c["process"]["terminal"] = json!(true)
-    }) {
-        e.scenario = Scenario::Terminal;
-    }
-    if let Some(e) = v.set("terminal", "true-non-root-pty-owner", |c| {
-        c["process"]["terminal"] = json!(true);
-        set_user(c, 1000, 1000);
-    }) {
-        e.scenario = Scenario::Terminal;
-    }
-    if let Some(e) = v.set("terminal", "true-console-size", |c| {
-        c["process"]["terminal"] = json!(true);
-        c["process"]["consoleSize"] = json!({ "height": 40, "width": 120 });
-    }) {
-        e.scenario = Scenario::Terminal;
-    }
+    let size = json!({ "height": 40, "width": 120 });
+    // Run on a terminal: process.terminal true, and then what `f` changes.
+    let on_terminal = |v: &mut Vars, name: &str, f: &dyn Fn(&mut Value)| {
+        if let Some(e) = v.set("terminal", name, |c| {
+            c["process"]["terminal"] = json!(true);
+            f(c);
+        }) {
+            e.scenario = Scenario::Terminal;
+        }
+    };
+    on_terminal(v, "true", &|_| {});
+    on_terminal(v, "true-non-root-pty-owner", &|c| set_user(c, 1000, 1000));
+    on_terminal(v, "true-console-size", &|c| {
+        c["process"]["consoleSize"] = size.clone()
+    });
     v.set("terminal", "false", |c| {
         c["process"]["terminal"] = json!(false)
     });
     v.set("terminal", "false-console-size", |c| {
         c["process"]["terminal"] = json!(false);
-        c["process"]["consoleSize"] = json!({ "height": 40, "width": 120 });
+        c["process"]["consoleSize"] = size;
     });
 }
 
 fn resources(v: &mut Vars) {
-    let r = |c: &mut Value, k: &str, x: Value| c["linux"]["resources"][k] = x;
-    v.set("resources", "memory-kernel", |c| {
-        r(
-            c,
+    // Each variation sets one of linux.resources.
+    let rows = [
+        (
+            "memory-kernel",
             "memory",
             json!({ "limit": 268_435_456i64, "kernel": 67_108_864i64 }),
-        )
-    });
-    v.set("resources", "memory-kernel-tcp", |c| {
-        r(c, "memory", json!({ "kernelTCP": 67_108_864i64 }))
-    });
-    v.set("resources", "memory-limit", |c| {
-        r(c, "memory", json!({ "limit": 268_435_456i64 }))
-    });
-    v.set("resources", "memory-swap", |c| {
-        r(
-            c,
+        ),
+        (
+            "memory-kernel-tcp",
+            "memory",
+            json!({ "kernelTCP": 67_108_864i64 }),
+        ),
+        ("memory-limit", "memory", json!({ "limit": 268_435_456i64 })),
+        (
+            "memory-swap",
             "memory",
             json!({ "limit": 268_435_456i64, "swap": 536_870_912i64 }),
-        )
-    });
-    v.set("resources", "memory-reservation", |c| {
-        r(c, "memory", json!({ "reservation": 134_217_728i64 }))
-    });
-    v.set("resources", "memory-swappiness", |c| {
-        r(c, "memory", json!({ "swappiness": 10 }))
-    });
-    v.set("resources", "pids-limit", |c| {
-        r(c, "pids", json!({ "limit": 100 }))
-    });
-    v.set("resources", "cpu-shares", |c| {
-        r(c, "cpu", json!({ "shares": 512 }))
-    });
-    v.set("resources", "cpu-quota", |c| {
-        r(c, "cpu", json!({ "quota": 50000, "period": 100000 }))
-    });
-    v.set("resources", "cpuset-cpus", |c| {
-        r(c, "cpu", json!({ "cpus": "0" }))
-    });
-    v.set("resources", "blkio-weight", |c| {
-        r(c, "blockIO", json!({ "weight": 500 }))
-    });
-    v.set("resources", "hugepage-limits", |c| {
-        r(
-            c,
+        ),
+        (
+            "memory-reservation",
+            "memory",
+            json!({ "reservation": 134_217_728i64 }),
+        ),
+        ("memory-swappiness", "memory", json!({ "swappiness": 10 })),
+        ("pids-limit", "pids", json!({ "limit": 100 })),
+        ("cpu-shares", "cpu", json!({ "shares": 512 })),
+        (
+            "cpu-quota",
+            "cpu",
+            json!({ "quota": 50000, "period": 100000 }),
+        ),
+        ("cpuset-cpus", "cpu", json!({ "cpus": "0" })),
+        ("blkio-weight", "blockIO", json!({ "weight": 500 })),
+        (
+            "hugepage-limits",
             "hugepageLimits",
             json!([{ "pageSize": "2MB", "limit": 0 }]),
-        )
-    });
-    v.set("resources", "network-class-id", |c| {
-        r(c, "network", json!({ "classID": 1048577 }))
-    });
+        ),
+        ("network-class-id", "network", json!({ "classID": 1048577 })),
+    ];
+    for (name, key, x) in rows {
+        v.set("resources", name, |c| c["linux"]["resources"][key] = x);
+    }
     v.set("resources", "no-cgroups-path", |c| {
         c["linux"].as_object_mut().map(|l| l.remove("cgroupsPath"));
     });
@@ -1272,21 +1175,17 @@ fn resources(v: &mut Vars) {
 }
 
 fn process(v: &mut Vars) {
-    v.set("process", "exit-code", |c| {
-        c["process"]["args"] = json!(["/checker", "exit:3"])
-    });
-    v.set("process", "missing-binary", |c| {
-        c["process"]["args"] = json!(["/no/such/binary"])
-    });
-    v.set("process", "not-executable", |c| {
-        c["process"]["args"] = json!(["/etc/passwd"])
-    });
-    v.set("process", "a-directory", |c| {
-        c["process"]["args"] = json!(["/tmp"])
-    });
-    v.set("process", "empty-args", |c| {
-        c["process"]["args"] = json!([])
-    });
+    // Each variation sets process.args.
+    let rows = [
+        ("exit-code", json!(["/checker", "exit:3"])),
+        ("missing-binary", json!(["/no/such/binary"])),
+        ("not-executable", json!(["/etc/passwd"])),
+        ("a-directory", json!(["/tmp"])),
+        ("empty-args", json!([])),
+    ];
+    for (name, args) in rows {
+        v.set("process", name, |c| c["process"]["args"] = args);
+    }
     v.set("process", "args-absent", |c| {
         c["process"].as_object_mut().map(|p| p.remove("args"));
     });
