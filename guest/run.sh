@@ -1,6 +1,6 @@
 #!/bin/bash
-# Boot the cgroup v2 test guest and run a command in it (chrooted into the
-# host's / shared read-only over 9p). Exit status is the command's.
+# Boot the cgroup v2 test guest and run a command in it (its root the host's
+# / shared read-only over 9p). Exit status is the command's.
 #
 #   guest/run.sh 'cd /work/x && target/.../cgroups_v2-abc --test-threads=1'
 #   guest/run.sh --systemd CMD      systemd as PID 1 (cgroup v2), CMD a unit

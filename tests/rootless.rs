@@ -5,9 +5,9 @@
 //!
 //! On this host the cgroups are not delegated, so a container without
 //! limits runs without cgroups of its own. The delegated cgroup v2 case
-//! (`delegated_cgroup_v2_subtree_is_used`) is for a cgroup v2 guest; the
-//! current guest runs its tests in a chroot, where the kernel refuses
-//! unprivileged user namespaces, so there it says so and skips.
+//! (`delegated_cgroup_v2_subtree_is_used`) runs in the cgroup v2 guest
+//! (guest/test-cgroups.sh v2), whose root is the mount namespace's root (no
+//! chroot, where the kernel would refuse unprivileged user namespaces).
 
 mod common;
 
@@ -254,6 +254,12 @@ impl User {
         b
     }
 
+    /// Nothing of container `id` is left in the user's state root.
+    fn assert_no_state(&self, id: &str) {
+        let dir = self.xdg().join("berth").join(id);
+        assert!(!dir.exists(), "state left behind: {}", dir.display());
+    }
+
     fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).unwrap()
     }
@@ -336,10 +342,7 @@ fn rootless_spec_runs_as_an_unprivileged_user() {
         "{:?}",
         host_cgroups_named(&id)
     );
-    assert!(
-        !u.xdg().join("berth").join(&id).exists(),
-        "state left behind"
-    );
+    u.assert_no_state(&id);
 }
 
 #[test]
@@ -474,35 +477,26 @@ fn delegated_cgroup_v2_subtree_is_used() {
         eprintln!("skipped: the delegated cgroup v2 case runs in the guest (make test-cgroup2)");
         return;
     }
-    // The kernel refuses an unprivileged user namespace inside a chroot
-    // (EPERM), and guest/init runs the tests in one.
-    use std::os::unix::fs::MetadataExt;
-    let (r, init_root) = (
-        std::fs::metadata("/").unwrap(),
-        std::fs::metadata("/proc/1/root/").unwrap(),
-    );
-    if (r.dev(), r.ino()) != (init_root.dev(), init_root.ino()) {
-        eprintln!(
-            "skipped: running in a chroot (guest/init), where the kernel refuses \
-             unprivileged user namespaces; the guest would need pivot_root"
-        );
-        return;
-    }
     // The guest's /etc is the host's, read-only: a uid without a name,
-    // mapping only itself.
+    // mapping only itself (no newuidmap needed).
     let (uid, gid) = (61000 + std::process::id() % 1000, 61000);
-    let mut u = User::bare(None, uid, gid);
     let deleg = PathBuf::from("/sys/fs/cgroup").join(common::unique("berth-deleg"));
     let leaf = deleg.join("runtime");
-    std::fs::create_dir_all(&leaf).unwrap();
-    struct Rm(PathBuf);
+    /// Removes the delegated subtree last (after the user's containers).
+    struct Rm(PathBuf, Vec<PathBuf>);
     impl Drop for Rm {
         fn drop(&mut self) {
+            for d in &self.1 {
+                let _ = std::fs::remove_dir(d);
+            }
             let _ = std::fs::remove_dir(self.0.join("runtime"));
             let _ = std::fs::remove_dir(&self.0);
         }
     }
-    let _rm = Rm(deleg.clone());
+    let mut rm = Rm(deleg.clone(), Vec::new());
+    std::fs::create_dir_all(&leaf).unwrap();
+    // What systemd's Delegate= hands over: the directory and the files that
+    // move processes and enable controllers below it.
     for p in [
         deleg.clone(),
         deleg.join("cgroup.procs"),
@@ -513,46 +507,110 @@ fn delegated_cgroup_v2_subtree_is_used() {
     ] {
         std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
     }
+    let mut u = User::bare(None, uid, gid);
     u.cgroup = Some(leaf.clone());
 
-    let mut b = common::Bundle::new(&["sleep", "1000"]);
+    // The config `berth spec --rootless` writes as that user, with limits.
+    let mut b = u.bundle(&["sleep", "1000"]);
     b.edit(|s| {
-        let map = |h: u32| json!([{"containerID": 0, "hostID": h, "size": 1}]);
-        s["linux"]["uidMappings"] = map(uid);
-        s["linux"]["gidMappings"] = map(gid);
-        s["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "network");
-        s["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        s["linux"]["resources"] = json!({"pids": {"limit": 42}});
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|m| m["destination"] != "/sys");
+        s["linux"]["resources"] = json!({"pids": {"limit": 42}, "memory": {"limit": 64 << 20}})
     });
-    for p in [&b.dir, &b.dir.join("rootfs")] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
     let id = common::unique("rl-deleg");
+    let cg = deleg.join(&id);
+    rm.1.push(cg.clone());
     u.ok(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id]);
     let pid = u.state(&id)["pid"].as_i64().unwrap() as i32;
-    let cg = deleg.join(&id);
-    assert_eq!(
-        std::fs::read_to_string(cg.join("pids.max")).unwrap().trim(),
-        "42"
-    );
-    let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
-    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // The container's cgroup is in the user's subtree (next to the
+    // caller's), holding the init, with the limits set, seen from outside
+    // and from inside (the cgroup namespace's root is that cgroup; the
+    // spec's /sys rbind already has cgroup2 at /sys/fs/cgroup, where the
+    // kernel refuses a second mount of it: berth binds the cgroup there).
+    let read = |f: &str| std::fs::read_to_string(cg.join(f)).unwrap();
+    assert_eq!(read("pids.max").trim(), "42");
+    assert_eq!(read("memory.max").trim(), (64u64 << 20).to_string());
+    assert!(read("cgroup.procs").lines().any(|l| l == pid.to_string()));
+    let inside = u.ok(&[
+        "exec",
+        &id,
+        "cat",
+        "/proc/self/cgroup",
+        "/sys/fs/cgroup/pids.max",
+        "/sys/fs/cgroup/memory.max",
+    ]);
+    let want = format!("0::/\n42\n{}\n", 64u64 << 20);
+    assert_eq!(inside, want);
+    // The user changes the limit and freezes the container.
+    u.ok(&["update", "--pids-limit", "17", &id]);
+    assert_eq!(read("pids.max").trim(), "17");
     u.ok(&["pause", &id]);
     assert_eq!(u.state(&id)["status"], "paused");
+    assert_eq!(read("cgroup.freeze").trim(), "1");
     u.ok(&["resume", &id]);
-    let out = u.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
-    assert!(out.contains("0::/"), "{out}");
+    assert_eq!(u.state(&id)["status"], "running");
     u.ok(&["delete", "--force", &id]);
     common::reap(pid);
     assert!(!cg.exists(), "cgroup left behind");
+    u.assert_no_state(&id);
+}
+
+/// `exec` into a `created` container (before `start`), as the user and as
+/// root with the same bundle: runc allows it, and both see the same
+/// namespaces (the user's single-id mapping); the init still waits for
+/// `start` afterwards.
+#[test]
+fn rootless_exec_into_a_created_container() {
+    if in_guest() {
+        return;
+    }
+    let u = User::new();
+    let b = u.bundle(&["sleep", "1000"]);
+    let probe = [
+        "sh",
+        "-c",
+        "echo exec-in-created; id -u; cat /proc/self/uid_map; cat /proc/1/comm",
+    ];
+    let want = |out: &str| {
+        let norm: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            norm[..3],
+            ["exec-in-created", "0", &format!("0 {} 1", u.uid)],
+            "{out}"
+        );
+    };
+    let root = common::Runtime::berth();
+    for as_user in [true, false] {
+        let who = if as_user { "user" } else { "root" };
+        let id = common::unique(&format!("rl-cexec-{who}"));
+        let ok = |a: &[&str]| if as_user { u.ok(a) } else { root.ok(a) };
+        let state = |i: &str| if as_user { u.state(i) } else { root.state(i) };
+        ok(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert_eq!(state(&id)["status"], "created", "{who}");
+        let out = ok(&["exec", &id, probe[0], probe[1], probe[2]]);
+        want(&out);
+        assert_eq!(
+            state(&id)["status"],
+            "created",
+            "{who}: exec started the container"
+        );
+        ok(&["start", &id]);
+        assert_eq!(state(&id)["status"], "running", "{who}");
+        let out = ok(&["exec", &id, probe[0], probe[1], probe[2]]);
+        want(&out);
+        assert!(out.trim_end().ends_with("sleep"), "{who}: {out}");
+        let pid = state(&id)["pid"].as_i64().unwrap() as i32;
+        ok(&["delete", "--force", &id]);
+        common::reap(pid);
+        let err = if as_user {
+            u.fails(&["state", &id])
+        } else {
+            root.fails(&["state", &id])
+        };
+        assert!(
+            err.contains(&id) || err.contains("not exist"),
+            "{who}: {err}"
+        );
+    }
 }

@@ -56,8 +56,18 @@ pub fn namespaces_of(pid: i32) -> Result<Plan> {
     for flag in TYPES {
         let name = own_name(flag);
         let theirs = format!("/proc/{pid}/ns/{name}");
-        let Ok(link) = std::fs::read_link(&theirs) else {
-            continue;
+        // Only a namespace type this kernel lacks is skipped: any other
+        // failure (EACCES: a non-dumpable init and no CAP_SYS_PTRACE) would
+        // leave the process in ours, outside the container.
+        let link = match std::fs::read_link(&theirs) {
+            Ok(link) => link,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && Path::new(&format!("/proc/{pid}/ns")).is_dir() =>
+            {
+                continue
+            }
+            Err(e) => return Err(Error::from(e).context(format!("read {theirs}"))),
         };
         if std::fs::read_link(format!("/proc/self/ns/{name}")).is_ok_and(|own| own == link) {
             continue;

@@ -29,6 +29,9 @@ pub struct InitCtx<'a> {
     pub console_socket: Option<RawFd>,
     /// Detached idmapped mounts by `mounts` index (rootfs::idmap).
     pub idmapped: &'a [Option<OwnedFd>],
+    /// The runtime runs as a user other than root (rootless): see
+    /// `wait_for_start`.
+    pub unprivileged_runtime: bool,
 }
 
 /// Run the init; never returns.
@@ -208,11 +211,7 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     ctx.chan.send(&Msg::Ready)?;
 
     // Block until `start` opens the fifo for reading.
-    let fifo = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&fifo_path)
-        .context("open exec fifo")
-        .unwrap_or_else(|e| fatal(&e));
+    let fifo = wait_for_start(ctx, &fifo_path).unwrap_or_else(|e| fatal(&e));
     // startContainer hooks run now, before the byte `start` waits for, so
     // that `start` can report their failure.
     if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
@@ -230,6 +229,35 @@ fn setup(ctx: &InitCtx) -> Result<Never> {
     // executed (runtime.md lifecycle step 9). No close() follows the filter.
     let _until_exec = fifo;
     plan.process.exec(&exe, "init")
+}
+
+/// Block until `start` opens the exec fifo for reading; returns it open
+/// for writing.
+///
+/// Meanwhile (`created`) `exec` joins our namespaces through
+/// `/proc/PID/ns`, which a non-dumpable process keeps closed to whoever
+/// lacks `CAP_SYS_PTRACE` in the user namespace its memory was made in: the
+/// host's. Root has it; an unprivileged runtime does not, so for one the
+/// init is dumpable while it waits, as runc's is (else a rootless `exec`
+/// into a `created` container could not work). The cost: a process
+/// exec'd into the container before `start` (nothing else of it exists
+/// then), having the init's uid and capabilities, may reach the init's
+/// `/proc` files meanwhile. The host binary stays out of reach (the init
+/// runs from the sealed copy, see `host_binary`). Non-dumpable again as
+/// soon as `start` opens the fifo.
+fn wait_for_start(ctx: &InitCtx, fifo_path: &str) -> Result<std::fs::File> {
+    if ctx.unprivileged_runtime {
+        sys::prctl(libc::PR_SET_DUMPABLE, 1)
+            .context("make the created init dumpable for a rootless exec")?;
+    }
+    let fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo_path)
+        .context("open exec fifo")?;
+    if ctx.unprivileged_runtime {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("make the init non-dumpable again")?;
+    }
+    Ok(fifo)
 }
 
 /// Close one inherited fd (the parent's copy is never dropped here: the

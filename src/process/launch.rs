@@ -83,6 +83,7 @@ pub fn launch(
         exec_fifo: fifo.as_raw_fd(),
         console_socket: console_socket.as_ref().map(|s| s.as_raw_fd()),
         idmapped: &idmapped,
+        unprivileged_runtime: sys::geteuid() != 0,
     };
 
     let flags = ns.clone_flags();

@@ -36,14 +36,19 @@ pub fn mount_cgroup(
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     if layout.mode == Mode::Unified {
         if cgroupns {
-            return mount(
+            match mount(
                 Some("cgroup2"),
                 resolve::proc_fd_path(&target).as_str(),
                 Some("cgroup2"),
                 opts.flags,
                 None::<&str>,
-            )
-            .with_context(|| format!("mount {what}"));
+            ) {
+                // The target is already the root of a cgroup2 mount (a /sys
+                // rbind, as `spec --rootless` has): the kernel refuses the
+                // same superblock twice there; bind the cgroup, as runc does.
+                Err(nix::errno::Errno::EBUSY) => {}
+                r => return r.with_context(|| format!("mount {what}")),
+            }
         }
         let src = cg
             .unified_dir
