@@ -164,11 +164,7 @@ pub fn exec(mut plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
     let restored = saved.restore();
     let (pid, pidfd) = cloned.context("clone3 for exec")?;
     let pidfd = pidfd.ok_or_else(|| Error::msg("clone3 returned no pidfd"))?;
-    let mut launched = Launched {
-        pid,
-        start_time: 0,
-        pidfd,
-    };
+    let mut launched = Launched { pid, pidfd };
     if forks {
         if let Err(e) = super::launch::adopt_forked_init(&parent_chan, &mut launched) {
             super::launch::kill_and_reap(&launched);

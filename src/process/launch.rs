@@ -21,7 +21,6 @@ use crate::{hooks, sys};
 pub struct Launched {
     pub pid: i32,
     pub pidfd: OwnedFd,
-    pub start_time: u64,
 }
 
 /// Create the container init from `plan` and take it to `Ready`, in
@@ -119,11 +118,7 @@ pub fn launch(
     let restored = saved.restore();
     let (pid, pidfd) = cloned.with_context(|| format!("clone3 (flags {flags:#x})"))?;
     let pidfd = pidfd.ok_or_else(|| crate::Error::msg("clone3 returned no pidfd"))?;
-    let mut launched = Launched {
-        pid,
-        start_time: 0,
-        pidfd,
-    };
+    let mut launched = Launched { pid, pidfd };
     if ns.forks_init() {
         // The child forks the real init into the new pid namespace (see
         // init::fork_into_pidns) and exits.
@@ -134,7 +129,6 @@ pub fn launch(
     }
     let pid = launched.pid;
     state.record_init(pid);
-    launched.start_time = state.start_time;
     // The init exists: on record before anything else can fail or kill us.
     if let Err(e) = crate::container::save_state(state_dir, state) {
         kill_and_reap(&launched);
