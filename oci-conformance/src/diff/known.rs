@@ -295,6 +295,20 @@ pub const KNOWN: &[Known] = &[
         berth: "falls back to a read-only recursive bind of /sys",
     },
     Known {
+        // Both fail: container root (host uid 100000) cannot create mount
+        // points in a rootfs owned by host root. runc stops already at
+        // /sys (the row above); berth binds /sys and stops at the next
+        // mount point it must create, and which one that is depends on the
+        // order of the mounts podman wrote, which varies from record to
+        // record (a stop at `/etc/hostname` is classed `hostname`).
+        when: |e| var(e, "namespaces", "user-added-with-mappings") && ns(&e.config, "network").is_none(),
+        aspects: &["?error-class"],
+        kind: Kind::Deliberate,
+        field: "a mapped user namespace that cannot write the rootfs, without its own network namespace",
+        runc: "fails mounting sysfs",
+        berth: "binds /sys instead and fails at the first mount point it must create (both fail)",
+    },
+    Known {
         when: |e| var(e, "namespaces", "mount-absent-no-masks") && e.config["root"]["readonly"] == true,
         aspects: &["mount:/", "?probe:write:*", "?probe:mkdir:*"],
         kind: Kind::Deliberate,
