@@ -339,7 +339,13 @@ pub const KNOWN: &[Known] = &[
         berth: "fails naming the namespace, or oom_score_adj and why",
     },
     Known {
-        when: |e| var(e, "mounts", "bind-over-file"),
+        // Only where the config sets no HOME itself (podman's does).
+        when: |e| {
+            var(e, "mounts", "bind-over-file")
+                && !e.config["process"]["env"]
+                    .as_array()
+                    .is_some_and(|env| env.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("HOME="))))
+        },
         aspects: &["env:HOME"],
         kind: Kind::Deliberate,
         field: "HOME when /etc/passwd is not a passwd file (a file bound over it)",
