@@ -301,7 +301,10 @@ pub const KNOWN: &[Known] = &[
         // mount point it must create, and which one that is depends on the
         // order of the mounts podman wrote, which varies from record to
         // record (a stop at `/etc/hostname` is classed `hostname`).
-        when: |e| var(e, "namespaces", "user-added-with-mappings") && ns(&e.config, "network").is_none(),
+        when: |e| {
+            (var(e, "namespaces", "user-added-with-mappings") || var(e, "spec-1.2", "mount-idmap"))
+                && ns(&e.config, "network").is_none()
+        },
         aspects: &["?error-class"],
         kind: Kind::Deliberate,
         field: "a mapped user namespace that cannot write the rootfs, without its own network namespace",
