@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::docker_cli::{self as dc, DockerCli};
 use crate::proc::Cmd;
 use crate::suite::*;
-use crate::{bundle_image, record, Env};
+use crate::{bundle_image, cleanup, record, Env};
 
 pub struct Podman {
     env: Env,
@@ -267,6 +267,14 @@ fn versions(s: &Podman) -> String {
 }
 
 fn setup(env: Env) -> Result<Podman, String> {
+    // With cgroupfs, podman puts every conmon in libpod_parent/conmon and
+    // never removes it: ours to remove only if no hierarchy had it before.
+    if !cleanup::cgroup_mounts()
+        .iter()
+        .any(|m| m.join("libpod_parent").exists())
+    {
+        cleanup::add_cgroup("libpod_parent");
+    }
     let dir = env.tmp.clone();
     let bin = dir.join("bin");
     for d in ["bin", "cni", "tmp", "tmp-images", "static", "volumes"] {
