@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::proc::{last_lines, Cmd};
-use crate::suite::{Check, Report};
+use crate::suite::{selects, Check, CheckResult, Report, Rt, Scene};
 
 /// Prints `count:N` (N only in the shell's memory) every 0.3 s.
 pub const COUNTER_LOG: &str = "i=0; while :; do i=$((i+1)); echo count:$i; sleep 0.3; done";
@@ -33,23 +33,30 @@ pub fn criu_works() -> Result<(), String> {
     ))
 }
 
-/// Add `criu_checks` (already filtered) to `checks` when CRIU works here;
-/// otherwise list them in the report as skipped, or, in the test guest,
-/// fail the suite.
-pub fn gate<S>(checks: &mut Vec<Check<S>>, criu_checks: Vec<Check<S>>, report: &mut Report) {
-    if criu_checks.is_empty() {
+/// The round trip's name, the same for every caller.
+pub const ROUND_TRIP: &str = "checkpoint + restore (CRIU): count goes on";
+
+/// Add the round trip (`run`) to `checks` if `--filter` selects it and
+/// CRIU works here; otherwise list it in the report as skipped, or, in the
+/// test guest, fail the suite.
+pub fn gate<S>(
+    filter: &Option<String>,
+    checks: &mut Vec<Check<S>>,
+    run: fn(&S, Rt, &mut Scene) -> CheckResult,
+    report: &mut Report,
+) {
+    if !selects(filter, ROUND_TRIP) {
         return;
     }
     match criu_works() {
-        Ok(()) => checks.extend(criu_checks),
+        Ok(()) => checks.push(Check {
+            name: ROUND_TRIP,
+            run,
+        }),
         Err(why) if std::env::var_os("BERTH_GUEST_CRIU").is_some() => {
             report.setup_error = Some(format!("in the test guest (BERTH_GUEST_CRIU): {why}"));
         }
-        Err(why) => {
-            for c in criu_checks {
-                report.skipped.push((c.name.to_string(), why.clone()));
-            }
-        }
+        Err(why) => report.skipped.push((ROUND_TRIP.to_string(), why)),
     }
 }
 
@@ -117,11 +124,11 @@ mod tests {
 
     #[test]
     fn counts_are_read_from_count_lines_only() {
-        assert_eq!(counts("count:1\nnoise\ncount:2\n count:3 \n"), vec![1, 2, 3]);
         assert_eq!(
-            counts("2026-12-01T20:00:00Z stdout F count:12\n"),
-            vec![12]
+            counts("count:1\nnoise\ncount:2\n count:3 \n"),
+            vec![1, 2, 3]
         );
+        assert_eq!(counts("2026-12-01T20:00:00Z stdout F count:12\n"), vec![12]);
     }
 
     #[test]

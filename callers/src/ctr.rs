@@ -699,14 +699,6 @@ pub fn checks() -> Vec<Check<Ctr>> {
     ]
 }
 
-/// The checks that need CRIU (see [`checkpoint::gate`]).
-pub fn criu_checks() -> Vec<Check<Ctr>> {
-    vec![Check {
-        name: "checkpoint + restore (CRIU): count goes on",
-        run: c_checkpoint,
-    }]
-}
-
 /// `ctr container checkpoint --task` (ctr pauses the task, the shim has
 /// the runtime checkpoint it with --leave-running, ctr resumes it) into an
 /// image, the task and container removed, then `ctr container restore
@@ -817,7 +809,7 @@ pub fn suite(env: Env) -> Report {
             report.versions = versions(s);
             let f = &s.env.filter;
             let mut checks = selected(f, checks());
-            checkpoint::gate(&mut checks, selected(f, criu_checks()), report);
+            checkpoint::gate(f, &mut checks, c_checkpoint, report);
             report.rows = run_checks("ctr", s, &s.rts, &checks, &*s.env.progress);
             teardown(s, &mut report.notes);
         },

@@ -205,14 +205,6 @@ pub fn checks() -> Vec<Check<Podman>> {
     ]
 }
 
-/// The checks that need CRIU (see [`checkpoint::gate`]).
-pub fn criu_checks() -> Vec<Check<Podman>> {
-    vec![Check {
-        name: "checkpoint + restore (CRIU): count goes on",
-        run: p_checkpoint,
-    }]
-}
-
 /// `podman container checkpoint` (the runtime's checkpoint, which stops
 /// the container), then `podman container restore` (conmon runs the
 /// runtime's restore --detach): the counter's lines in the container's log
@@ -220,11 +212,18 @@ pub fn criu_checks() -> Vec<Check<Podman>> {
 /// must go on.
 fn p_checkpoint(s: &Podman, rt: Rt, _: &mut Scene) -> CheckResult {
     let name = s.name(rt, "criu");
-    s.rm(&name);
     let t = checkpoint::Steps::new();
     let o = s
         .run(rt)
-        .args(&["-d", "--name", &name, IMG, "sh", "-c", checkpoint::COUNTER_LOG])
+        .args(&[
+            "-d",
+            "--name",
+            &name,
+            IMG,
+            "sh",
+            "-c",
+            checkpoint::COUNTER_LOG,
+        ])
         .run()
         .check()?;
     let id = s.id_in(&o.stdout);
@@ -234,27 +233,26 @@ fn p_checkpoint(s: &Podman, rt: Rt, _: &mut Scene) -> CheckResult {
         poll(30.0, || counts().contains(&3).then_some(()))
             .ok_or_else(|| format!("the container never counted to 3 in {}", log.display()))?;
         t.step("run");
-        s.cli()
-            .args(&["container", "checkpoint", &id])
-            .timeout(180)
-            .run()
-            .check()?;
-        t.step("checkpoint");
-        let st = s.inspect(&id, "{{.State.Status}}")?;
-        expect_eq("state after the checkpoint", st.as_str(), "exited")?;
+        // `podman container SUB [FLAGS] ID`, then the container's status.
+        let step = |sub: &str, flags: &[&str], status: &str| -> Result<(), String> {
+            s.cli()
+                .args(&["container", sub])
+                .args(flags)
+                .arg(&id)
+                .timeout(180)
+                .run()
+                .check()?;
+            t.step(sub);
+            let st = s.inspect(&id, "{{.State.Status}}")?;
+            expect_eq(&format!("state after the {sub}"), st.as_str(), status)
+        };
+        step("checkpoint", &[], "exited")?;
         let before = counts();
         let last = *before.last().ok_or("no count in the log")?;
         // --keep: CRIU's logs stay in the container's userdata dir.
-        s.cli()
-            .args(&["container", "restore", "--keep", &id])
-            .timeout(180)
-            .run()
-            .check()?;
-        t.step("restore");
-        let st = s.inspect(&id, "{{.State.Status}}")?;
-        expect_eq("state after the restore", st.as_str(), "running")?;
+        step("restore", &["--keep"], "running")?;
         // conmon may append to the log or start it again.
-        let after = poll(20.0, || {
+        let after = poll(15.0, || {
             let all = counts();
             let new = all.strip_prefix(&before[..]).unwrap_or(&all[..]);
             new.first().copied()
@@ -265,7 +263,11 @@ fn p_checkpoint(s: &Podman, rt: Rt, _: &mut Scene) -> CheckResult {
                 restored_state(s, &id)
             )
         })?;
-        Ok(format!("{}; {}", checkpoint::went_on(last, after, true)?, t.report()))
+        Ok(format!(
+            "{}; {}",
+            checkpoint::went_on(last, after, true)?,
+            t.report()
+        ))
     })();
     s.rm(&id);
     res
@@ -283,7 +285,11 @@ fn restored_state(s: &Podman, id: &str) -> String {
                 .unwrap_or_else(|e| format!("{fd}: {e}"))
         })
         .collect();
-    let log = s.dir.join("graph/overlay-containers").join(id).join("userdata/restore.log");
+    let log = s
+        .dir
+        .join("graph/overlay-containers")
+        .join(id)
+        .join("userdata/restore.log");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
@@ -341,7 +347,7 @@ pub fn suite(env: Env) -> Report {
             report.versions = versions(s);
             let f = &s.env.filter;
             let mut checks = selected(f, checks());
-            checkpoint::gate(&mut checks, selected(f, criu_checks()), report);
+            checkpoint::gate(f, &mut checks, p_checkpoint, report);
             report.rows = run_checks("podman", s, &s.rts, &checks, &*s.env.progress);
             teardown(s, &mut report.notes);
         },
