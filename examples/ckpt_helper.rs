@@ -66,17 +66,25 @@ fn tcp_server() -> ! {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| die("bind", e));
     let port = listener.local_addr().unwrap().port();
     let exe = std::env::current_exe().unwrap_or_else(|e| die("current_exe", e));
-    let _client = std::process::Command::new(exe)
+    let mut client = std::process::Command::new(exe)
         .args(["tcp-client", &port.to_string()])
         .spawn()
         .unwrap_or_else(|e| die("spawn the client", e));
     let (conn, _) = listener.accept().unwrap_or_else(|e| die("accept", e));
     drop(listener);
+    let mut err = "the client closed the connection".to_string();
     for line in BufReader::new(conn).lines() {
-        let line = line.unwrap_or_else(|e| die("read", e));
-        std::fs::write("/count", format!("{line}\n")).unwrap_or_else(|e| die("write", e));
+        let written = line.map_err(|e| format!("read: {e}")).and_then(|l| {
+            std::fs::write("/count", format!("{l}\n")).map_err(|e| format!("write: {e}"))
+        });
+        if let Err(e) = written {
+            err = e;
+            break;
+        }
     }
-    die("read", "the client closed the connection")
+    let _ = client.kill();
+    let _ = client.wait();
+    die("server", err)
 }
 
 fn tcp_client(port: &str) -> ! {
