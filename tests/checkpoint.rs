@@ -114,6 +114,16 @@ fn restore_with(rt: &Runtime, b: &Bundle, images: &Path, work: &Path, id: &str, 
     rt.ok(&args);
 }
 
+/// Restore `images` as `id` (with `flags`) with /count zeroed; the
+/// counter must go on from `at`; then kill and delete it.
+fn restore_counts_on(rt: &Runtime, b: &Bundle, images: &Path, id: &str, at: u64, flags: &[&str]) {
+    std::fs::write(b.rootfs().join("count"), "0").unwrap();
+    restore_with(rt, b, images, images, id, flags);
+    assert_eq!(rt.status(id), "running");
+    assert_count_goes_on(b, at);
+    kill_and_delete(rt, id);
+}
+
 /// `checkpoint` (the container stops) with `flags` added; waits for the
 /// old init to be gone.
 fn checkpoint_with(rt: &Runtime, id: &str, images: &Path, flags: &[&str]) {
@@ -203,13 +213,7 @@ fn leave_running_then_restore_into_a_new_id() {
         count(&b).unwrap_or(0) > after
     });
     kill_and_delete(&rt, &id);
-    std::fs::write(b.rootfs().join("count"), "0").unwrap();
-
-    let id2 = unique("ckn");
-    restore(&rt, &b, &images, &images, &id2);
-    assert_eq!(rt.status(&id2), "running");
-    assert_count_goes_on(&b, at);
-    kill_and_delete(&rt, &id2);
+    restore_counts_on(&rt, &b, &images, &unique("ckn"), at, &[]);
 }
 
 #[test]
@@ -236,10 +240,7 @@ fn pre_dump_then_dump_with_parent_path() {
     reap(pid);
     let at = count(&b).unwrap();
     rt.ok(&["delete", &id]);
-    std::fs::write(b.rootfs().join("count"), "0").unwrap();
-    restore(&rt, &b, &fin, &fin, &id);
-    assert_count_goes_on(&b, at);
-    kill_and_delete(&rt, &id);
+    restore_counts_on(&rt, &b, &fin, &id, at, &[]);
 }
 
 #[test]
@@ -425,13 +426,9 @@ fn tcp_connection_inside_the_container_survives_with_tcp_established() {
     checkpoint_with(&rt, &id, &images, &["--tcp-established"]);
     let at = count(&b).unwrap();
     rt.ok(&["delete", &id]);
-    std::fs::write(b.rootfs().join("count"), "0").unwrap();
-
-    restore_with(&rt, &b, &images, &images, &id, &["--tcp-established"]);
     // Numbers the client sends after the restore reach the server over
     // the restored connection, following on from the dumped ones.
-    assert_count_goes_on(&b, at);
-    kill_and_delete(&rt, &id);
+    restore_counts_on(&rt, &b, &images, &id, at, &["--tcp-established"]);
 }
 
 #[test]
@@ -524,6 +521,17 @@ fn last_number(rx: std::sync::mpsc::Receiver<u64>) -> u64 {
     rx.iter().last().unwrap_or(0)
 }
 
+/// The restored shell's first number on its new terminal `master` follows
+/// on from `at`; then kill and delete it.
+fn terminal_counts_on(rt: &Runtime, id: &str, master: std::os::fd::OwnedFd, at: u64) {
+    let next = next_number(&numbers_from(master));
+    assert!(
+        next > at,
+        "restored shell printed {next}, dumped after {at}: it started again"
+    );
+    kill_and_delete(rt, id);
+}
+
 const TTY_COUNTER: &[&str] = &[
     "sh",
     "-c",
@@ -600,13 +608,7 @@ fn terminal_container_is_restored_onto_a_new_pty_sent_to_the_console_socket() {
     );
     let (master, name) = got.join().unwrap();
     assert!(name.starts_with("/dev/pts/"), "{name}");
-    let rx = numbers_from(master);
-    let next = next_number(&rx);
-    assert!(
-        next > at,
-        "restored shell printed {next}, dumped after {at}: it started again"
-    );
-    kill_and_delete(&rt, &id);
+    terminal_counts_on(&rt, &id, master, at);
 }
 
 #[test]
@@ -662,11 +664,5 @@ fn shell_job_moves_a_container_onto_the_restoring_terminal() {
         "restore --shell-job: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rx = numbers_from(master);
-    let next = next_number(&rx);
-    assert!(
-        next > at,
-        "restored shell printed {next}, dumped after {at}: it started again"
-    );
-    kill_and_delete(&rt, &id);
+    terminal_counts_on(&rt, &id, master, at);
 }
