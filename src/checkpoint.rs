@@ -14,10 +14,24 @@
 //! `--manage-cgroups` mode `soft` unless told otherwise). The rootfs is
 //! bind-mounted onto a directory of its own for CRIU's `--root`.
 //!
+//! A container with `terminal: true`: its pty slave is an external tty
+//! (`tty[RDEV:DEV]`) and its `/dev/console` an external mount; `restore
+//! --console-socket` opens a new pty pair on the host's devpts, gives CRIU
+//! the slave for the tty (`--inherit-fd`, CRIU makes it the session's
+//! controlling terminal again) and for `/dev/console`, and sends the master
+//! to the socket. (runc gets the same from CRIU's RPC-only
+//! `orphan-pts-master`.) A non-terminal init whose stdio is a terminal
+//! outside the container (started from a shell) needs `--shell-job` on both
+//! sides: that terminal is an external tty too (CRIU's own shell-job
+//! handling cannot reopen a pty of a devpts outside the container's mount
+//! namespace), and the restored tasks get the restoring `berth`'s stdin,
+//! which must be a terminal.
+//!
 //! Flags with no test here are refused with `not supported: FLAG` (the
 //! README has the table).
 
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -63,10 +77,18 @@ impl Criu {
 
     /// Run `criu ARGS` (logging to `log` in `work`); a failure quotes the
     /// log's error lines.
-    fn run(&self, what: &str, args: &[String], work: &Path, log: &str) -> Result<()> {
+    /// `stdin`: CRIU's fd 0 if not ours.
+    fn run(
+        &self,
+        what: &str,
+        args: &[String],
+        work: &Path,
+        log: &str,
+        stdin: Option<OwnedFd>,
+    ) -> Result<()> {
         let status = Command::new(&self.0)
             .args(args)
-            .stdin(Stdio::inherit())
+            .stdin(stdin.map_or_else(Stdio::inherit, Stdio::from))
             .status()
             .with_context(|| format!("run {}", self.0.display()))?;
         if status.success() {
@@ -121,12 +143,38 @@ pub struct RestoreOptions {
 /// The init's fds 0–2 as CRIU is to see them.
 #[derive(Serialize, Deserialize)]
 struct Stdio3 {
-    /// `--inherit-fd` resource per fd (`pipe:[INO]`, `file[MNT:INO]`, …),
-    /// none when CRIU restores the file itself.
+    /// `--inherit-fd` resource per fd (`pipe:[INO]`, `file[MNT:INO]`,
+    /// `tty[RDEV:DEV]` for the container's console, …), none when CRIU
+    /// restores the file itself.
     fds: Vec<Option<String>>,
+    /// The tty is the container's console (`terminal: true`), not a
+    /// shell's terminal (`--shell-job`).
+    #[serde(default)]
+    console: bool,
+}
+
+impl Stdio3 {
+    /// The console's external tty key, if the init's stdio is the
+    /// container's terminal.
+    fn tty(&self) -> Option<&str> {
+        self.fds
+            .iter()
+            .flatten()
+            .find_map(|k| k.starts_with("tty[").then_some(k.as_str()))
+    }
 }
 
 const STDIO_FILE: &str = "berth-stdio.json";
+
+/// The external mount name (dump) of a terminal container's `/dev/console`.
+const CONSOLE: &str = "/dev/console";
+
+fn has_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
 
 fn manage_cgroups(mode: &Option<String>) -> Result<String> {
     let m = mode.as_deref().unwrap_or("soft");
@@ -177,13 +225,34 @@ fn mount_ids(pid: i32) -> Result<Vec<u64>> {
 }
 
 /// How CRIU is to treat the init's fd `fd`: (dump `--external`, restore
-/// `--inherit-fd` key).
-fn stdio_key(pid: i32, fd: i32, mounts: &[u64]) -> Result<Option<(Option<String>, String)>> {
-    use std::os::unix::fs::MetadataExt;
+/// `--inherit-fd` key). `terminal`: the container has a console pty;
+/// `shell_job`: a terminal from outside may be dumped.
+fn stdio_key(
+    pid: i32,
+    fd: i32,
+    mounts: &[u64],
+    terminal: bool,
+    shell_job: bool,
+) -> Result<Option<(Option<String>, String)>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let link = match std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) {
         Ok(l) => l.to_string_lossy().into_owned(),
         Err(_) => return Ok(None),
     };
+    let meta = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+        .with_context(|| format!("stat the init's fd {fd} ({link})"))?;
+    // UNIX 98 pty slaves (majors 136–143).
+    let pty = meta.file_type().is_char_device()
+        && (136..=143).contains(&nix::sys::stat::major(meta.rdev()));
+    if pty {
+        if !terminal && !shell_job {
+            bail!(
+                "the init's fd {fd} is a terminal from outside the container ({link}): checkpoint it with --shell-job (and restore with --shell-job from a terminal)"
+            );
+        }
+        let key = format!("tty[{:x}:{:x}]", meta.rdev(), meta.dev());
+        return Ok(Some((Some(key.clone()), key)));
+    }
     if let Some(ino) = link
         .strip_prefix("pipe:[")
         .and_then(|r| r.strip_suffix(']'))
@@ -228,6 +297,7 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
     }
     let spec = crate::lifecycle::load_spec(&c.state.bundle)?;
     check_namespaces(&spec)?;
+    let terminal = has_terminal(&spec);
     criu.check()?;
     let images = &o.image_path;
     std::fs::create_dir_all(images)
@@ -278,23 +348,36 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
             args.push("--external".into());
             args.push(format!("mnt[{dest}]:{dest}"));
         }
+        if terminal {
+            // The pty slave bound there: its master is not the container's.
+            args.push("--external".into());
+            args.push(format!("mnt[{CONSOLE}]:{CONSOLE}"));
+        }
         let mounts = mount_ids(pid)?;
         let mut fds = Vec::new();
         for fd in 0..3 {
-            match stdio_key(pid, fd, &mounts)? {
+            match stdio_key(pid, fd, &mounts, terminal, o.shell_job)? {
                 Some((ext, key)) => {
                     if let Some(ext) = ext {
-                        args.push("--external".into());
-                        args.push(ext);
+                        if !args.contains(&ext) {
+                            args.push("--external".into());
+                            args.push(ext);
+                        }
                     }
                     fds.push(Some(key));
                 }
                 None => fds.push(None),
             }
         }
+        if terminal && !fds.iter().flatten().any(|k| k.starts_with("tty[")) {
+            bail!("not supported: checkpoint of a terminal container whose init's stdio is not its console");
+        }
         crate::container::write_atomic(
             &images.join(STDIO_FILE),
-            &serde_json::to_vec(&Stdio3 { fds })?,
+            &serde_json::to_vec(&Stdio3 {
+                fds,
+                console: terminal,
+            })?,
             0o600,
         )?;
     }
@@ -303,6 +386,7 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
         &args,
         &work,
         log,
+        None,
     )
 }
 
@@ -339,14 +423,6 @@ pub fn restore(
     if o.systemd_cgroup {
         bail!("not supported: restore with --systemd-cgroup (CRIU would place the tasks before systemd's scope exists)");
     }
-    if spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false)
-    {
-        bail!("not supported: restore of a container with a terminal (--console-socket, --shell-job with a tty)");
-    }
     check_namespaces(spec)?;
     criu.check()?;
     let stdio: Stdio3 = {
@@ -362,11 +438,27 @@ pub fn restore(
             })?;
         serde_json::from_slice(&data).with_context(|| format!("parse {}", p.display()))?
     };
+    let terminal = has_terminal(spec);
+    match (stdio.tty().is_some(), stdio.console) {
+        (true, true) if !terminal => bail!(
+            "the checkpoint's init has a console: restore it from a bundle with process.terminal true, with --console-socket"
+        ),
+        (true, false) if !r.shell_job => bail!(
+            "the checkpoint's init has a terminal from a shell: restore it with --shell-job from a terminal"
+        ),
+        (true, false) if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => bail!(
+            "restore --shell-job: the checkpoint's init had a shell's terminal; berth's stdin must be a terminal to hand it on"
+        ),
+        _ if terminal && !stdio.console => bail!(
+            "process.terminal is true but the checkpoint's init has no console"
+        ),
+        _ => {}
+    }
     let bundle = o.bundle.clone();
     let c = crate::lifecycle::restore(
         o,
         spec,
-        |plan, state| run_restore(criu, plan, state, spec, &bundle, r, &stdio),
+        |plan, state, console| run_restore(criu, plan, state, spec, &bundle, r, &stdio, console),
         |pid| {
             let _ = crate::process::wait::kill_and_wait(*pid);
         },
@@ -375,6 +467,19 @@ pub fn restore(
     Ok((c, pid))
 }
 
+/// A terminal container's new console: (master, slave, slave's path).
+type Pty = (OwnedFd, OwnedFd, String);
+
+/// The restored container's console: a new pty pair on the host's devpts.
+fn new_console(spec: &Spec) -> Result<Pty> {
+    let size = spec.process().as_ref().and_then(|p| p.console_size());
+    let (master, slave) = crate::tty::open_pty(Path::new("/dev/pts"), size.as_ref())
+        .context("open the restored container's pty")?;
+    let name = crate::tty::pty_name(master.as_fd())?;
+    Ok((master, slave, name))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_restore(
     criu: &Criu,
     plan: &validate::Plan,
@@ -383,7 +488,16 @@ fn run_restore(
     bundle: &Path,
     r: &RestoreOptions,
     stdio: &Stdio3,
+    console: Option<OwnedFd>,
 ) -> Result<i32> {
+    // A shell job's terminal is our stdin, and so CRIU's.
+    let pty = match (stdio.tty(), stdio.console, &console) {
+        (Some(_), true, Some(_)) => Some(new_console(spec)?),
+        (Some(_), true, None) => {
+            bail!("the checkpoint's init has a console: restore needs --console-socket")
+        }
+        _ => None,
+    };
     let work = r.work_path.clone().unwrap_or_else(|| r.image_path.clone());
     std::fs::create_dir_all(&work)
         .with_context(|| format!("create work directory {}", work.display()))?;
@@ -422,7 +536,10 @@ fn run_restore(
         for (flag, on) in [
             ("--tcp-established", r.tcp_established),
             ("--ext-unix-sk", r.ext_unix_sk),
-            ("--shell-job", r.shell_job),
+            // A shell's terminal is an external tty, handed on with
+            // --inherit-fd: CRIU's own shell job would take its stdin
+            // again after moving it to its fd store.
+            ("--shell-job", r.shell_job && stdio.tty().is_none()),
             ("--file-locks", r.file_locks),
         ] {
             if on {
@@ -433,18 +550,43 @@ fn run_restore(
             args.push("--external".into());
             args.push(format!("mnt[{dest}]:{}", src.display()));
         }
+        let mut stdin = None;
+        if let Some((_, slave, name)) = &pty {
+            // CRIU's stdin is the new slave: the tty's resource and the
+            // console mount's source.
+            stdin = Some(slave.try_clone().context("dup the pty slave")?);
+            args.push("--external".into());
+            args.push(format!("mnt[{CONSOLE}]:{name}"));
+        }
         for (fd, key) in stdio.fds.iter().enumerate() {
-            if let Some(key) = key {
+            let Some(key) = key else { continue };
+            if key.starts_with("tty[") {
+                let arg = format!("fd[0]:{key}");
+                if !args.contains(&arg) {
+                    args.push("--inherit-fd".into());
+                    args.push(arg);
+                }
+            } else if fd == 0 && stdio.tty().is_some() {
+                bail!("not supported: restore of a terminal container whose init's stdin is not its console");
+            } else {
                 args.push("--inherit-fd".into());
                 args.push(format!("fd[{fd}]:{key}"));
             }
         }
-        criu.run("restore", &args, &work, "restore.log")?;
+        criu.run("restore", &args, &work, "restore.log", stdin)?;
         let text = std::fs::read_to_string(&pidfile)
             .with_context(|| format!("read CRIU's pid file {}", pidfile.display()))?;
-        text.trim()
+        let pid = text
+            .trim()
             .parse::<i32>()
-            .map_err(|_| Error::msg(format!("CRIU's pid file holds {text:?}")))
+            .map_err(|_| Error::msg(format!("CRIU's pid file holds {text:?}")))?;
+        if let (Some((master, _, _)), Some(socket)) = (&pty, &console) {
+            if let Err(e) = crate::tty::send_master(socket.as_fd(), master.as_fd()) {
+                let _ = crate::process::wait::kill_and_wait(pid);
+                return Err(e);
+            }
+        }
+        Ok(pid)
     })();
     let _ = nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&root);

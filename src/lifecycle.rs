@@ -128,18 +128,19 @@ pub fn create(o: CreateOptions, spec: &Spec) -> Result<(Container, Launched)> {
 }
 
 /// `restore`: as `create`, but the processes come from `restore` (CRIU,
-/// given the plan and the state with its cgroups made), which returns the
-/// init's pid; `undo` kills them if the state cannot be saved.
+/// given the plan, the state with its cgroups made and the connected
+/// console socket if any), which returns the init's pid; `undo` kills them
+/// if the state cannot be saved.
 pub fn restore(
     o: CreateOptions,
     spec: &Spec,
-    restore: impl FnOnce(&validate::Plan, &State) -> Result<i32>,
+    restore: impl FnOnce(&validate::Plan, &State, Option<OwnedFd>) -> Result<i32>,
     undo: impl Fn(&i32),
 ) -> Result<Container> {
     build(
         o,
         spec,
-        |plan, state, _, _| restore(plan, state),
+        |plan, state, _, console| restore(plan, state, console),
         |p| *p,
         |socket, _| match socket {
             Some(_) => crate::bail!("not supported: --pidfd-socket"),

@@ -94,10 +94,15 @@ fn start_counting(rt: &Runtime, b: &Bundle, id: &str) -> i32 {
 }
 
 fn restore(rt: &Runtime, b: &Bundle, images: &Path, work: &Path, id: &str) {
+    restore_with(rt, b, images, work, id, &[]);
+}
+
+/// `restore --detach` with `flags` added.
+fn restore_with(rt: &Runtime, b: &Bundle, images: &Path, work: &Path, id: &str, flags: &[&str]) {
     rt.created.borrow_mut().push(id.to_string());
-    rt.ok(&[
-        "restore",
-        "--detach",
+    let mut args = vec!["restore", "--detach"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[
         "--image-path",
         p(images),
         "--work-path",
@@ -106,6 +111,29 @@ fn restore(rt: &Runtime, b: &Bundle, images: &Path, work: &Path, id: &str) {
         p(&b.dir),
         id,
     ]);
+    rt.ok(&args);
+}
+
+/// Restore `images` as `id` (with `flags`) with /count zeroed; the
+/// counter must go on from `at`; then kill and delete it.
+fn restore_counts_on(rt: &Runtime, b: &Bundle, images: &Path, id: &str, at: u64, flags: &[&str]) {
+    std::fs::write(b.rootfs().join("count"), "0").unwrap();
+    restore_with(rt, b, images, images, id, flags);
+    assert_eq!(rt.status(id), "running");
+    assert_count_goes_on(b, at);
+    kill_and_delete(rt, id);
+}
+
+/// `checkpoint` (the container stops) with `flags` added; waits for the
+/// old init to be gone.
+fn checkpoint_with(rt: &Runtime, id: &str, images: &Path, flags: &[&str]) {
+    let pid = rt.state(id)["pid"].as_i64().unwrap() as i32;
+    let mut args = vec!["checkpoint"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--image-path", p(images), id]);
+    rt.ok(&args);
+    reap(pid);
+    assert_eq!(rt.status(id), "stopped", "checkpoint left it running");
 }
 
 fn kill_and_delete(rt: &Runtime, id: &str) {
@@ -185,13 +213,7 @@ fn leave_running_then_restore_into_a_new_id() {
         count(&b).unwrap_or(0) > after
     });
     kill_and_delete(&rt, &id);
-    std::fs::write(b.rootfs().join("count"), "0").unwrap();
-
-    let id2 = unique("ckn");
-    restore(&rt, &b, &images, &images, &id2);
-    assert_eq!(rt.status(&id2), "running");
-    assert_count_goes_on(&b, at);
-    kill_and_delete(&rt, &id2);
+    restore_counts_on(&rt, &b, &images, &unique("ckn"), at, &[]);
 }
 
 #[test]
@@ -218,22 +240,14 @@ fn pre_dump_then_dump_with_parent_path() {
     reap(pid);
     let at = count(&b).unwrap();
     rt.ok(&["delete", &id]);
-    std::fs::write(b.rootfs().join("count"), "0").unwrap();
-    restore(&rt, &b, &fin, &fin, &id);
-    assert_count_goes_on(&b, at);
-    kill_and_delete(&rt, &id);
+    restore_counts_on(&rt, &b, &fin, &id, at, &[]);
 }
 
 #[test]
 fn unsupported_flags_and_bad_input_are_refused() {
     let rt = Runtime::berth();
     let d = scratch();
-    for flag in [
-        "--lazy-pages",
-        "--auto-dedup",
-        "--file-locks",
-        "--tcp-established",
-    ] {
+    for flag in ["--lazy-pages", "--auto-dedup"] {
         let err = rt.fails(&["checkpoint", flag, "nosuch"]);
         assert!(err.contains(&format!("not supported: {flag}")), "{err}");
     }
@@ -288,4 +302,367 @@ fn unsupported_flags_and_bad_input_are_refused() {
         );
     }
     assert_eq!(rt.status(&id), "running");
+}
+
+/// The static helper (examples/ckpt_helper.rs), built by `cargo test`.
+fn helper() -> PathBuf {
+    let p = Path::new(BERTH)
+        .parent()
+        .unwrap()
+        .join("examples/ckpt_helper");
+    assert!(
+        p.exists(),
+        "{} missing: `cargo test` builds the examples",
+        p.display()
+    );
+    p
+}
+
+/// A writable busybox bundle running `args`, with the helper at /helper.
+fn helper_bundle(args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(args);
+    b.edit(|s| s["root"]["readonly"] = false.into());
+    std::fs::copy(helper(), b.rootfs().join("helper")).unwrap();
+    b
+}
+
+/// Whether someone else holds a lock on `path` that conflicts with an
+/// exclusive flock (tried and, if got, released at once).
+fn flock_taken(path: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = std::fs::File::open(path).unwrap();
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(_unlocked_on_drop) => false,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => true,
+        Err((_, e)) => panic!("flock {}: {e}", path.display()),
+    }
+}
+
+/// The pid of the process holding a POSIX lock on `path` that conflicts
+/// with a write lock of the whole file (F_GETLK: nothing is taken).
+fn posix_lock_holder(path: &Path) -> Option<i32> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    use std::os::fd::AsFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut l = libc::flock {
+        l_type: libc::F_WRLCK as i16,
+        l_whence: libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(f.as_fd(), FcntlArg::F_GETLK(&mut l)).unwrap();
+    (l.l_type != libc::F_UNLCK as i16).then_some(l.l_pid)
+}
+
+#[test]
+fn file_locks_are_held_again_after_restore() {
+    if !criu_works() {
+        return;
+    }
+    let rt = Runtime::berth();
+    let b = helper_bundle(&["/helper", "locks", "/lock"]);
+    let d = scratch();
+    let images = d.0.join("img");
+    let (flock, posix) = (b.rootfs().join("lock.flock"), b.rootfs().join("lock.posix"));
+    let id = unique("ckf");
+    rt.ok(&["run", "-d", "--bundle", p(&b.dir), &id]);
+    wait_until("the helper to take its locks", || {
+        b.rootfs().join("lock.held").exists()
+    });
+    assert!(flock_taken(&flock), "the helper's flock is not seen");
+    let holder = posix_lock_holder(&posix).expect("the helper's POSIX lock is not seen");
+    let err = rt.fails(&["checkpoint", "--image-path", p(&images), &id]);
+    assert!(
+        err.contains("--file-locks") || err.contains("lock"),
+        "{err}"
+    );
+    assert_eq!(rt.status(&id), "running");
+
+    checkpoint_with(&rt, &id, &images, &["--file-locks"]);
+    // Released with the dumped processes: the locks were theirs.
+    assert!(!flock_taken(&flock), "flock still held after the dump");
+    assert_eq!(posix_lock_holder(&posix), None, "POSIX lock still held");
+    rt.ok(&["delete", &id]);
+
+    restore_with(&rt, &b, &images, &images, &id, &["--file-locks"]);
+    assert_eq!(rt.status(&id), "running");
+    assert!(flock_taken(&flock), "flock not held after restore");
+    let new_holder = posix_lock_holder(&posix).expect("POSIX lock not held after restore");
+    let init = rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert_eq!(
+        new_holder, init,
+        "POSIX lock held by {new_holder}, not the restored init (dumped: {holder})"
+    );
+    kill_and_delete(&rt, &id);
+}
+
+#[test]
+fn tcp_connection_inside_the_container_survives_with_tcp_established() {
+    if !criu_works() {
+        return;
+    }
+    let rt = Runtime::berth();
+    // Its own network namespace (the default spec's): lo up, then a
+    // server and a client process talking over 127.0.0.1.
+    let mut b = helper_bundle(&["sh", "-c", "ip link set lo up && exec /helper tcp"]);
+    std::os::unix::fs::symlink("busybox", b.rootfs().join("bin/ip")).unwrap();
+    b.edit(|s| {
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push("CAP_NET_ADMIN".into());
+        }
+    });
+    let d = scratch();
+    let images = d.0.join("img");
+    let id = unique("ckt");
+    start_counting(&rt, &b, &id);
+    checkpoint_with(&rt, &id, &images, &["--tcp-established"]);
+    let at = count(&b).unwrap();
+    rt.ok(&["delete", &id]);
+    // Numbers the client sends after the restore reach the server over
+    // the restored connection, following on from the dumped ones.
+    restore_counts_on(&rt, &b, &images, &id, at, &["--tcp-established"]);
+}
+
+#[test]
+fn datagram_socket_to_a_peer_outside_is_reconnected_with_ext_unix_sk() {
+    if !criu_works() {
+        return;
+    }
+    use std::os::unix::net::UnixDatagram;
+    let rt = Runtime::berth();
+    let d = scratch();
+    let images = d.0.join("img");
+    // The peer is the test's socket, in a directory bound into the
+    // container at the same path (CRIU reconnects by the peer's name,
+    // inside the container's root). CRIU finds a socket's peer with
+    // sock_diag in the dumped tasks' network namespace only: the
+    // container shares the host's.
+    let dir = d.0.join("sock");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("peer.sock");
+    let peer = UnixDatagram::bind(&path).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let recv = || -> u64 {
+        let mut buf = [0u8; 32];
+        let n = peer.recv(&mut buf).expect("a datagram from the container");
+        std::str::from_utf8(&buf[..n]).unwrap().parse().unwrap()
+    };
+    let mut b = helper_bundle(&["/helper", "dgram", p(&path)]);
+    b.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
+        s["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": p(&dir), "type": "bind", "source": p(&dir), "options": ["rbind"]
+        }))
+    });
+    let id = unique("cku");
+    rt.ok(&["run", "-d", "--bundle", p(&b.dir), &id]);
+    while recv() < 3 {}
+    let err = rt.fails(&["checkpoint", "--image-path", p(&images), &id]);
+    assert!(err.contains("ext-unix-sk"), "{err}");
+    assert_eq!(rt.status(&id), "running");
+    checkpoint_with(&rt, &id, &images, &["--ext-unix-sk"]);
+    // The last number sent before the dump.
+    peer.set_nonblocking(true).unwrap();
+    let mut at = 0;
+    let mut buf = [0u8; 32];
+    while let Ok(n) = peer.recv(&mut buf) {
+        at = std::str::from_utf8(&buf[..n]).unwrap().parse().unwrap();
+    }
+    peer.set_nonblocking(false).unwrap();
+    assert!(at >= 3, "datagrams lost before the dump");
+    rt.ok(&["delete", &id]);
+
+    restore_with(&rt, &b, &images, &images, &id, &["--ext-unix-sk"]);
+    let next = recv();
+    assert!(
+        next > at,
+        "restored sender sent {next}, dumped after {at}: it started again"
+    );
+    kill_and_delete(&rt, &id);
+}
+
+/// Every number read from a pty master, one per line, sent on by a thread
+/// until the slave side is gone (EIO).
+fn numbers_from(master: std::os::fd::OwnedFd) -> std::sync::mpsc::Receiver<u64> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(std::fs::File::from(master)).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(n) = line.trim().parse() {
+                if tx.send(n).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+fn next_number(rx: &std::sync::mpsc::Receiver<u64>) -> u64 {
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("a number on the terminal")
+}
+
+/// The last number `rx` got before its slave side closed.
+fn last_number(rx: std::sync::mpsc::Receiver<u64>) -> u64 {
+    rx.iter().last().unwrap_or(0)
+}
+
+/// The restored shell's first number on its new terminal `master` follows
+/// on from `at`; then kill and delete it.
+fn terminal_counts_on(rt: &Runtime, id: &str, master: std::os::fd::OwnedFd, at: u64) {
+    let next = next_number(&numbers_from(master));
+    assert!(
+        next > at,
+        "restored shell printed {next}, dumped after {at}: it started again"
+    );
+    kill_and_delete(rt, id);
+}
+
+const TTY_COUNTER: &[&str] = &[
+    "sh",
+    "-c",
+    "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done",
+];
+
+/// A console socket in `dir` whose first connection's pty master (and the
+/// name sent with it) a thread receives.
+fn console_socket(
+    dir: &Path,
+    name: &str,
+) -> (
+    PathBuf,
+    std::thread::JoinHandle<(std::os::fd::OwnedFd, String)>,
+) {
+    let path = dir.join(name);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let t = std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        let (conn, _) = listener.accept().unwrap();
+        berth::tty::recv_master_named(conn.as_fd()).unwrap()
+    });
+    (path, t)
+}
+
+#[test]
+fn terminal_container_is_restored_onto_a_new_pty_sent_to_the_console_socket() {
+    if !criu_works() {
+        return;
+    }
+    let rt = Runtime::berth();
+    let mut b = Bundle::new(TTY_COUNTER);
+    b.edit(|s| s["process"]["terminal"] = true.into());
+    let d = scratch();
+    let images = d.0.join("img");
+    let id = unique("ckty");
+    let (sock, got) = console_socket(&d.0, "c1.sock");
+    rt.ok(&[
+        "run",
+        "-d",
+        "--console-socket",
+        p(&sock),
+        "--bundle",
+        p(&b.dir),
+        &id,
+    ]);
+    let rx = numbers_from(got.join().unwrap().0);
+    while next_number(&rx) < 3 {}
+    checkpoint_with(&rt, &id, &images, &[]);
+    let at = last_number(rx);
+    rt.ok(&["delete", &id]);
+
+    // Without a socket for the new master: refused, nothing left.
+    let err = rt.fails(&[
+        "restore",
+        "--detach",
+        "--image-path",
+        p(&images),
+        "--bundle",
+        p(&b.dir),
+        &id,
+    ]);
+    assert!(err.contains("console socket"), "{err}");
+    assert!(!rt.root.join(&id).exists(), "state left behind");
+
+    let (sock, got) = console_socket(&d.0, "c2.sock");
+    restore_with(
+        &rt,
+        &b,
+        &images,
+        &images,
+        &id,
+        &["--console-socket", p(&sock)],
+    );
+    let (master, name) = got.join().unwrap();
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    terminal_counts_on(&rt, &id, master, at);
+}
+
+#[test]
+fn shell_job_moves_a_container_onto_the_restoring_terminal() {
+    if !criu_works() {
+        return;
+    }
+    use std::os::fd::AsFd;
+    let rt = Runtime::berth();
+    let b = Bundle::new(TTY_COUNTER);
+    let d = scratch();
+    let images = d.0.join("img");
+    let id = unique("cksj");
+    // Started "from a shell": berth's stdio (and so the init's) is a host
+    // terminal, not the container's own.
+    let (master, slave) = berth::tty::open_pty(Path::new("/dev/pts"), None).unwrap();
+    rt.created.borrow_mut().push(id.clone());
+    let st = rt
+        .cmd(&["run", "-d", "--bundle", p(&b.dir), &id])
+        .stdin(slave.as_fd().try_clone_to_owned().unwrap())
+        .stdout(slave.as_fd().try_clone_to_owned().unwrap())
+        .stderr(slave.as_fd().try_clone_to_owned().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "run -d on a terminal failed");
+    drop(slave);
+    let rx = numbers_from(master);
+    while next_number(&rx) < 3 {}
+    let err = rt.fails(&["checkpoint", "--image-path", p(&images), &id]);
+    assert!(err.contains("--shell-job"), "{err}");
+    checkpoint_with(&rt, &id, &images, &["--shell-job"]);
+    let at = last_number(rx);
+    rt.ok(&["delete", &id]);
+
+    let (master, slave) = berth::tty::open_pty(Path::new("/dev/pts"), None).unwrap();
+    rt.created.borrow_mut().push(id.clone());
+    let out = rt
+        .cmd(&[
+            "restore",
+            "--detach",
+            "--shell-job",
+            "--image-path",
+            p(&images),
+            "--bundle",
+            p(&b.dir),
+            &id,
+        ])
+        .stdin(slave)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore --shell-job: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    terminal_counts_on(&rt, &id, master, at);
 }

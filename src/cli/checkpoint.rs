@@ -17,16 +17,16 @@ pub struct Common {
     /// cgroups mode: soft (default), full, strict, ignore.
     #[arg(long = "manage-cgroups-mode")]
     pub manage_cgroups_mode: Option<String>,
-    /// Not supported (untested).
+    /// Allow established TCP connections (CRIU's TCP repair).
     #[arg(long = "tcp-established")]
     pub tcp_established: bool,
-    /// Not supported (untested).
+    /// Allow unix sockets whose peer is outside the container.
     #[arg(long = "ext-unix-sk")]
     pub ext_unix_sk: bool,
-    /// Not supported (untested).
+    /// Allow a terminal from the shell that started the container.
     #[arg(long = "shell-job")]
     pub shell_job: bool,
-    /// Not supported (untested).
+    /// Dump and restore file locks.
     #[arg(long = "file-locks")]
     pub file_locks: bool,
     /// Not supported.
@@ -45,11 +45,6 @@ impl Common {
     /// these and `more`.
     pub fn refuse_unsupported(&self, more: &[(&str, bool)]) -> Result<()> {
         let own = [
-            // The CRIU options are wired in `checkpoint`, but untested.
-            ("--tcp-established", self.tcp_established),
-            ("--ext-unix-sk", self.ext_unix_sk),
-            ("--shell-job", self.shell_job),
-            ("--file-locks", self.file_locks),
             ("--empty-ns", !self.empty_ns.is_empty()),
             ("--lazy-pages", self.lazy_pages),
             ("--auto-dedup", self.auto_dedup),

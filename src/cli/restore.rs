@@ -23,7 +23,7 @@ pub struct Args {
     /// Do not become the subreaper of the restored processes.
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
-    /// Not supported (restores with a terminal are refused).
+    /// Socket the new pty master of a container with a terminal is sent to.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
     /// Not supported.
@@ -40,7 +40,6 @@ pub struct Args {
 
 pub fn run(g: &Globals, a: Args) -> Result<i32> {
     a.common.refuse_unsupported(&[
-        ("--console-socket", a.console_socket.is_some()),
         ("--no-pivot", a.no_pivot),
         ("--lsm-profile", a.lsm_profile.is_some()),
         ("--lsm-mount-context", a.lsm_mount_context.is_some()),
@@ -66,7 +65,7 @@ pub fn run(g: &Globals, a: Args) -> Result<i32> {
         id: a.id,
         bundle: a.bundle,
         pid_file: a.pid_file,
-        console: Console::None,
+        console: a.console_socket.map_or(Console::None, Console::Socket),
         no_pivot: false,
         no_new_keyring: false,
         preserve_fds: 0,
