@@ -288,13 +288,14 @@ fn stdio_key(
 
 /// `berth checkpoint`.
 pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
-    match c.status() {
-        Status::Running => {}
-        Status::Paused => {
-            bail!("not supported: checkpoint of a paused container (resume it first)")
-        }
+    // A paused container is dumped as it is (containerd pauses the task
+    // before its checkpoint): CRIU is told the frozen cgroup, so it seizes
+    // the tasks there instead of freezing them itself.
+    let paused = match c.status() {
+        Status::Running => false,
+        Status::Paused => true,
         s => bail!("container is not running (it is {})", s.as_str()),
-    }
+    };
     let spec = crate::lifecycle::load_spec(&c.state.bundle)?;
     check_namespaces(&spec)?;
     let terminal = has_terminal(&spec);
@@ -324,6 +325,10 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
         "-v4".into(),
         manage_cgroups(&o.manage_cgroups_mode)?,
     ];
+    if paused {
+        args.push("--freeze-cgroup".into());
+        args.push(path_arg(c.state.cgroup.freezer_dir()?)?);
+    }
     if let Some(parent) = &o.parent_path {
         // CRIU wants it relative to the image directory, as runc documents.
         args.push("--prev-images-dir".into());
@@ -387,7 +392,12 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
         &work,
         log,
         None,
-    )
+    )?;
+    // What stays running stays as it was: paused.
+    if paused && (o.leave_running || o.pre_dump) {
+        c.state.cgroup.freeze()?;
+    }
+    Ok(())
 }
 
 /// Joined namespaces (a `path`) would need CRIU's external namespaces;

@@ -216,6 +216,46 @@ fn leave_running_then_restore_into_a_new_id() {
     restore_counts_on(&rt, &b, &images, &unique("ckn"), at, &[]);
 }
 
+/// containerd's order (`ctr container checkpoint --task`): pause, dump
+/// with `--leave-running`, resume.
+#[test]
+fn a_paused_container_is_checkpointed_and_stays_paused() {
+    if !criu_works() {
+        return;
+    }
+    let rt = Runtime::berth();
+    let b = counter();
+    let d = scratch();
+    let images = d.0.join("img");
+    let id = unique("ckz");
+    start_counting(&rt, &b, &id);
+    rt.ok(&["pause", &id]);
+    let at = count(&b).unwrap();
+    rt.ok(&[
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        p(&images),
+        &id,
+    ]);
+    assert_eq!(rt.status(&id), "paused", "the checkpoint thawed it");
+    rt.ok(&["resume", &id]);
+    wait_until("the original to go on counting", || {
+        count(&b).unwrap_or(0) > at
+    });
+    kill_and_delete(&rt, &id);
+    restore_counts_on(&rt, &b, &images, &unique("ckzn"), at, &[]);
+
+    // Without --leave-running the paused container is dumped and ends.
+    let id = unique("ckz");
+    start_counting(&rt, &b, &id);
+    rt.ok(&["pause", &id]);
+    let at = count(&b).unwrap();
+    checkpoint_with(&rt, &id, &d.0.join("img2"), &[]);
+    rt.ok(&["delete", &id]);
+    restore_counts_on(&rt, &b, &d.0.join("img2"), &unique("ckzn"), at, &[]);
+}
+
 #[test]
 fn pre_dump_then_dump_with_parent_path() {
     if !criu_works() {

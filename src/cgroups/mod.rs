@@ -487,6 +487,16 @@ impl Manager {
         }
     }
 
+    /// The directory of the freezer that `pause` uses (cgroup2's own on
+    /// v2, the v1 freezer hierarchy's otherwise).
+    pub fn freezer_dir(&self) -> Result<&Path> {
+        if self.is_v2() {
+            self.unified()
+        } else {
+            self.v1_dir("freezer")
+        }
+    }
+
     /// The container's cgroup2 directory.
     pub fn unified(&self) -> Result<&Path> {
         match &self.unified_dir {

@@ -112,10 +112,30 @@ pub struct Globals {
     pub criu: Option<String>,
 }
 
+/// The command line, as runc reads it: containerd's go-runc passes
+/// restore's `--no-subreaper` with one dash (`-no-subreaper`), which runc's
+/// CLI library accepts. Only a command line that fails as it is is read
+/// again with that flag spelled out.
+fn parse(args: Vec<std::ffi::OsString>) -> std::result::Result<Cli, clap::Error> {
+    Cli::try_parse_from(&args).or_else(|e| {
+        if !args.iter().any(|a| a == "-no-subreaper") {
+            return Err(e);
+        }
+        let fixed = args.iter().map(|a| {
+            if a == "-no-subreaper" {
+                "--no-subreaper".into()
+            } else {
+                a.clone()
+            }
+        });
+        Cli::try_parse_from(fixed).map_err(|_| e)
+    })
+}
+
 /// Entry point: parse, run, report. Exit codes follow runc: 1 for errors
 /// and bad flags, 3 for an unknown command.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os().collect()) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
@@ -234,5 +254,22 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    fn args(s: &str) -> Vec<std::ffi::OsString> {
+        s.split(' ').map(Into::into).collect()
+    }
+
+    /// containerd's shim (go-runc): `restore ... -no-subreaper ...`.
+    #[test]
+    fn restore_accepts_go_runc_one_dash_no_subreaper() {
+        let line = "berth restore --image-path /i --detach -no-subreaper --bundle /b id";
+        match super::parse(args(line)).unwrap().command {
+            super::Command::Restore(r) => assert!(r.no_subreaper),
+            _ => panic!("not restore"),
+        }
+        // Nothing else is read in one-dash form.
+        assert!(super::parse(args("berth restore -detach id")).is_err());
+        assert!(super::parse(args("berth delete -no-subreaper id")).is_err());
     }
 }
