@@ -145,11 +145,24 @@ fn close_in_background(fd: RawFd) {
     let close = move || {
         let _ = sys::close_range(fd as u32, fd as u32);
     };
-    match std::thread::Builder::new()
+    // Born with every signal blocked: a signal for the process (SIGTERM to
+    // forward, SIGCHLD) must not be taken by this thread while the main
+    // thread blocks it for its signalfd (`run`).
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    let masked = pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
+    let spawned = std::thread::Builder::new()
         .name("berth-close".into())
         .stack_size(64 * 1024)
-        .spawn(close)
-    {
+        .spawn(close);
+    if masked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    match spawned {
         Ok(t) => {
             if let Ok(mut c) = CLOSER.lock() {
                 *c = Some(t);
