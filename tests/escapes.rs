@@ -338,9 +338,8 @@ fn attacker() -> PathBuf {
 fn the_host_binary_cannot_be_reached_or_overwritten_from_inside() {
     // The runtime under attack is a private copy, so a successful attack
     // corrupts only it (and nothing else runs it).
-    let bin_dir = std::env::temp_dir().join(common::unique("berth-bin"));
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    let copy = bin_dir.join("berth");
+    let bin_dir = common::TempDir::new("berth-bin");
+    let copy = bin_dir.0.join("berth");
     std::fs::copy(BERTH, &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let original = std::fs::read(&copy).unwrap();
@@ -404,7 +403,6 @@ fn the_host_binary_cannot_be_reached_or_overwritten_from_inside() {
     common::reap(init);
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let after = std::fs::read(&copy).unwrap();
-    let _ = std::fs::remove_dir_all(&bin_dir);
 
     eprintln!("attacker's report: {text}");
     assert_eq!(after, original, "the host binary was modified: {text}");

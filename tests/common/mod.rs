@@ -37,6 +37,24 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A fresh directory under the temp dir, removed (with its contents) when
+/// dropped, also when the test panics.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let d = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A bundle with a busybox rootfs and berth's default spec, made for tests:
 /// no terminal, `args` as given.
 pub struct Bundle {

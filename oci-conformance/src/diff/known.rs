@@ -301,7 +301,10 @@ pub const KNOWN: &[Known] = &[
         // mount point it must create, and which one that is depends on the
         // order of the mounts podman wrote, which varies from record to
         // record (a stop at `/etc/hostname` is classed `hostname`).
-        when: |e| var(e, "namespaces", "user-added-with-mappings") && ns(&e.config, "network").is_none(),
+        when: |e| {
+            (var(e, "namespaces", "user-added-with-mappings") || var(e, "spec-1.2", "mount-idmap"))
+                && ns(&e.config, "network").is_none()
+        },
         aspects: &["?error-class"],
         kind: Kind::Deliberate,
         field: "a mapped user namespace that cannot write the rootfs, without its own network namespace",
@@ -339,7 +342,13 @@ pub const KNOWN: &[Known] = &[
         berth: "fails naming the namespace, or oom_score_adj and why",
     },
     Known {
-        when: |e| var(e, "mounts", "bind-over-file"),
+        // Only where the config sets no HOME itself (podman's does).
+        when: |e| {
+            var(e, "mounts", "bind-over-file")
+                && !e.config["process"]["env"]
+                    .as_array()
+                    .is_some_and(|env| env.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("HOME="))))
+        },
         aspects: &["env:HOME"],
         kind: Kind::Deliberate,
         field: "HOME when /etc/passwd is not a passwd file (a file bound over it)",
