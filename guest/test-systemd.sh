@@ -16,6 +16,9 @@ build() {
 		| jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable // empty'
 }
 v2_tests=(systemd_cgroup checkpoint)
+# A caller's checkpoint/restore round trip (podman, runc and berth side by
+# side; see callers/README.md), in the v2 boot where CRIU works.
+callers_args="--only podman --filter checkpoint"
 v1_tests=(systemd_cgroup)
 rc=0
 for mode in ${BERTH_SYSTEMD_MODES:-v2 v1}; do
@@ -28,6 +31,11 @@ for mode in ${BERTH_SYSTEMD_MODES:-v2 v1}; do
 	for b in $bins; do
 		cmd+="; echo '== $(basename "$b") (systemd, cgroup $mode)'; '$b' --test-threads=1 ${BERTH_TEST_ARGS:-} || r=1"
 	done
+	if [ "$mode" = v2 ]; then
+		rel=$($cargo build --release -p berth -p berth-callers --message-format=json \
+			| jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth-callers") | .executable // empty' | xargs dirname)
+		cmd+="; echo '== berth-callers $callers_args (systemd, cgroup v2)'; '$rel/berth-callers' --berth '$rel/berth' $callers_args --records /tmp/berth-callers-records || r=1"
+	fi
 	cmd+="; exit \$r"
 	set +e
 	"$root/guest/run.sh" $flag "$cmd"

@@ -121,7 +121,7 @@ pub struct RestoreOptions {
 /// The init's fds 0–2 as CRIU is to see them.
 #[derive(Serialize, Deserialize)]
 struct Stdio3 {
-    /// `--inherit-fd` resource per fd (`pipe[INO]`, `file[MNT:INO]`, …),
+    /// `--inherit-fd` resource per fd (`pipe:[INO]`, `file[MNT:INO]`, …),
     /// none when CRIU restores the file itself.
     fds: Vec<Option<String>>,
 }
@@ -188,7 +188,8 @@ fn stdio_key(pid: i32, fd: i32, mounts: &[u64]) -> Result<Option<(Option<String>
         .strip_prefix("pipe:[")
         .and_then(|r| r.strip_suffix(']'))
     {
-        return Ok(Some((None, format!("pipe[{ino}]"))));
+        // CRIU names an inherited pipe or socket as the kernel's link text.
+        return Ok(Some((None, format!("pipe:[{ino}]"))));
     }
     if let Some(ino) = link
         .strip_prefix("socket:[")
@@ -196,7 +197,7 @@ fn stdio_key(pid: i32, fd: i32, mounts: &[u64]) -> Result<Option<(Option<String>
     {
         return Ok(Some((
             Some(format!("unix[{ino}]")),
-            format!("socket[{ino}]"),
+            format!("socket:[{ino}]"),
         )));
     }
     if !link.starts_with('/') {

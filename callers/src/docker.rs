@@ -468,7 +468,8 @@ pub fn suite(env: Env) -> Report {
         |s, report| {
             report.versions = versions(s);
             (s.env.progress)(&format!("docker: {}", report.versions));
-            report.rows = run_checks("docker", s, &s.rts, &checks(), &*s.env.progress);
+            let checks = selected(&s.env.filter, checks());
+            report.rows = run_checks("docker", s, &s.rts, &checks, &*s.env.progress);
             teardown(s, &mut report.notes);
         },
     )

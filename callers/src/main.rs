@@ -5,6 +5,7 @@
 //! See callers/README.md.
 
 mod bundle_image;
+mod checkpoint;
 mod cleanup;
 mod ctr;
 mod daemon;
@@ -44,6 +45,8 @@ pub struct Env {
     /// This run's cgroup name (top level in every hierarchy).
     pub cgroup: String,
     pub full: bool,
+    /// `--filter`: only the checks whose name contains it.
+    pub filter: Option<String>,
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -54,10 +57,11 @@ struct Args {
     runc: PathBuf,
     only: Vec<String>,
     full: bool,
+    filter: Option<String>,
     records: PathBuf,
 }
 
-const USAGE: &str = "usage: berth-callers --berth PATH [--runc PATH] [--berth-bundle PATH] [--only ctr,podman,docker] [--full] [--records DIR]";
+const USAGE: &str = "usage: berth-callers --berth PATH [--runc PATH] [--berth-bundle PATH] [--only ctr,podman,docker] [--filter WORD] [--full] [--records DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -66,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         runc: PathBuf::from("/usr/sbin/runc"),
         only: vec!["ctr".into(), "podman".into(), "docker".into()],
         full: false,
+        filter: None,
         records: PathBuf::from("target/callers/records"),
     };
     let mut it = std::env::args().skip(1);
@@ -77,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
             "--berth-bundle" => a.bundle_tool = Some(PathBuf::from(val()?)),
             "--only" => a.only = val()?.split(',').map(str::to_string).collect(),
             "--records" => a.records = PathBuf::from(val()?),
+            "--filter" => a.filter = Some(val()?),
             "--full" => a.full = true,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {x}\n{USAGE}")),
@@ -253,7 +259,11 @@ fn run(args: &Args) -> i32 {
             .unwrap_or(Path::new("."))
             .join("berth-bundle")
     });
-    let bundle = bundle_image::build(&absolute(&tool), &tmp.join("berth-bundle"), &base);
+    let bundle = if suite::selects(&args.filter, "berth-bundle") {
+        bundle_image::build(&absolute(&tool), &tmp.join("berth-bundle"), &base)
+    } else {
+        Err("not made: no berth-bundle check is selected (--filter)".to_string())
+    };
     match &bundle {
         Ok(_) => println!("  berth-bundle images: {}", tool.display()),
         Err(e) => println!("  berth-bundle images could not be made: {e}"),
@@ -277,6 +287,7 @@ fn run(args: &Args) -> i32 {
             images: images.clone(),
             cgroup: name.clone(),
             full: args.full,
+            filter: args.filter.clone(),
             progress: progress.clone(),
         };
         let caller = caller.clone();
@@ -295,6 +306,7 @@ fn run(args: &Args) -> i32 {
     for r in &reports {
         print!("{}", suite::render(r));
         setup_failed |= r.setup_error.is_some();
+        skipped += r.skipped.len();
         for row in &r.rows {
             if row.res[1].ok {
                 passed += 1;
@@ -307,7 +319,7 @@ fn run(args: &Args) -> i32 {
     }
     write_index(&records, &reports);
     println!(
-        "\nberth-callers: {} checks per runtime; berth fails {} that runc passes; {} fail with runc too (not counted)",
+        "\nberth-callers: {} checks per runtime; berth fails {} that runc passes; {} fail with runc too or cannot run here (not counted)",
         passed + failed + skipped,
         failed,
         skipped

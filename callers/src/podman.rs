@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::docker_cli::{self as dc, DockerCli};
 use crate::proc::Cmd;
 use crate::suite::*;
-use crate::{bundle_image, record, Env};
+use crate::{bundle_image, checkpoint, cleanup, record, Env, IMG};
 
 pub struct Podman {
     env: Env,
@@ -205,6 +205,104 @@ pub fn checks() -> Vec<Check<Podman>> {
     ]
 }
 
+/// `podman container checkpoint` (the runtime's checkpoint, which stops
+/// the container), then `podman container restore` (conmon runs the
+/// runtime's restore --detach): the counter's lines in the container's log
+/// (k8s-file, read directly: each `podman logs` costs seconds in the guest)
+/// must go on.
+fn p_checkpoint(s: &Podman, rt: Rt, _: &mut Scene) -> CheckResult {
+    let name = s.name(rt, "criu");
+    let t = checkpoint::Steps::new();
+    let o = s
+        .run(rt)
+        .args(&[
+            "-d",
+            "--name",
+            &name,
+            IMG,
+            "sh",
+            "-c",
+            checkpoint::COUNTER_LOG,
+        ])
+        .run()
+        .check()?;
+    let id = s.id_in(&o.stdout);
+    let res = (|| {
+        let log = PathBuf::from(s.inspect(&id, "{{.HostConfig.LogConfig.Path}}")?);
+        let counts = || checkpoint::counts(&std::fs::read_to_string(&log).unwrap_or_default());
+        poll(30.0, || counts().contains(&3).then_some(()))
+            .ok_or_else(|| format!("the container never counted to 3 in {}", log.display()))?;
+        t.step("run");
+        // `podman container SUB [FLAGS] ID`, then the container's status.
+        let step = |sub: &str, flags: &[&str], status: &str| -> Result<(), String> {
+            s.cli()
+                .args(&["container", sub])
+                .args(flags)
+                .arg(&id)
+                .timeout(180)
+                .run()
+                .check()?;
+            t.step(sub);
+            let st = s.inspect(&id, "{{.State.Status}}")?;
+            expect_eq(&format!("state after the {sub}"), st.as_str(), status)
+        };
+        step("checkpoint", &[], "exited")?;
+        let before = counts();
+        let last = *before.last().ok_or("no count in the log")?;
+        // --keep: CRIU's logs stay in the container's userdata dir.
+        step("restore", &["--keep"], "running")?;
+        // conmon may append to the log or start it again.
+        let after = poll(15.0, || {
+            let all = counts();
+            let new = all.strip_prefix(&before[..]).unwrap_or(&all[..]);
+            new.first().copied()
+        })
+        .ok_or_else(|| {
+            format!(
+                "the restored container printed no count; {}",
+                restored_state(s, &id)
+            )
+        })?;
+        Ok(format!(
+            "{}; {}",
+            checkpoint::went_on(last, after, true)?,
+            t.report()
+        ))
+    })();
+    s.rm(&id);
+    res
+}
+
+/// What explains a restore that printed nothing: the restored init's
+/// stdio and what CRIU's restore log (in the runtime's work path, podman's
+/// userdata dir) says about it.
+fn restored_state(s: &Podman, id: &str) -> String {
+    let pid = s.inspect(id, "{{.State.Pid}}").unwrap_or_default();
+    let fds: Vec<String> = (0..3)
+        .map(|fd| {
+            std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .map(|l| format!("{fd} -> {}", l.display()))
+                .unwrap_or_else(|e| format!("{fd}: {e}"))
+        })
+        .collect();
+    let log = s
+        .dir
+        .join("graph/overlay-containers")
+        .join(id)
+        .join("userdata/restore.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Error") || l.contains("inherit") || l.contains("pipe"))
+        .collect();
+    format!(
+        "restored init {pid}: fds [{}]; {}: {}",
+        fds.join(", "),
+        log.display(),
+        crate::proc::last_lines(&lines.join("\n"), 12)
+    )
+}
+
 /// `podman load` of an archive berth-bundle exported, then `podman run`
 /// of it: the committed file, whiteout and config changes must show.
 fn bundle_run(s: &Podman, rt: Rt, kind: &str) -> CheckResult {
@@ -247,7 +345,10 @@ pub fn suite(env: Env) -> Report {
         || setup(env),
         |s, report| {
             report.versions = versions(s);
-            report.rows = run_checks("podman", s, &s.rts, &checks(), &*s.env.progress);
+            let f = &s.env.filter;
+            let mut checks = selected(f, checks());
+            checkpoint::gate(f, &mut checks, p_checkpoint, report);
+            report.rows = run_checks("podman", s, &s.rts, &checks, &*s.env.progress);
             teardown(s, &mut report.notes);
         },
     )
@@ -267,6 +368,14 @@ fn versions(s: &Podman) -> String {
 }
 
 fn setup(env: Env) -> Result<Podman, String> {
+    // With cgroupfs, podman puts every conmon in libpod_parent/conmon and
+    // never removes it: ours to remove only if no hierarchy had it before.
+    if !cleanup::cgroup_mounts()
+        .iter()
+        .any(|m| m.join("libpod_parent").exists())
+    {
+        cleanup::add_cgroup("libpod_parent");
+    }
     let dir = env.tmp.clone();
     let bin = dir.join("bin");
     for d in ["bin", "cni", "tmp", "tmp-images", "static", "volumes"] {

@@ -95,6 +95,9 @@ pub struct Report {
     pub notes: Vec<String>,
     pub secs: f64,
     pub setup_error: Option<String>,
+    /// Checks run with neither runtime: (check, why) — what they need is
+    /// missing here (CRIU that passes `criu check`).
+    pub skipped: Vec<(String, String)>,
 }
 
 impl Report {
@@ -113,6 +116,7 @@ impl Report {
             notes: Vec::new(),
             secs: 0.0,
             setup_error: None,
+            skipped: Vec::new(),
         };
         match setup() {
             Ok(s) => checks(&s, &mut report),
@@ -121,6 +125,19 @@ impl Report {
         report.secs = t0.elapsed().as_secs_f64();
         report
     }
+}
+
+/// `--filter`: does it select the check named `name`?
+pub fn selects(filter: &Option<String>, name: &str) -> bool {
+    filter.as_deref().is_none_or(|f| name.contains(f))
+}
+
+/// The checks `--filter` selects.
+pub fn selected<S>(filter: &Option<String>, checks: Vec<Check<S>>) -> Vec<Check<S>> {
+    checks
+        .into_iter()
+        .filter(|c| selects(filter, c.name))
+        .collect()
 }
 
 /// Run every check with runc, then with berth, tagging the recorder so that
@@ -161,6 +178,11 @@ pub fn run_checks<S>(
             if b.ok { "ok" } else { "FAIL" },
             b.secs
         ));
+        for (rt, o) in [("runc", &a), ("berth", &b)] {
+            if o.ok && !o.detail.is_empty() {
+                progress(&format!("{caller}:   {rt}: {}", o.detail));
+            }
+        }
         rows.push(Row {
             name: c.name.to_string(),
             res: [a, b],
@@ -275,6 +297,12 @@ pub fn render(r: &Report) -> String {
             s.push_str(&format!("  - {}:\n", row.name));
             s.push_str(&format!("      runc:  {}\n", row.res[0].calls.join(", ")));
             s.push_str(&format!("      berth: {}\n", row.res[1].calls.join(", ")));
+        }
+    }
+    if !r.skipped.is_empty() {
+        s.push_str("\nskipped here (run with neither runtime):\n");
+        for (name, why) in &r.skipped {
+            s.push_str(&format!("  - {name}: {why}\n"));
         }
     }
     if !r.notes.is_empty() {
@@ -459,12 +487,22 @@ mod tests {
             notes: vec![],
             secs: 1.0,
             setup_error: None,
+            skipped: vec![("checkpoint".into(), "no CRIU".into())],
         };
         let t = render(&rep);
         assert!(t.contains("run   | ok   | FAIL  | differ"));
         assert!(t.contains("berth fails where runc passes:\n  - run: boom"));
         assert!(t.contains("runc fails here"));
         assert!(t.contains("start -> 1"));
+        assert!(t.contains("skipped here (run with neither runtime):\n  - checkpoint: no CRIU"));
+    }
+
+    #[test]
+    fn filter_selects_by_name() {
+        assert!(selects(&None, "anything"));
+        let f = Some("checkpoint".to_string());
+        assert!(selects(&f, "checkpoint + restore"));
+        assert!(!selects(&f, "run: output"));
     }
 
     #[test]
