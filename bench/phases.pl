@@ -14,16 +14,24 @@ while (<STDIN>) {
         my ($file) = $rest =~ /filename=(\S+)/;
         if ($file eq $berth) { $runs{$pid} = { start => $t }; push @seq, $pid; next }
         if (my $r = $runs{$pid}) { $r->{reexec} = $t if $file =~ m{^/dev/fd/|^/proc/}; next }
-        if (my $p = $child_of{$pid}) { $runs{$p}{exec} //= $t }
+        if (my $p = $child_of{$pid}) {
+            my $r = $runs{$p};
+            # The clone3 that made this child (not the thread berth may
+            # start first, see src/process/host_binary.rs).
+            @$r{qw(clone_in clone)} = @{ $r->{clones}{$pid} } unless $r->{exec};
+            $r->{exec} //= $t;
+        }
         next;
     }
     if (my $r = $runs{$pid}) {
         $r->{execveat} //= $t if $ev eq 'syscalls:sys_enter_execveat';
-        $r->{clone_in} //= $t if $ev eq 'syscalls:sys_enter_clone3';
-        if ($ev eq 'syscalls:sys_exit_clone3' && !$r->{clone}) {
+        $r->{clone_enter} = $t if $ev eq 'syscalls:sys_enter_clone3';
+        if ($ev eq 'syscalls:sys_exit_clone3') {
             my ($ret) = $rest =~ /(0x[0-9a-f]+)/;
-            $r->{clone} = $t;
-            $child_of{hex $ret} = $pid if $ret && hex $ret;
+            if ($ret && hex $ret) {
+                $child_of{hex $ret} = $pid;
+                $r->{clones}{hex $ret} = [$r->{clone_enter}, $t];
+            }
         }
         if ($ev eq 'cgroup:cgroup_attach_task') { $r->{attach0} //= $t; $r->{attach1} = $t }
         $r->{end} = $t if $ev eq 'sched:sched_process_exit';

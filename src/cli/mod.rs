@@ -135,13 +135,21 @@ fn parse(args: Vec<std::ffi::OsString>) -> std::result::Result<Cli, clap::Error>
 /// Entry point: parse, run, report. Exit codes follow runc: 1 for errors
 /// and bad flags, 3 for an unknown command.
 pub fn main() -> i32 {
+    // Commands that fork into a container run from a protected copy of the
+    // binary. The re-exec this may take comes first, before the arguments
+    // are parsed (the parse would be done twice): any argument naming such
+    // a command is enough (`state run` too, harmlessly), and the parse
+    // below checks that none was missed.
+    let enters_early = std::env::args_os()
+        .skip(1)
+        .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")));
+    let early = enters_early.then(crate::process::host_binary::protect);
     let cli = match parse(std::env::args_os().collect()) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    // Commands that fork into a container run from a protected copy of the
-    // binary (this may re-exec), then note the fds their caller passed,
-    // before anything of ours is opened.
+    // Then note the fds their caller passed, before anything of ours is
+    // opened.
     let (enters, passed_fds) = match &cli.command {
         Command::Create(a) => (true, a.preserve_fds),
         Command::Run(a) => (true, a.create.preserve_fds),
@@ -149,11 +157,14 @@ pub fn main() -> i32 {
         _ => (false, 0),
     };
     let protected = if enters {
-        let r = crate::process::host_binary::protect();
+        let r = early.unwrap_or_else(crate::process::host_binary::protect);
         let listen = crate::process::launch::listen_fds().unwrap_or(0);
-        crate::process::fds::record_inherited(passed_fds.saturating_add(listen));
-        r
+        let ours = r.as_ref().ok().copied().flatten();
+        crate::process::fds::record_inherited(passed_fds.saturating_add(listen), ours);
+        r.map(|_| ())
     } else {
+        // Re-exec'd for an argument that only looked like a command.
+        crate::process::host_binary::settle();
         Ok(())
     };
     let json = cli.log_format == "json";

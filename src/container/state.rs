@@ -73,15 +73,26 @@ pub struct State {
     pub creating: bool,
 }
 
-/// The inode of namespace `kind` of `pid` (0: the runtime itself).
+/// The inode of namespace `kind` of `pid` (0: the runtime itself), read
+/// from the link's text (`pid:[4026531836]`): the same number a stat of it
+/// gives, without the kernel making an nsfs inode to stat (a third of
+/// `list`'s time with a stat per container).
 pub fn ns_inode(pid: i32, kind: &str) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
     let path = if pid == 0 {
         format!("/proc/self/ns/{kind}")
     } else {
         format!("/proc/{pid}/ns/{kind}")
     };
-    std::fs::metadata(path).map(|m| m.ino())
+    let link = std::fs::read_link(&path)?;
+    link.to_str()
+        .and_then(|l| l.strip_prefix(kind)?.strip_prefix(":[")?.strip_suffix(']'))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{path} links to {}", link.display()),
+            )
+        })
 }
 
 impl State {
@@ -229,4 +240,22 @@ struct OciState<'a> {
     owner: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: &'a BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn ns_inode_from_the_link_is_the_inode_a_stat_gives() {
+        for kind in ["pid", "mnt", "net"] {
+            let statted = std::fs::metadata(format!("/proc/self/ns/{kind}"))
+                .unwrap()
+                .ino();
+            assert_eq!(super::ns_inode(0, kind).unwrap(), statted, "{kind}");
+            let me = std::process::id() as i32;
+            assert_eq!(super::ns_inode(me, kind).unwrap(), statted, "{kind}");
+        }
+        assert!(super::ns_inode(i32::MAX, "pid").is_err());
+    }
 }

@@ -17,17 +17,33 @@
 //!
 //! A binary that already sits on a read-only mount or in a sealed memfd is
 //! not re-exec'd.
+//!
+//! Closing the fd `open_tree` returned dissolves the detached mount (the
+//! running executable keeps it alive, read-only, until it exits), and the
+//! kernel waits for an RCU grace period there: ~1-3 ms of sleep on this
+//! kind of machine, on every `run`. So that fd is kept across the execveat
+//! and the re-exec'd process closes it on a short-lived thread while it
+//! reads the config, then joins that thread with `settle` before anything
+//! that needs a single-threaded process (setns, clone3).
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use crate::error::{Context, Error, Result};
 use crate::sys;
 
-/// Set in the re-exec'd process's environment only to detect a loop.
+/// Set in the re-exec'd process's environment to detect a loop; its value
+/// is the number of the `open_tree` fd kept open across the execveat, or
+/// `-` for a memfd copy.
 const GUARD: &str = "_BERTH_PROTECTED_EXE";
+
+/// The thread closing the `open_tree` fd (see the module comment).
+static CLOSER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
 
 const F_SEAL_ALL: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -35,26 +51,51 @@ const F_SEAL_ALL: libc::c_int =
 /// Make this process safe to fork into a container: re-exec from a
 /// protected copy of the binary unless already running from one, then mark
 /// the process non-dumpable (inherited by every clone3 child until its
-/// execve). Returns only when both hold.
-pub fn protect() -> Result<()> {
+/// execve). Returns only when both hold, with the fd ≥ 3 of the runtime's
+/// own that is still open (being closed by `settle`'s thread): it is not
+/// one the caller passed.
+pub fn protect() -> Result<Option<RawFd>> {
     let exe = File::open("/proc/self/exe").context("open /proc/self/exe")?;
     if is_protected(&exe) {
-        if std::env::var_os(GUARD).is_some() {
+        let mut held = None;
+        if let Some(v) = std::env::var_os(GUARD) {
             std::env::remove_var(GUARD);
             restore_name();
+            held = v
+                .to_str()
+                .and_then(|s| s.parse::<RawFd>().ok())
+                .filter(|&fd| fd >= 3 && names_the_same_file(fd, &exe));
         }
-        return sys::prctl(libc::PR_SET_DUMPABLE, 0).context("make the runtime non-dumpable");
+        drop(exe);
+        if let Some(fd) = held {
+            close_in_background(fd);
+        }
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("make the runtime non-dumpable")?;
+        return Ok(held);
     }
     if std::env::var_os(GUARD).is_some() {
         crate::bail!("re-exec from a read-only copy of the runtime binary did not take effect");
     }
-    let copy = match read_only_bind() {
-        Ok(fd) => fd,
-        Err(bind_err) => sealed_memfd(&exe).map_err(|e| {
-            e.context(format!(
-                "protect the runtime binary (read-only bind: {bind_err}; sealed copy)"
-            ))
-        })?,
+    let (copy, guard) = match read_only_bind() {
+        // Kept open across the execveat: see the module comment.
+        Ok(fd) => match nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        ) {
+            Ok(_) => {
+                let n = fd.as_raw_fd().to_string();
+                (fd, n)
+            }
+            Err(_) => (fd, "-".to_owned()),
+        },
+        Err(bind_err) => (
+            sealed_memfd(&exe).map_err(|e| {
+                e.context(format!(
+                    "protect the runtime binary (read-only bind: {bind_err}; sealed copy)"
+                ))
+            })?,
+            "-".to_owned(),
+        ),
     };
     drop(exe);
     let args: Vec<CString> = std::env::args_os().map(cstring).collect::<Result<_>>()?;
@@ -66,13 +107,69 @@ pub fn protect() -> Result<()> {
             cstring(kv)
         })
         .collect::<Result<_>>()?;
-    env.push(cstring(OsString::from(format!("{GUARD}=1")))?);
+    env.push(cstring(OsString::from(format!("{GUARD}={guard}")))?);
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     let err = sys::execve_fd(copy.as_fd(), &argv, &envp);
     Err(Error::from(err).context("re-exec the runtime from its protected copy"))
+}
+
+/// Wait until the `open_tree` fd is closed and the thread closing it is
+/// gone: the process is single-threaded again. Call it before setns or
+/// clone3.
+pub fn settle() {
+    let closer = CLOSER.lock().map(|mut c| c.take()).unwrap_or(None);
+    if let Some(t) = closer {
+        let _ = t.join();
+    }
+}
+
+/// `fd` (from our own environment) is a handle on the file we run from.
+fn names_the_same_file(fd: RawFd, exe: &File) -> bool {
+    let (Ok(held), Ok(ours)) = (
+        std::fs::metadata(format!("/proc/self/fd/{fd}")),
+        exe.metadata(),
+    ) else {
+        return false;
+    };
+    held.dev() == ours.dev() && held.ino() == ours.ino()
+}
+
+/// Close `fd` on a thread (its close waits for the mount's dissolution);
+/// inline if no thread can be started.
+fn close_in_background(fd: RawFd) {
+    // Not inherited by anything spawned meanwhile (hooks, helpers).
+    let _ = sys::set_cloexec(fd);
+    let close = move || {
+        let _ = sys::close_range(fd as u32, fd as u32);
+    };
+    // Born with every signal blocked: a signal for the process (SIGTERM to
+    // forward, SIGCHLD) must not be taken by this thread while the main
+    // thread blocks it for its signalfd (`run`).
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    let masked = pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("berth-close".into())
+        .stack_size(64 * 1024)
+        .spawn(close);
+    if masked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    match spawned {
+        Ok(t) => {
+            if let Ok(mut c) = CLOSER.lock() {
+                *c = Some(t);
+            }
+        }
+        Err(_) => close(),
+    }
 }
 
 fn cstring(s: OsString) -> Result<CString> {

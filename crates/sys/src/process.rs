@@ -421,10 +421,29 @@ pub fn execve_fd(
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and
 /// the state letter of `pid`; None when the process does not exist.
 pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, u8)> {
-    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read of a buffer the line fits in (procfs gives it whole), not
+    // std::fs::read's stat and growing reads: `list` does this per container.
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if buf[len - 1] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let data = &buf[..len];
     // comm may contain spaces and parentheses: fields start after the last ')'.
     let end = data.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&data[end + 2..]).ok()?;
+    let rest = std::str::from_utf8(data.get(end + 2..)?).ok()?;
     let mut fields = rest.split(' ');
     let state = fields.next()?.as_bytes().first().copied()?;
     // `state` was field 3; start time is field 22.
