@@ -16,9 +16,10 @@ build() {
 		| jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable // empty'
 }
 v2_tests=(systemd_cgroup checkpoint)
-# A caller's checkpoint/restore round trip (podman, runc and berth side by
-# side; see callers/README.md), in the v2 boot where CRIU works.
-callers_args="--only podman --filter checkpoint"
+# Two callers' checkpoint/restore round trips (ctr and podman, runc and
+# berth side by side; see callers/README.md), in the v2 boot where CRIU
+# works.
+callers_args="--only ctr,podman --filter checkpoint"
 v1_tests=(systemd_cgroup)
 rc=0
 for mode in ${BERTH_SYSTEMD_MODES:-v2 v1}; do

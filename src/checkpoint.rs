@@ -400,6 +400,37 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
     Ok(())
 }
 
+/// CRIU mounts what it dumped onto the mount points it finds in the new
+/// rootfs; a fresh rootfs (a caller's new snapshot of the image: `ctr
+/// container restore`) has none of those `create` made. Make them as
+/// `create` does, resolved inside the rootfs; not under a tmpfs of the
+/// container, whose content CRIU restores whole.
+fn make_mount_points(rootfs: &Path, spec: &Spec, bundle: &Path) -> Result<()> {
+    use crate::rootfs::resolve::{self, Kind};
+    let dir = std::fs::File::open(rootfs)
+        .with_context(|| format!("open the rootfs {}", rootfs.display()))?;
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let tmpfs: Vec<&Path> = mounts
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .map(|m| m.destination().as_path())
+        .collect();
+    let binds = bind_mounts(spec, bundle);
+    for m in mounts {
+        let dest = m.destination();
+        if tmpfs.iter().any(|t| dest != *t && dest.starts_with(t)) {
+            continue;
+        }
+        let file_source = binds
+            .iter()
+            .any(|(d, src)| Path::new(d) == dest && src.metadata().is_ok_and(|md| !md.is_dir()));
+        let kind = if file_source { Kind::File } else { Kind::Dir };
+        resolve::ensure(dir.as_fd(), dest, kind)
+            .with_context(|| format!("make the mount point {} for CRIU", dest.display()))?;
+    }
+    Ok(())
+}
+
 /// Joined namespaces (a `path`) would need CRIU's external namespaces;
 /// not done here.
 fn check_namespaces(spec: &Spec) -> Result<()> {
@@ -511,6 +542,7 @@ fn run_restore(
     let work = r.work_path.clone().unwrap_or_else(|| r.image_path.clone());
     std::fs::create_dir_all(&work)
         .with_context(|| format!("create work directory {}", work.display()))?;
+    make_mount_points(plan.rootfs_path(), spec, bundle)?;
     // CRIU's --root must be a mount point of its own.
     let root = work.join("berth-criu-root");
     std::fs::create_dir_all(&root)?;

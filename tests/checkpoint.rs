@@ -71,16 +71,8 @@ fn assert_count_goes_on(b: &Bundle, from: u64) {
     );
 }
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-fn scratch() -> Dir {
-    let d = std::env::temp_dir().join(unique("berth-ckpt"));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
+fn scratch() -> TempDir {
+    TempDir::new("berth-ckpt")
 }
 
 fn p(path: &Path) -> &str {
