@@ -163,8 +163,6 @@ pub fn main() -> i32 {
         crate::process::fds::record_inherited(passed_fds.saturating_add(listen), ours);
         r.map(|_| ())
     } else {
-        // Re-exec'd for an argument that only looked like a command.
-        crate::process::host_binary::settle();
         Ok(())
     };
     let json = cli.log_format == "json";

@@ -105,8 +105,6 @@ struct Child<'a> {
 
 /// Start the process; returns once it is about to exec (or failed).
 pub fn exec(mut plan: Plan, cgroup: &Manager, o: ExecOpts) -> Result<Launched> {
-    // Single-threaded from here (setns, clone3).
-    super::host_binary::settle();
     let userns = plan.user_join.is_some();
     // The cgroup namespace is joined by the child, not before clone3: a
     // parent inside it could not name the container's cgroup (outside the

@@ -21,18 +21,16 @@
 //! Closing the fd `open_tree` returned dissolves the detached mount (the
 //! running executable keeps it alive, read-only, until it exits), and the
 //! kernel waits for an RCU grace period there: ~1-3 ms of sleep on this
-//! kind of machine, on every `run`. So that fd is kept across the execveat
-//! and the re-exec'd process closes it on a short-lived thread while it
-//! reads the config, then joins that thread with `settle` before anything
-//! that needs a single-threaded process (setns, clone3).
+//! kind of machine, on every `run`. That fd is kept across the execveat
+//! and the re-exec'd process closes it first thing, on its only thread (a
+//! closing thread saved the wait but broke `exec`'s setns of the mount
+//! namespace, which needs a single-threaded process).
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
-use std::thread::JoinHandle;
 
 use crate::error::{Context, Error, Result};
 use crate::sys;
@@ -42,9 +40,6 @@ use crate::sys;
 /// `-` for a memfd copy.
 const GUARD: &str = "_BERTH_PROTECTED_EXE";
 
-/// The thread closing the `open_tree` fd (see the module comment).
-static CLOSER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
-
 const F_SEAL_ALL: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
@@ -52,8 +47,8 @@ const F_SEAL_ALL: libc::c_int =
 /// protected copy of the binary unless already running from one, then mark
 /// the process non-dumpable (inherited by every clone3 child until its
 /// execve). Returns only when both hold, with the fd ≥ 3 of the runtime's
-/// own that is still open (being closed by `settle`'s thread): it is not
-/// one the caller passed.
+/// own that was kept across the re-exec (closed by now; its number is not
+/// one the caller passed).
 pub fn protect() -> Result<Option<RawFd>> {
     let exe = File::open("/proc/self/exe").context("open /proc/self/exe")?;
     if is_protected(&exe) {
@@ -68,7 +63,7 @@ pub fn protect() -> Result<Option<RawFd>> {
         }
         drop(exe);
         if let Some(fd) = held {
-            close_in_background(fd);
+            close_held(fd);
         }
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("make the runtime non-dumpable")?;
         return Ok(held);
@@ -116,16 +111,6 @@ pub fn protect() -> Result<Option<RawFd>> {
     Err(Error::from(err).context("re-exec the runtime from its protected copy"))
 }
 
-/// Wait until the `open_tree` fd is closed and the thread closing it is
-/// gone: the process is single-threaded again. Call it before setns or
-/// clone3.
-pub fn settle() {
-    let closer = CLOSER.lock().map(|mut c| c.take()).unwrap_or(None);
-    if let Some(t) = closer {
-        let _ = t.join();
-    }
-}
-
 /// `fd` (from our own environment) is a handle on the file we run from.
 fn names_the_same_file(fd: RawFd, exe: &File) -> bool {
     let (Ok(held), Ok(ours)) = (
@@ -137,39 +122,12 @@ fn names_the_same_file(fd: RawFd, exe: &File) -> bool {
     held.dev() == ours.dev() && held.ino() == ours.ino()
 }
 
-/// Close `fd` on a thread (its close waits for the mount's dissolution);
-/// inline if no thread can be started.
-fn close_in_background(fd: RawFd) {
-    // Not inherited by anything spawned meanwhile (hooks, helpers).
-    let _ = sys::set_cloexec(fd);
-    let close = move || {
-        let _ = sys::close_range(fd as u32, fd as u32);
-    };
-    // Born with every signal blocked: a signal for the process (SIGTERM to
-    // forward, SIGCHLD) must not be taken by this thread while the main
-    // thread blocks it for its signalfd (`run`).
-    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
-    let mut old = SigSet::empty();
-    let masked = pthread_sigmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    );
-    let spawned = std::thread::Builder::new()
-        .name("berth-close".into())
-        .stack_size(64 * 1024)
-        .spawn(close);
-    if masked.is_ok() {
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-    }
-    match spawned {
-        Ok(t) => {
-            if let Ok(mut c) = CLOSER.lock() {
-                *c = Some(t);
-            }
-        }
-        Err(_) => close(),
-    }
+/// Close `fd` at once, before anything else is opened or entered. (Its
+/// close dissolves the detached mount and waits for an RCU grace period; a
+/// thread doing it in the background left the process multi-threaded at
+/// `exec`'s setns(CLONE_NEWNS), which the kernel refuses with EINVAL.)
+fn close_held(fd: RawFd) {
+    let _ = sys::close_range(fd as u32, fd as u32);
 }
 
 fn cstring(s: OsString) -> Result<CString> {

@@ -35,8 +35,6 @@ pub fn launch(
     console_socket: Option<OwnedFd>,
     cgroup_fd: Option<RawFd>,
 ) -> Result<Launched> {
-    // Single-threaded from here (setns, clone3).
-    super::host_binary::settle();
     let ns = &plan.namespaces;
     let linux = plan.spec.linux().as_ref();
 
