@@ -162,8 +162,36 @@ impl Channel {
         }
     }
 
+    /// The length of the next message, without taking it (0 when the
+    /// other side closed its end). recvmsg like the real receive, so an
+    /// init under an early seccomp filter needs no other syscall; no
+    /// control buffer, so a passed fd stays queued, not installed.
+    fn peek_len(&self, flags: MsgFlags) -> Result<usize> {
+        loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut [])];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                None,
+                flags | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(m) => return Ok(m.bytes),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::from(e).context("receive on the init channel")),
+            }
+        }
+    }
+
     fn recv_flags(&self, flags: MsgFlags) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; MAX_MSG];
+        // Sized to the message (MSG_TRUNC reports a seqpacket's real
+        // length), not MAX_MSG each time.
+        let len = self.peek_len(flags)?;
+        if len > MAX_MSG {
+            return Err(Error::msg(format!(
+                "message of {len} bytes on the init channel exceeds {MAX_MSG}"
+            )));
+        }
+        let mut buf = vec![0u8; len.max(1)];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         let (n, mut passed) = loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -185,6 +213,9 @@ impl Channel {
                                 passed.get_or_insert(owned);
                             }
                         }
+                    }
+                    if m.flags.contains(MsgFlags::MSG_TRUNC) {
+                        return Err(Error::msg("truncated message on the init channel"));
                     }
                     break (m.bytes, passed);
                 }
@@ -264,5 +295,19 @@ mod tests {
         }
         drop(a);
         assert!(b.recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_large_message_arrives_whole() {
+        let (a, b) = pair().unwrap();
+        let state: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        a.send(&Msg::Go(state.clone())).unwrap();
+        a.send(&Msg::Ready).unwrap();
+        match b.recv().unwrap() {
+            Some(Msg::Go(got)) => assert_eq!(got, state),
+            m => panic!("expected Go, got {m:?}"),
+        }
+        assert!(matches!(b.recv().unwrap(), Some(Msg::Ready)));
+        assert!(b.pending_error().is_none());
     }
 }
