@@ -416,7 +416,7 @@ pub fn kill(c: &Container, sig: i32, all: bool) -> Result<()> {
             return c.state.cgroup.kill_all(sig);
         }
         if c.status() != Status::Stopped {
-            let (pids, ns) = container_pids(c)?;
+            let (pids, ns) = container_pids(c, || c.state.init_alive())?;
             for pid in pids {
                 let _ = signal_in_ns(pid, ns, sig);
             }
@@ -437,12 +437,16 @@ pub fn kill(c: &Container, sig: i32, all: bool) -> Result<()> {
 /// process), and a namespace that is the runtime's own is never taken for
 /// the container's: that would signal every process on the host.
 /// With the pids scanned from a pid namespace comes that namespace.
-fn container_pids(c: &Container) -> Result<(Vec<i32>, Option<u64>)> {
+/// `init_alive` checks the init (or says what an earlier check found).
+fn container_pids(
+    c: &Container,
+    init_alive: impl FnOnce() -> bool,
+) -> Result<(Vec<i32>, Option<u64>)> {
     let pids = c.state.cgroup.pids()?;
     if !pids.is_empty() {
         return Ok((pids, None));
     }
-    if !c.state.init_alive() {
+    if !init_alive() {
         return Ok((Vec::new(), None));
     }
     let mut out = vec![c.state.pid];
@@ -483,21 +487,25 @@ fn signal_in_ns(pid: i32, ns: Option<u64>, sig: i32) -> Result<()> {
 }
 
 pub fn delete(c: Container, force: bool) -> Result<()> {
-    match c.status() {
+    // The init is checked once, on an open pidfd (`init_pidfd`): the status
+    // and the pids follow from that check, and the kill goes to that pidfd,
+    // which a process reusing the pid later is never behind.
+    let init = c.state.init_pidfd();
+    match c.state.status_of(init.is_some(), &c.dir.join(EXEC_FIFO)) {
         Status::Stopped => {}
         // runc deletes a created container (containerd relies on it).
-        Status::Created => kill_init_and_wait(&c)?,
+        Status::Created => kill_and_wait(init, c.state.pid)?,
         s if force => {
             if s == Status::Paused {
                 let _ = c.state.cgroup.thaw();
             }
-            let (pids, ns) = container_pids(&c)?;
+            let (pids, ns) = container_pids(&c, || init.is_some())?;
             for pid in pids {
                 if pid != c.state.pid {
                     let _ = signal_in_ns(pid, ns, libc::SIGKILL);
                 }
             }
-            kill_init_and_wait(&c)?
+            kill_and_wait(init, c.state.pid)?
         }
         s => crate::bail!(
             "cannot delete container {} that is not stopped: {}",
@@ -510,8 +518,14 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
 
 /// SIGKILL the init, if it still is the init, and wait until it is gone.
 fn kill_init_and_wait(c: &Container) -> Result<()> {
-    match c.state.init_pidfd() {
-        Some(fd) => wait::kill_pidfd_and_wait(fd.as_fd(), c.state.pid),
+    kill_and_wait(c.state.init_pidfd(), c.state.pid)
+}
+
+/// SIGKILL the process behind `pidfd` (`pid` for messages), if any, and
+/// wait until it is gone.
+fn kill_and_wait(pidfd: Option<OwnedFd>, pid: i32) -> Result<()> {
+    match pidfd {
+        Some(fd) => wait::kill_pidfd_and_wait(fd.as_fd(), pid),
         None => Ok(()),
     }
 }
@@ -633,7 +647,7 @@ pub fn processes(c: &Container) -> Result<Vec<i32>> {
     if c.status() == Status::Stopped {
         return Ok(Vec::new());
     }
-    container_pids(c).map(|(pids, _)| pids)
+    container_pids(c, || c.state.init_alive()).map(|(pids, _)| pids)
 }
 
 /// `spec`: write the default config.json into `bundle`.

@@ -119,7 +119,13 @@ impl State {
     /// different process reusing its pid; `created` while the exec fifo
     /// exists; `running` otherwise.
     pub fn status(&self, exec_fifo: &Path) -> Status {
-        if !self.init_alive() {
+        self.status_of(self.init_alive(), exec_fifo)
+    }
+
+    /// The status, whether the init is alive already known (`init_alive`,
+    /// or an `init_pidfd` that was or was not handed out).
+    pub fn status_of(&self, init_alive: bool, exec_fifo: &Path) -> Status {
+        if !init_alive {
             return Status::Stopped;
         }
         if self.creating {
