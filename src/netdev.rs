@@ -188,12 +188,17 @@ pub fn move_in(devs: &[Device], pid: i32, state_dir: &Path) -> Result<()> {
     }
     let sock = Netlink::open()?;
     let mut devs = devs.to_vec();
+    // Each device's index, looked up once: its addresses are read and the
+    // device moved by it.
+    let mut indices = Vec::with_capacity(devs.len());
     for d in &mut devs {
-        if let Some(link) = sock.link(&d.host)? {
+        let index = sock.link(&d.host)?.map(|link| link.index);
+        if let Some(index) = index {
             d.ips = sock
-                .addresses(link.index)
+                .addresses(index)
                 .with_context(|| format!("linux.netDevices[{:?}]: read its addresses", d.host))?;
         }
+        indices.push(index);
     }
     crate::container::write_atomic(&state_dir.join(RECORD), &serde_json::to_vec(&devs)?, 0o600)?;
     let ns_path = format!("/proc/{pid}/ns/net");
@@ -209,12 +214,12 @@ pub fn move_in(devs: &[Device], pid: i32, state_dir: &Path) -> Result<()> {
     .with_context(|| format!("pin the container's network namespace at {}", pin.display()))?;
     let netns = std::fs::File::open(&pin).with_context(|| format!("open {}", pin.display()))?;
     let inside = Netlink::open_in(netns.as_fd())?;
-    for d in &devs {
+    for (d, index) in devs.iter().zip(indices) {
         let field = format!("linux.netDevices[{:?}]", d.host);
-        let Some(link) = sock.link(&d.host)? else {
+        let Some(index) = index else {
             crate::bail!("{field}: no network interface {:?} on the host", d.host);
         };
-        sock.move_link(link.index, netns.as_fd(), &d.container)
+        sock.move_link(index, netns.as_fd(), &d.container)
             .map_err(|e| {
                 let taken = format!(
                     "an interface named {:?} already exists in the container's network namespace",
