@@ -1,9 +1,8 @@
 //! The re-exec from a read-only bind of the binary (src/process/host_binary.rs)
-//! keeps the `open_tree` fd open across the execveat and closes it on a
-//! thread of the re-exec'd process. That fd must never reach the
-//! container, even where it lands in the range of fds a caller promised
-//! with `--preserve-fds` and did not pass, and what carried it (the
-//! environment) must not either.
+//! goes through an `open_tree` fd and leaves a variable in the re-exec'd
+//! runtime's environment. Neither may reach the container, even where the
+//! fd would land in the range of fds a caller promised with
+//! `--preserve-fds` and did not pass.
 
 mod common;
 

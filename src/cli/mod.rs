@@ -159,9 +159,8 @@ pub fn main() -> i32 {
     let protected = if enters {
         let r = early.unwrap_or_else(crate::process::host_binary::protect);
         let listen = crate::process::launch::listen_fds().unwrap_or(0);
-        let ours = r.as_ref().ok().copied().flatten();
-        crate::process::fds::record_inherited(passed_fds.saturating_add(listen), ours);
-        r.map(|_| ())
+        crate::process::fds::record_inherited(passed_fds.saturating_add(listen));
+        r
     } else {
         Ok(())
     };

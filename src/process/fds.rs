@@ -19,11 +19,11 @@ use crate::sys;
 
 static INHERITED: OnceLock<Vec<RawFd>> = OnceLock::new();
 
-/// Record which of fds `3..3 + count` are open now (the caller's), but
-/// `ours`. Call it before the runtime opens any other fd of its own.
-pub fn record_inherited(count: u32, ours: Option<RawFd>) {
+/// Record which of fds `3..3 + count` are open now (the caller's). Call it
+/// before the runtime opens any fd of its own.
+pub fn record_inherited(count: u32) {
     let open = (3..3 + count as RawFd)
-        .filter(|&fd| Some(fd) != ours && sys::fd_is_open(fd))
+        .filter(|&fd| sys::fd_is_open(fd))
         .collect();
     let _ = INHERITED.set(open);
 }
