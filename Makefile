@@ -20,7 +20,7 @@ DEB_PACKAGES := build-essential file busybox-static runc crun umoci skopeo jq zs
 # unshare (util-linux).
 DEB_PACKAGES += util-linux
 
-.PHONY: all deps build test test-full test-diff test-callers test-cgroup2 test-cgroup1 test-systemd demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
+.PHONY: all deps build text-order test test-full test-diff test-callers test-cgroup2 test-cgroup1 test-systemd demo install bench bench-quick bench-build bench-profile bench-unpack bench-commit clippy fmt clean conformance
 
 all: build
 
@@ -124,6 +124,12 @@ bench: deps build bench-build
 
 bench-quick: deps build bench-build
 	$(BENCH) --quick --strict --repo $(CURDIR) $(BENCH_RUNTIMES) $(BENCH_ARGS)
+
+# text-order.txt: the functions berth's commands run, in the order they
+# first run, for the linker (build.rs; bench/README.md). ~10 min.
+text-order: deps build bench-build
+	bench/text-order.sh $(RELEASE)/berth $(BENCH) text-order.txt
+	$(MAKE) --no-print-directory build
 
 bench-profile: deps build bench-build
 	@missing=$$(for p in $(PROFILE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

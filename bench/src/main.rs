@@ -30,6 +30,7 @@ mod image;
 mod report;
 mod sample;
 mod stats;
+mod text_order;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -143,6 +144,14 @@ fn first_line(argv: &[&str]) -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("text-order") {
+        if let Err(e) = text_order::main(&args[1..]) {
+            eprintln!("berth-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let o = parse();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
