@@ -336,25 +336,11 @@ fn unsupported_flags_and_bad_input_are_refused() {
     assert_eq!(rt.status(&id), "running");
 }
 
-/// The static helper (examples/ckpt_helper.rs), built by `cargo test`.
-fn helper() -> PathBuf {
-    let p = Path::new(BERTH)
-        .parent()
-        .unwrap()
-        .join("examples/ckpt_helper");
-    assert!(
-        p.exists(),
-        "{} missing: `cargo test` builds the examples",
-        p.display()
-    );
-    p
-}
-
 /// A writable busybox bundle running `args`, with the helper at /helper.
 fn helper_bundle(args: &[&str]) -> Bundle {
     let mut b = Bundle::new(args);
     b.edit(|s| s["root"]["readonly"] = false.into());
-    std::fs::copy(helper(), b.rootfs().join("helper")).unwrap();
+    std::fs::copy(example("ckpt_helper"), b.rootfs().join("helper")).unwrap();
     b
 }
 

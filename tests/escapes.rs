@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{Bundle, Runtime, BERTH};
+use common::{example, Bundle, Runtime, BERTH};
 use serde_json::{json, Value};
 
 /// A file only the host can see, and a probe that tries to read it through
@@ -320,20 +320,6 @@ fn the_container_process_holds_only_stdio_and_the_fds_it_was_given() {
     common::reap(pid);
 }
 
-/// The static attacker (examples/escape_attacker.rs), built by `cargo test`.
-fn attacker() -> PathBuf {
-    let p = Path::new(BERTH)
-        .parent()
-        .unwrap()
-        .join("examples/escape_attacker");
-    assert!(
-        p.exists(),
-        "{} missing: `cargo test` builds the examples",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn the_host_binary_cannot_be_reached_or_overwritten_from_inside() {
     // The runtime under attack is a private copy, so a successful attack
@@ -348,7 +334,7 @@ fn the_host_binary_cannot_be_reached_or_overwritten_from_inside() {
     // The init must outlive the attack: its exit would end the pid namespace.
     let b = Bundle::new(&["/bin/sleep", "1000"]);
     let rootfs = b.rootfs();
-    std::fs::copy(attacker(), rootfs.join("attacker")).unwrap();
+    std::fs::copy(example("escape_attacker"), rootfs.join("attacker")).unwrap();
     // CVE-2019-5736's entry point: a script whose interpreter is the
     // runtime that execs it.
     std::fs::write(rootfs.join("evil"), "#!/proc/self/exe\n").unwrap();

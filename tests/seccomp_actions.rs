@@ -10,8 +10,8 @@ mod seccomp_common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{Bundle, Runtime};
-use seccomp_common::{example, Listener};
+use common::{example, Bundle, Runtime};
+use seccomp_common::Listener;
 use serde_json::{json, Value};
 
 /// A bundle running the probe (as `/NAME`) with `seccomp`.

@@ -12,6 +12,22 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// An example binary (examples/NAME.rs) next to the berth binary under
+/// test, built by `cargo test`.
+pub fn example(name: &str) -> PathBuf {
+    let p = Path::new(BERTH)
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} missing: `cargo test` builds the examples",
+        p.display()
+    );
+    p
+}
+
 /// Make the test process a child subreaper: detached containers whose
 /// runtime process exited are reparented to us (PID 1 here never reaps).
 pub fn subreaper() {

@@ -4,25 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::Value;
 
-/// An example binary next to the berth binary under test.
-pub fn example(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_berth"))
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} missing: `cargo test` builds the examples",
-        p.display()
-    );
-    p
-}
+use crate::common::example;
 
 /// A running listener with its own directory (socket, log, states); ended
 /// (stdin closed, then killed by pid if need be) and removed on drop.
