@@ -128,6 +128,17 @@ fn checkpoint_with(rt: &Runtime, id: &str, images: &Path, flags: &[&str]) {
     assert_eq!(rt.status(id), "stopped", "checkpoint left it running");
 }
 
+/// `checkpoint --leave-running` into `images`.
+fn checkpoint_leave_running(rt: &Runtime, id: &str, images: &Path) {
+    rt.ok(&[
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        p(images),
+        id,
+    ]);
+}
+
 fn kill_and_delete(rt: &Runtime, id: &str) {
     let pid = rt.state(id)["pid"].as_i64().unwrap_or(0) as i32;
     rt.ok(&["kill", id, "KILL"]);
@@ -148,17 +159,8 @@ fn checkpoint_then_restore_continues_the_count() {
     let d = scratch();
     let (images, work) = (d.0.join("img"), d.0.join("work"));
     let id = unique("ck");
-    let pid = start_counting(&rt, &b, &id);
-    rt.ok(&[
-        "checkpoint",
-        "--image-path",
-        p(&images),
-        "--work-path",
-        p(&work),
-        &id,
-    ]);
-    reap(pid);
-    assert_eq!(rt.status(&id), "stopped", "checkpoint left it running");
+    start_counting(&rt, &b, &id);
+    checkpoint_with(&rt, &id, &images, &["--work-path", p(&work)]);
     let at = count(&b).unwrap();
     assert!(work.join("dump.log").exists());
     rt.ok(&["delete", &id]);
@@ -192,13 +194,7 @@ fn leave_running_then_restore_into_a_new_id() {
     // Read before: the container goes on counting while and after it is
     // dumped, and the dumped value is at least this.
     let at = count(&b).unwrap();
-    rt.ok(&[
-        "checkpoint",
-        "--leave-running",
-        "--image-path",
-        p(&images),
-        &id,
-    ]);
+    checkpoint_leave_running(&rt, &id, &images);
     assert_eq!(rt.status(&id), "running");
     let after = count(&b).unwrap();
     wait_until("the original to go on counting", || {
@@ -223,13 +219,7 @@ fn a_paused_container_is_checkpointed_and_stays_paused() {
     start_counting(&rt, &b, &id);
     rt.ok(&["pause", &id]);
     let at = count(&b).unwrap();
-    rt.ok(&[
-        "checkpoint",
-        "--leave-running",
-        "--image-path",
-        p(&images),
-        &id,
-    ]);
+    checkpoint_leave_running(&rt, &id, &images);
     assert_eq!(rt.status(&id), "paused", "the checkpoint thawed it");
     rt.ok(&["resume", &id]);
     wait_until("the original to go on counting", || {
