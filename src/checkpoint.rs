@@ -405,7 +405,7 @@ pub fn checkpoint(criu: &Criu, c: &Container, o: &DumpOptions) -> Result<()> {
 /// container restore`) has none of those `create` made. Make them as
 /// `create` does, resolved inside the rootfs; not under a tmpfs of the
 /// container, whose content CRIU restores whole.
-fn make_mount_points(rootfs: &Path, spec: &Spec, bundle: &Path) -> Result<()> {
+fn make_mount_points(rootfs: &Path, spec: &Spec, binds: &[(String, PathBuf)]) -> Result<()> {
     use crate::rootfs::resolve::{self, Kind};
     let dir = std::fs::File::open(rootfs)
         .with_context(|| format!("open the rootfs {}", rootfs.display()))?;
@@ -415,7 +415,6 @@ fn make_mount_points(rootfs: &Path, spec: &Spec, bundle: &Path) -> Result<()> {
         .filter(|m| m.typ().as_deref() == Some("tmpfs"))
         .map(|m| m.destination().as_path())
         .collect();
-    let binds = bind_mounts(spec, bundle);
     for m in mounts {
         let dest = m.destination();
         if tmpfs.iter().any(|t| dest != *t && dest.starts_with(t)) {
@@ -542,7 +541,8 @@ fn run_restore(
     let work = r.work_path.clone().unwrap_or_else(|| r.image_path.clone());
     std::fs::create_dir_all(&work)
         .with_context(|| format!("create work directory {}", work.display()))?;
-    make_mount_points(plan.rootfs_path(), spec, bundle)?;
+    let binds = bind_mounts(spec, bundle);
+    make_mount_points(plan.rootfs_path(), spec, &binds)?;
     // CRIU's --root must be a mount point of its own.
     let root = work.join("berth-criu-root");
     std::fs::create_dir_all(&root)?;
@@ -588,7 +588,7 @@ fn run_restore(
                 args.push(flag.into());
             }
         }
-        for (dest, src) in bind_mounts(spec, bundle) {
+        for (dest, src) in &binds {
             args.push("--external".into());
             args.push(format!("mnt[{dest}]:{}", src.display()));
         }
