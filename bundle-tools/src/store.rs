@@ -8,6 +8,7 @@
 //! STORE/layers/sha256/HEX/   an extracted layer (appears complete, by rename)
 //! STORE/refs/sha256/HEX/ID   a bundle using it (ID: hash of its path; content: the path)
 //! STORE/tmp/                 extractions in progress
+//! STORE/unpacks/ID-PID        an overlay unpack under way (content: the bundle's path)
 //! STORE/lock, STORE/locks/HEX.lock, STORE/gc.lock
 //! ```
 //!
@@ -21,8 +22,10 @@
 //! shared for its whole run; `gc` takes it exclusively, so it sees only
 //! what killed runs left: extractions in `tmp/`, references taken by an
 //! unpack that never finished (its bundle does not exist or does not list
-//! the layer) and their `.NAME.berth-unpack-PID` directories, and layers
-//! nobody references. A layer directory only ever appears complete.
+//! the layer), the `.NAME.berth-unpack-PID` directories of unpacks that
+//! never finished (marked in `unpacks/` before they make anything, so one
+//! killed before it took references is found too), and layers nobody
+//! references. A layer directory only ever appears complete.
 
 use crate::blobs::{Compression, Digest, Hasher};
 use crate::layer::pipeline::{self, Counters};
@@ -90,7 +93,14 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
 
 impl LayerStore {
     pub fn open(root: &Path) -> Result<Self> {
-        for d in ["layers/sha256", "refs/sha256", "tmp", "locks", "empty"] {
+        for d in [
+            "layers/sha256",
+            "refs/sha256",
+            "tmp",
+            "locks",
+            "empty",
+            "unpacks",
+        ] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
         }
@@ -111,6 +121,20 @@ impl LayerStore {
     /// `gc` (exclusive) never takes their work in progress for leftovers.
     pub fn hold(&self) -> Result<Held> {
         self.lock_op(Path::new("gc.lock"), libc::LOCK_SH)
+    }
+
+    /// Mark an unpack of `bundle` as under way, before it makes anything
+    /// beside the bundle; the mark goes when the returned value is dropped.
+    /// One that a killed unpack left tells `gc` whose leftovers to remove.
+    pub fn begin_unpack(&self, bundle: &Path) -> Result<UnpackMark> {
+        let (id, abs) = bundle_id(bundle)?;
+        let path = self
+            .root
+            .join("unpacks")
+            .join(format!("{id}-{}", std::process::id()));
+        std::fs::write(&path, abs.as_os_str().as_encoded_bytes())
+            .with_context(|| format!("write {}", path.display()))?;
+        Ok(UnpackMark(path))
     }
 
     pub fn layer_path(&self, key: &str) -> Result<PathBuf> {
@@ -267,6 +291,15 @@ impl LayerStore {
 }
 
 /// What `gc` removed from a store.
+/// An unpack under way (`LayerStore::begin_unpack`); unmarked on drop.
+pub struct UnpackMark(PathBuf);
+
+impl Drop for UnpackMark {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct GcReport {
     pub layers: usize,
@@ -344,6 +377,15 @@ impl LayerStore {
             let e = e.with_context(|| format!("read {}", tmp.display()))?;
             remove_tree(&e.path());
             rep.temporaries += 1;
+        }
+        let marks = self.root.join("unpacks");
+        for e in std::fs::read_dir(&marks).into_iter().flatten().flatten() {
+            if let Ok(raw) = std::fs::read(e.path()) {
+                let bundle = PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
+                rep.bundles += remove_unpack_leftovers(&bundle, false);
+            }
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("remove {}", e.path().display()))?;
         }
         for alg in ["sha256", "sha512"] {
             let refs = self.root.join("refs").join(alg);

@@ -94,6 +94,12 @@ pub fn unpack(opts: &UnpackOptions, bundle: &Path) -> Result<Report> {
         None => None,
     };
     let _held = store.as_ref().map(LayerStore::hold).transpose()?;
+    // Before anything is made beside the bundle: a killed unpack's
+    // directory is then gc's to find, references taken or not.
+    let _mark = store
+        .as_ref()
+        .map(|st| st.begin_unpack(bundle))
+        .transpose()?;
     let tmp = TempDir::create(parent.join(format!(
         ".{}.berth-unpack-{}",
         name.to_string_lossy(),
